@@ -12,9 +12,11 @@
 
 pub mod document;
 pub mod job;
+pub mod keys;
 pub mod page;
 
 pub use document::{DocumentResult, DocumentStatus, PageError, SourceInfo};
+pub use keys::{DocKeys, ResultKey};
 pub use job::{EngineKind, JobOptions, Manifest, PageJob};
 pub use page::{
     BBox, Block, BlockKind, Chart, ChartAxis, ChartPoint, ChartSeries, EngineInfo, Formula, Line,
