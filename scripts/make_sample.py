@@ -107,7 +107,7 @@ def ruled_table(page: Page, header: list[str], rows: list[list[str]], col_widths
     for r, cells in enumerate(all_rows):
         y = top + r * row_h
         x = x0
-        for c, (cell, w) in enumerate(zip(cells, col_widths)):
+        for c, (cell, w) in enumerate(zip(cells, col_widths, strict=True)):
             tx = x + w - pad - int(fnt.getlength(cell)) if c >= 2 else x + pad
             page.draw.text((tx, y + (row_h - fnt.size) // 2 - 2), cell, font=fnt, fill=INK,
                            stroke_width=1 if r == 0 else 0, stroke_fill=INK)
