@@ -1,0 +1,105 @@
+//! Self-attention of the text decoder (spec §2.3): q/k/v with bias, GQA, partial half-split
+//! M-RoPE on the first `rotary_dim` dims of each head, causal softmax in f32, o_proj without bias.
+//!
+//! GQA without copying K/V: the query heads that share a KV head are folded into the sequence
+//! axis ([B, kv, rep·T, D]), so one batched matmul per KV head serves all of its query heads.
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{linear_b, linear_no_bias, Linear, VarBuilder};
+
+use crate::config::TextConfig;
+use crate::error::Result;
+use crate::kv_cache::KvCache;
+use crate::mrope::MropeTable;
+
+/// One attention block (`self_attn.*`).
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+    layer: usize,
+}
+
+impl Attention {
+    /// Loads `q_proj`, `k_proj`, `v_proj` (with bias when `attention_bias`) and `o_proj` under `vb`.
+    pub fn new(cfg: &TextConfig, layer: usize, vb: VarBuilder) -> Result<Self> {
+        let (h, d) = (cfg.hidden_size, cfg.head_dim());
+        let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+        let bias = cfg.attention_bias;
+        Ok(Self {
+            q_proj: linear_b(h, nh * d, bias, vb.pp("q_proj"))?,
+            k_proj: linear_b(h, nkv * d, bias, vb.pp("k_proj"))?,
+            v_proj: linear_b(h, nkv * d, bias, vb.pp("v_proj"))?,
+            o_proj: linear_no_bias(nh * d, h, vb.pp("o_proj"))?,
+            num_heads: nh,
+            num_kv_heads: nkv,
+            head_dim: d,
+            scale: (d as f64).powf(-0.5),
+            layer,
+        })
+    }
+
+    /// `x` [B, T, hidden]; `cos`/`sin` [B, T, rotary/2]; `mask` [T, S] additive (None when T = 1).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        rope: &MropeTable,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self
+            .q_proj
+            .forward(x)?
+            .reshape((b, t, nh, d))?
+            .transpose(1, 2)?;
+        let k = self
+            .k_proj
+            .forward(x)?
+            .reshape((b, t, nkv, d))?
+            .transpose(1, 2)?;
+        let v = self
+            .v_proj
+            .forward(x)?
+            .reshape((b, t, nkv, d))?
+            .transpose(1, 2)?;
+        let q = rope.apply(&q, cos, sin)?;
+        let k = rope.apply(&k, cos, sin)?;
+        let (k, v) = cache.append(self.layer, &k, &v.contiguous()?)?;
+        let s = k.dim(2)?;
+        let rep = nh / nkv;
+        // [B, nh, T, D] -> [B, nkv, rep*T, D]: heads h = kv*rep + r share KV head kv.
+        let q = q.contiguous()?.reshape((b, nkv, rep * t, d))?;
+        let scores = (q.matmul(&k.t()?)? * self.scale)?; // [B, nkv, rep*T, S]
+        let scores = scores.reshape((b, nh, t, s))?.to_dtype(DType::F32)?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+        let out = probs.reshape((b, nkv, rep * t, s))?.matmul(&v)?; // [B, nkv, rep*T, D]
+        let out = out
+            .reshape((b, nh, t, d))?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * d))?;
+        Ok(self.o_proj.forward(&out)?)
+    }
+}
+
+/// Additive causal mask [T, past + T] in f32: 0 where key j ≤ past + i, −∞ elsewhere.
+pub fn causal_mask(t: usize, past: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let s = past + t;
+    let data: Vec<f32> = (0..t)
+        .flat_map(|i| (0..s).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(data, (t, s), device)?)
+}

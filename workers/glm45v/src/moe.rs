@@ -1,0 +1,263 @@
+//! Mixture-of-experts block of layers ≥ `first_k_dense_replace` (spec §2.5).
+//!
+//! Router (`mlp.gate`), all in f32: `s = sigmoid(h Wg^T)`; experts are *chosen* on
+//! `s + e_score_correction_bias`, group-limited (keep the `topk_group` groups whose top-2 sum is
+//! largest), top-k; the *weights* are the un-biased `s` of the chosen experts, normalised when
+//! `norm_topk_prob`, times `routed_scaling_factor`. Output = Σ_k w_k·expert_k(h) + shared(h).
+//!
+//! Experts run grouped: tokens are bucketed per expert (routing is read back to the host, one
+//! small [N, E] copy per layer), each expert does one matmul over its bucket, and results are
+//! scattered back with `index_add` in expert order. Both checkpoint layouts load: per-expert
+//! `experts.E.{gate,up,down}_proj.weight` and the fused transformers-v5 `experts.gate_up_proj`
+//! [E, 2I, H] (gate rows first) + `experts.down_proj` [E, H, I].
+
+use candle_core::{DType, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::config::TextConfig;
+use crate::error::{Error, Result};
+use crate::layers::SwiGlu;
+
+/// The experts chosen for each token and their weights, row-major [tokens, top_k].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterChoice {
+    pub top_k: usize,
+    pub experts: Vec<u32>,
+    pub weights: Vec<f32>,
+}
+
+/// Router parameters (`mlp.gate.weight` f32 and `mlp.gate.e_score_correction_bias` f32).
+#[derive(Debug, Clone)]
+pub struct Router {
+    weight: Tensor,
+    bias: Vec<f32>,
+    n_experts: usize,
+    top_k: usize,
+    n_group: usize,
+    topk_group: usize,
+    norm_topk_prob: bool,
+    scaling: f32,
+}
+
+impl Router {
+    /// Loads the router under `vb` (= `mlp.gate`), always in f32.
+    pub fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+        let (e, h) = (cfg.n_routed_experts, cfg.hidden_size);
+        let vb = vb.to_dtype(DType::F32);
+        let weight = vb.get((e, h), "weight")?;
+        let bias = vb.get(e, "e_score_correction_bias")?.to_vec1::<f32>()?;
+        Ok(Self {
+            weight,
+            bias,
+            n_experts: e,
+            top_k: cfg.num_experts_per_tok,
+            n_group: cfg.n_group,
+            topk_group: cfg.topk_group,
+            norm_topk_prob: cfg.norm_topk_prob,
+            scaling: cfg.routed_scaling_factor as f32,
+        })
+    }
+
+    /// Routes `x` [N, H] → chosen experts and weights.
+    pub fn route(&self, x: &Tensor) -> Result<RouterChoice> {
+        let logits = x.to_dtype(DType::F32)?.matmul(&self.weight.t()?)?;
+        let scores = candle_nn::ops::sigmoid(&logits)?;
+        let scores = scores.flatten_all()?.to_vec1::<f32>()?;
+        Ok(self.select(&scores))
+    }
+
+    /// Selection on host scores [N·E] (separate for unit tests).
+    fn select(&self, scores: &[f32]) -> RouterChoice {
+        let (e, k) = (self.n_experts, self.top_k);
+        let per_group = e / self.n_group;
+        let n = scores.len() / e;
+        let mut experts = Vec::with_capacity(n * k);
+        let mut weights = Vec::with_capacity(n * k);
+        let by_value_desc =
+            |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        for row in scores.chunks_exact(e) {
+            let choice: Vec<f32> = row.iter().zip(&self.bias).map(|(s, b)| s + b).collect();
+            let mut allowed = vec![true; e];
+            if self.n_group > 1 {
+                let mut groups: Vec<(usize, f32)> = (0..self.n_group)
+                    .map(|g| {
+                        let mut v: Vec<f32> = choice[g * per_group..(g + 1) * per_group].to_vec();
+                        v.sort_by(|a, b| b.total_cmp(a));
+                        (g, v.iter().take(2).sum())
+                    })
+                    .collect();
+                groups.sort_by(by_value_desc);
+                allowed = vec![false; e];
+                for &(g, _) in groups.iter().take(self.topk_group) {
+                    allowed[g * per_group..(g + 1) * per_group].fill(true);
+                }
+            }
+            let mut ranked: Vec<(usize, f32)> = choice
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| allowed[*i])
+                .map(|(i, &c)| (i, c))
+                .collect();
+            ranked.sort_by(by_value_desc);
+            let chosen: Vec<usize> = ranked.iter().take(k).map(|&(i, _)| i).collect();
+            let mut w: Vec<f32> = chosen.iter().map(|&i| row[i]).collect();
+            if self.norm_topk_prob {
+                let denom = w.iter().sum::<f32>() + 1e-20;
+                w.iter_mut().for_each(|x| *x /= denom);
+            }
+            w.iter_mut().for_each(|x| *x *= self.scaling);
+            experts.extend(chosen.iter().map(|&i| i as u32));
+            weights.extend(w);
+        }
+        RouterChoice {
+            top_k: k,
+            experts,
+            weights,
+        }
+    }
+}
+
+/// One routed expert with gate and up fused: `gate_up` [2I, H], `down` [H, I].
+#[derive(Debug, Clone)]
+struct Expert {
+    gate_up: Tensor,
+    down: Tensor,
+    inter: usize,
+}
+
+impl Expert {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = x.matmul(&self.gate_up.t()?)?;
+        let gate = h.narrow(D::Minus1, 0, self.inter)?.silu()?;
+        let up = h.narrow(D::Minus1, self.inter, self.inter)?;
+        Ok((gate * up)?.matmul(&self.down.t()?)?)
+    }
+}
+
+/// The MoE block (`mlp.*` of an MoE layer).
+#[derive(Debug, Clone)]
+pub struct Moe {
+    router: Router,
+    experts: Vec<Expert>,
+    shared: SwiGlu,
+}
+
+impl Moe {
+    /// Loads router, experts (either layout) and the shared expert under `vb` (= `mlp`).
+    pub fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+        let (e, h, i) = (
+            cfg.n_routed_experts,
+            cfg.hidden_size,
+            cfg.moe_intermediate_size,
+        );
+        let router = Router::new(cfg, vb.pp("gate"))?;
+        let ve = vb.pp("experts");
+        let experts = if ve.contains_tensor("gate_up_proj") {
+            let gate_up = ve.get((e, 2 * i, h), "gate_up_proj")?;
+            let down = ve.get((e, h, i), "down_proj")?;
+            (0..e)
+                .map(|x| {
+                    Ok(Expert {
+                        gate_up: gate_up.get(x)?,
+                        down: down.get(x)?,
+                        inter: i,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            (0..e)
+                .map(|x| {
+                    let vx = ve.pp(x);
+                    let gate = vx.pp("gate_proj").get((i, h), "weight")?;
+                    let up = vx.pp("up_proj").get((i, h), "weight")?;
+                    Ok(Expert {
+                        gate_up: Tensor::cat(&[&gate, &up], 0)?,
+                        down: vx.pp("down_proj").get((h, i), "weight")?,
+                        inter: i,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let shared = SwiGlu::new(h, i * cfg.n_shared_experts, vb.pp("shared_experts"))?;
+        Ok(Self {
+            router,
+            experts,
+            shared,
+        })
+    }
+
+    /// `x` [B, T, H] → ([B, T, H], routing of the B·T tokens).
+    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, RouterChoice)> {
+        let (b, t, h) = x.dims3()?;
+        let flat = x.reshape((b * t, h))?;
+        let choice = self.router.route(&flat)?;
+        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); self.experts.len()];
+        let mut weights: Vec<Vec<f32>> = vec![Vec::new(); self.experts.len()];
+        for (slot, (&ex, &w)) in choice.experts.iter().zip(&choice.weights).enumerate() {
+            let bucket = ex as usize;
+            if bucket >= self.experts.len() {
+                return Err(Error::InvalidInput(format!("router chose expert {ex}")));
+            }
+            tokens[bucket].push((slot / choice.top_k) as u32);
+            weights[bucket].push(w);
+        }
+        let mut out = flat.zeros_like()?;
+        for (ex, expert) in self.experts.iter().enumerate() {
+            if tokens[ex].is_empty() {
+                continue;
+            }
+            let n = tokens[ex].len();
+            let idx = Tensor::from_slice(&tokens[ex], n, x.device())?;
+            let w = Tensor::from_slice(&weights[ex], (n, 1), x.device())?;
+            let y = expert.forward(&flat.index_select(&idx, 0)?)?;
+            let y = y
+                .to_dtype(DType::F32)?
+                .broadcast_mul(&w)?
+                .to_dtype(x.dtype())?;
+            out = out.index_add(&idx, &y, 0)?;
+        }
+        let out = (out + self.shared.forward(&flat)?)?;
+        Ok((out.reshape((b, t, h))?, choice))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn router(n_group: usize, topk_group: usize, bias: Vec<f32>) -> Router {
+        Router {
+            weight: Tensor::zeros((8, 2), DType::F32, &Device::Cpu).expect("zeros"),
+            bias,
+            n_experts: 8,
+            top_k: 2,
+            n_group,
+            topk_group,
+            norm_topk_prob: true,
+            scaling: 2.0,
+        }
+    }
+
+    #[test]
+    fn bias_chooses_but_does_not_weigh() {
+        let r = router(1, 1, vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        let scores = [0.9, 0.8, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2];
+        let c = r.select(&scores);
+        assert_eq!(c.experts, vec![7, 0]);
+        // weights from un-biased scores 0.2 and 0.9, normalised then scaled by 2.
+        assert!((c.weights[0] - 2.0 * 0.2 / 1.1).abs() < 1e-6);
+        assert!((c.weights[1] - 2.0 * 0.9 / 1.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn groups_limit_the_choice() {
+        // 4 groups of 2; the best single expert (3) sits in a group whose top-2 sum is low.
+        let r = router(4, 1, vec![0.0; 8]);
+        let scores = [0.6, 0.6, 0.0, 0.95, 0.1, 0.1, 0.2, 0.2];
+        let c = r.select(&scores);
+        let mut got = c.experts.clone();
+        got.sort();
+        assert_eq!(got, vec![0, 1]);
+    }
+}

@@ -1,0 +1,201 @@
+//! Checkpoint directory → memory-mapped safetensors → a candle `VarBuilder` (spec §1.3, §1.5).
+//!
+//! Accepts the zai-org layouts: `model.safetensors.index.json` + shards, or a single
+//! `model.safetensors`. Tensors are converted to the compute dtype on load (bf16 / f16 / f32).
+//! FP8 (compressed-tensors, per-output-channel): an `F8_E4M3` `X.weight` with its `X.weight_scale`
+//! [out, 1] is dequantised on load, `W = w_fp8 · scale[row]`, into the compute dtype (a W8A16
+//! kernel is the GPU issue's job). Lookups go through [`CheckpointBackend`], so a missing tensor
+//! or a tensor of the wrong shape fails at load with its full name.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+
+use crate::config::read_json;
+use crate::error::{Error, Result};
+
+/// Name of the sharded-checkpoint index file.
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+/// Name of a single-file checkpoint.
+pub const SINGLE_FILE: &str = "model.safetensors";
+
+#[derive(Debug, Deserialize)]
+struct Index {
+    weight_map: std::collections::BTreeMap<String, String>,
+}
+
+/// An opened (memory-mapped) checkpoint directory.
+#[derive(Clone)]
+pub struct Checkpoint {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+    tensors: Arc<MmapedSafetensors>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("dir", &self.dir)
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+impl Checkpoint {
+    /// Finds the shards of `dir` (index first, else `model.safetensors`) and memory-maps them.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let index_path = dir.join(INDEX_FILE);
+        let files: Vec<PathBuf> = if index_path.is_file() {
+            let index: Index = read_json(&index_path)?;
+            let names: BTreeSet<&String> = index.weight_map.values().collect();
+            if names.is_empty() {
+                return Err(Error::Checkpoint(format!(
+                    "{} lists no tensors",
+                    index_path.display()
+                )));
+            }
+            let mut files = Vec::with_capacity(names.len());
+            for name in names {
+                if name.contains('/') || name.contains("..") {
+                    return Err(Error::Checkpoint(format!(
+                        "{} names a shard outside the directory: {name}",
+                        index_path.display()
+                    )));
+                }
+                let path = dir.join(name);
+                if !path.is_file() {
+                    return Err(Error::Checkpoint(format!(
+                        "shard {} listed in {INDEX_FILE} is missing",
+                        path.display()
+                    )));
+                }
+                files.push(path);
+            }
+            files
+        } else if dir.join(SINGLE_FILE).is_file() {
+            vec![dir.join(SINGLE_FILE)]
+        } else {
+            return Err(Error::Checkpoint(format!(
+                "{} has neither {INDEX_FILE} nor {SINGLE_FILE}",
+                dir.display()
+            )));
+        };
+        let tensors = mmap_all(&files)?;
+        tracing::debug!(dir = %dir.display(), shards = files.len(), "checkpoint mapped");
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files,
+            tensors: Arc::new(tensors),
+        })
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The shard files, in index order.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// True when a tensor of that exact name is stored.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.get(name).is_ok()
+    }
+
+    /// A `VarBuilder` that yields tensors in `dtype` on `device`, dequantising FP8 weights.
+    pub fn var_builder(&self, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(Error::InvalidInput(format!(
+                "compute dtype {dtype:?} is not supported (bf16, f16, f32)"
+            )));
+        }
+        let backend = CheckpointBackend {
+            tensors: self.tensors.clone(),
+        };
+        Ok(VarBuilder::from_backend(
+            Box::new(backend),
+            dtype,
+            device.clone(),
+        ))
+    }
+}
+
+#[allow(unsafe_code)]
+fn mmap_all(files: &[PathBuf]) -> Result<MmapedSafetensors> {
+    // SAFETY: the shards are mapped read-only and must not be truncated or rewritten while the
+    // model is loaded; candle copies every tensor out of the mapping when it is loaded.
+    let mapped = unsafe { MmapedSafetensors::multi(files) };
+    mapped.map_err(|e| Error::Checkpoint(format!("cannot map safetensors shards: {e}")))
+}
+
+/// The `SimpleBackend` behind [`Checkpoint::var_builder`].
+pub struct CheckpointBackend {
+    tensors: Arc<MmapedSafetensors>,
+}
+
+impl CheckpointBackend {
+    fn load(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let raw = self.tensors.load(name, dev)?;
+        if raw.dtype() != DType::F8E4M3 {
+            return raw.to_dtype(dtype);
+        }
+        let Some(stem) = name.strip_suffix(".weight") else {
+            candle_core::bail!("FP8 tensor `{name}` is not a `.weight`; cannot dequantise it")
+        };
+        let scale_name = format!("{stem}.weight_scale");
+        let scale = match self.tensors.load(&scale_name, dev) {
+            Ok(s) => s,
+            Err(_)
+                if self
+                    .tensors
+                    .get(&format!("{stem}.weight_scale_inv"))
+                    .is_ok() =>
+            {
+                candle_core::bail!(
+                    "FP8 tensor `{name}` uses block scales (`weight_scale_inv`), which are not supported"
+                )
+            }
+            Err(_) => candle_core::bail!("FP8 tensor `{name}` has no `{scale_name}`"),
+        };
+        crate::fp8::dequantize_per_channel(&raw, &scale, dtype)
+            .map_err(|e| candle_core::Error::Msg(format!("dequantising `{name}`: {e}")))
+    }
+}
+
+impl SimpleBackend for CheckpointBackend {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let stored = self.tensors.get(name)?;
+        if stored.shape() != s.dims() {
+            return Err(candle_core::Error::UnexpectedShape {
+                msg: format!("tensor `{name}` in the checkpoint"),
+                expected: s,
+                got: stored.shape().into(),
+            }
+            .bt());
+        }
+        self.load(name, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.load(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.get(name).is_ok()
+    }
+}

@@ -1,0 +1,67 @@
+//! Shared helpers of the parity tests: fixture paths, reference loading, tolerant comparison.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use folio_glm45v::config::ModelConfig;
+use folio_glm45v::text_model::TextModel;
+use folio_glm45v::weights::Checkpoint;
+
+/// Directory of a committed fixture (`tiny`, `tiny-fp8`).
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The reference tensors written by `make_tiny.py`.
+pub fn reference(dir: &str) -> HashMap<String, Tensor> {
+    let path = fixture(dir).join("reference.safetensors");
+    candle_core::safetensors::load(&path, &Device::Cpu).expect("reference.safetensors loads")
+}
+
+/// Loads the decoder of a fixture in `dtype` on the CPU.
+pub fn load_text_model(dir: &str, dtype: DType) -> (ModelConfig, TextModel) {
+    let dir = fixture(dir);
+    let cfg = ModelConfig::load(&dir.join("config.json")).expect("config loads");
+    let ckpt = Checkpoint::open(&dir).expect("checkpoint opens");
+    let vb = ckpt.var_builder(dtype, &Device::Cpu).expect("var builder");
+    let model = TextModel::new(&cfg.text_config, vb).expect("model loads");
+    (cfg, model)
+}
+
+/// i64 reference ids as u32.
+pub fn ids(t: &Tensor) -> Vec<u32> {
+    t.to_vec1::<i64>()
+        .expect("i64 ids")
+        .into_iter()
+        .map(|v| u32::try_from(v).expect("id fits u32"))
+        .collect()
+}
+
+/// max |a − b| / max(1, max |b|) over all elements.
+pub fn rel_max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shape mismatch");
+    let a = a
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let b = b
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    diff / scale
+}
