@@ -1,1 +1,4 @@
-//! placeholder
+//! folio-api: the ingest pipeline (sniff, validate, rasterize uploaded documents) and, later,
+//! the HTTP API in front of it.
+
+pub mod ingest;
