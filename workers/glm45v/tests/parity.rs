@@ -3,7 +3,7 @@
 //! diverging layer), router choices, logits at every position, M-RoPE with image positions,
 //! KV-cache decoding, the FP8 checkpoint layout and the fused expert layout.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 
