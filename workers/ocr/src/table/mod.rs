@@ -1,0 +1,6 @@
+//! Table structure: SLANet predicts HTML structure tokens and one box per cell
+//! ([`slanet`]); [`grid`] turns them into a row/column grid, fills cells with OCR lines and
+//! writes the HTML.
+
+pub mod grid;
+pub mod slanet;
