@@ -3,6 +3,7 @@
 //! `<repo>/../shared/corpus`), the fixtures in `tests/fixtures/` (made by `make_fixtures.py`)
 //! and inputs built here byte by byte.
 
+mod bench;
 mod support;
 
 use std::io::Cursor;

@@ -41,12 +41,25 @@ fn pdfium(lib: &Path) -> Result<&'static Pdfium, IngestError> {
             path: lib.to_path_buf(),
         });
     }
-    let bindings = Pdfium::bind_to_library(lib).map_err(|e| IngestError::RuntimeInvalid {
-        path: lib.to_path_buf(),
-        reason: describe(&e),
-    })?;
-    tracing::info!(path = %lib.display(), "PDFium bound");
-    Ok(PDFIUM.get_or_init(|| Pdfium::new(bindings)))
+    let pdfium = match Pdfium::bind_to_library(lib) {
+        Ok(bindings) => {
+            tracing::info!(path = %lib.display(), "PDFium bound");
+            Pdfium::new(bindings)
+        }
+        // Other code in this process bound pdfium-render first: share its binding (in this
+        // case `default` returns without loading anything).
+        Err(PdfiumError::PdfiumLibraryBindingsAlreadyInitialized) => {
+            tracing::warn!(path = %lib.display(), "PDFium was already bound in this process; using that binding");
+            Pdfium::default()
+        }
+        Err(e) => {
+            return Err(IngestError::RuntimeInvalid {
+                path: lib.to_path_buf(),
+                reason: describe(&e),
+            })
+        }
+    };
+    Ok(PDFIUM.get_or_init(|| pdfium))
 }
 
 /// Open the document and check its page count and every page's size.

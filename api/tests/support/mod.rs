@@ -24,11 +24,15 @@ pub fn runtime_dir() -> PathBuf {
 }
 
 /// `$FOLIO_CORPUS_DIR` or `<repo>/../shared/corpus`.
-pub fn corpus(rel: &str) -> PathBuf {
-    let dir = std::env::var_os("FOLIO_CORPUS_DIR")
+pub fn corpus_dir() -> PathBuf {
+    std::env::var_os("FOLIO_CORPUS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    let path = dir.join(rel);
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
+}
+
+/// A corpus file, checked to exist.
+pub fn corpus(rel: &str) -> PathBuf {
+    let path = corpus_dir().join(rel);
     assert!(
         path.is_file(),
         "corpus file {} is missing (set FOLIO_CORPUS_DIR)",
