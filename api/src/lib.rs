@@ -2,3 +2,5 @@
 //! the HTTP API in front of it.
 
 pub mod ingest;
+pub mod page_png;
+pub mod submit;

@@ -1,0 +1,45 @@
+//! Exit codes: 0 ok, 1 internal error, 2 usage, 3 input rejected, 4 runtime missing.
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    Internal = 1,
+    Usage = 2,
+    InputRejected = 3,
+    RuntimeMissing = 4,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// An error that ends the command, with the exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: Exit,
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    pub fn new(code: Exit, error: impl Into<anyhow::Error>) -> Self {
+        CliError { code, error: error.into() }
+    }
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        CliError::new(Exit::Internal, error)
+    }
+}
+
+/// Exit code for an ingest error: the user's file (3), our runtime (4), or us (1).
+pub fn ingest_exit(e: &folio_api::ingest::IngestError) -> Exit {
+    if e.is_runtime_error() {
+        Exit::RuntimeMissing
+    } else if e.is_input_error() {
+        Exit::InputRejected
+    } else {
+        Exit::Internal
+    }
+}

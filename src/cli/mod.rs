@@ -1,0 +1,53 @@
+//! Command-line interface: flags (clap, with `env`) and dispatch to one module per subcommand.
+
+mod exit;
+mod parse;
+mod render;
+
+pub use exit::{CliError, Exit};
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "folio", version, about = "Scanned PDFs and images to structured JSON and Markdown")]
+pub struct Cli {
+    /// Folder holding the native libraries and models fetched by `scripts/setup`.
+    #[arg(long, global = true, env = "FOLIO_RUNTIME_DIR", value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
+
+    /// More logging (-v: debug, -vv: trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse documents on this machine (no broker, no S3): FILE... to DIR/<stem>/document.{json,md}.
+    Parse(parse::ParseArgs),
+    /// Rasterize a document's pages to PNG files DIR/00001.png… (what the service stores per page).
+    Render(render::RenderArgs),
+}
+
+pub fn run(cli: Cli) -> Result<Exit, CliError> {
+    let runtime = crate::runtime::RuntimeLayout::new(cli.runtime_dir);
+    match cli.command {
+        Command::Parse(args) => parse::run(args, &runtime),
+        Command::Render(args) => render::run(args, &runtime),
+    }
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,ort=warn",
+        2 => "debug,ort=warn",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,283 @@
+//! `folio parse FILE... [-o DIR]`: the whole pipeline in one process — the same submit, queue, worker
+//! and assembly code as the service, with an in-process queue and a temporary folder as the bucket.
+
+use super::exit::ingest_exit;
+use super::{CliError, Exit};
+use crate::runtime::RuntimeLayout;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
+use folio_api::submit::{accept, enqueue_pages, SubmitError, SubmitRequest};
+use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions};
+use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
+use folio_workers::engines::OcrAdapter;
+use folio_workers::{Worker, WorkerConfig, WorkerEvent};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+const TENANT: &str = "local";
+/// Deliveries per page before it is recorded as failed (queue and worker share it).
+const DELIVERY_LIMIT: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Md,
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// PDFs or images (PNG, JPEG, TIFF, WebP, BMP).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output folder; each input gets DIR/<stem>/.
+    #[arg(short, long, default_value = "folio-out", value_name = "DIR")]
+    output: PathBuf,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Both)]
+    format: OutputFormat,
+    /// PDF rendering resolution.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(36..=1200))]
+    dpi: u32,
+    /// Pages to process: `3`, `2-5` or `2-` (1-based).
+    #[arg(long, value_name = "A-B")]
+    pages: Option<PageRange>,
+    /// Password of encrypted PDFs.
+    #[arg(long, env = "FOLIO_PDF_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Run the 0°/180° line-orientation classifier (off by default: it flips some handwritten lines).
+    #[arg(long)]
+    angle_classifier: bool,
+    /// Intra-op threads for the models (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Everything one run shares.
+struct Pipeline {
+    store: Arc<dyn ObjectStore>,
+    queue: Arc<dyn JobQueue>,
+    ingestor: Ingestor,
+    events: UnboundedReceiver<WorkerEvent>,
+}
+
+pub fn run(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
+    runtime.check(&runtime.ocr_pieces()).map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::internal)?;
+    rt.block_on(run_async(args, runtime))
+}
+
+async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
+    let bucket = tempfile::tempdir().map_err(CliError::internal)?;
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalDirStore::new(bucket.path()).map_err(CliError::internal)?);
+    let memory_queue = InProcessQueue::new(DELIVERY_LIMIT);
+    let queue: Arc<dyn JobQueue> = Arc::new(memory_queue.clone());
+
+    let mut ocr_cfg = folio_ocr::OcrConfig::from_runtime_dir(runtime.root());
+    ocr_cfg.angle_classifier = args.angle_classifier;
+    ocr_cfg.threads = args.threads;
+    let engine = tokio::task::spawn_blocking(move || folio_ocr::OcrEngine::load(&ocr_cfg))
+        .await
+        .map_err(CliError::internal)?
+        .map_err(|e| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!("cannot load the ocr engine: {e}")))?;
+    let worker_config = WorkerConfig { delivery_limit: DELIVERY_LIMIT, ..WorkerConfig::default() };
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let worker = Worker::new(store.clone(), queue.clone(), Arc::new(OcrAdapter::new(engine)), worker_config)
+        .with_events(tx);
+    let shutdown = CancellationToken::new();
+    let worker_task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { worker.run(shutdown).await })
+    };
+
+    let mut ingest_cfg = IngestConfig::new(runtime.pdfium());
+    ingest_cfg.dpi = args.dpi;
+    let mut pipeline = Pipeline { store, queue, ingestor: Ingestor::new(ingest_cfg), events };
+    let mut exit = Exit::Ok;
+    let mut used_stems = HashSet::new();
+    for file in &args.files {
+        let out_dir = args.output.join(unique_stem(file, &mut used_stems));
+        match parse_one(&mut pipeline, &args, file, &out_dir).await {
+            Ok(doc) if doc.status == DocumentStatus::Complete => {
+                eprintln!("{}: {} page(s) -> {}", file.display(), doc.pages.len(), out_dir.display());
+            }
+            Ok(doc) => {
+                for e in &doc.errors {
+                    eprintln!("folio: {}: page {}: {} ({})", file.display(), e.page, e.message, e.code);
+                }
+                eprintln!(
+                    "{}: {} of {} page(s) -> {} (partial)",
+                    file.display(),
+                    doc.pages.len(),
+                    doc.pages.len() + doc.errors.len(),
+                    out_dir.display()
+                );
+                exit = worst(exit, Exit::InputRejected);
+            }
+            Err(e) => {
+                eprintln!("folio: {}: {:#}", file.display(), e.error);
+                if e.code != Exit::InputRejected {
+                    // Runtime or internal failures would fail every following file the same way.
+                    shutdown.cancel();
+                    memory_queue.close();
+                    return Err(e);
+                }
+                exit = worst(exit, e.code);
+            }
+        }
+    }
+    shutdown.cancel();
+    memory_queue.close();
+    let _ = worker_task.await;
+    Ok(exit)
+}
+
+fn worst(a: Exit, b: Exit) -> Exit {
+    if (b as u8) > (a as u8) {
+        b
+    } else {
+        a
+    }
+}
+
+async fn parse_one(
+    p: &mut Pipeline,
+    args: &ParseArgs,
+    file: &Path,
+    out_dir: &Path,
+) -> Result<DocumentResult, CliError> {
+    let bytes = read_input(file)?;
+    let request = SubmitRequest {
+        tenant: TENANT.into(),
+        document_id: None,
+        file_name: file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        bytes: bytes.into(),
+        password: args.password.clone(),
+        pages: args.pages.clone().unwrap_or_else(PageRange::all),
+        options: JobOptions { engine: EngineKind::Ocr, dpi: args.dpi, ..JobOptions::default() },
+        metadata: Default::default(),
+    };
+    let accepted = accept(p.store.as_ref(), &p.ingestor, request).await.map_err(submit_error)?;
+    let manifest = accepted.manifest.clone();
+    let bar = progress_bar(args.quiet, manifest.pages.len() as u64, file);
+    let enqueue = enqueue_pages(p.store.clone(), p.queue.clone(), &p.ingestor, accepted, |_| {});
+    let wait = wait_for_document(&mut p.events, &manifest.document_id, &bar);
+    let (enqueued, done) = tokio::join!(enqueue, wait);
+    bar.finish_and_clear();
+    if let Err(e) = enqueued {
+        // Pages that could not be rasterized have error records; the document still completes.
+        tracing::warn!(error = %e, "some pages could not be enqueued");
+    }
+    done?;
+    let keys = DocKeys::new(TENANT, &manifest.document_id);
+    let json = p.store.get(&keys.document_json()).await.map_err(CliError::internal)?;
+    let doc: DocumentResult = serde_json::from_slice(&json).map_err(CliError::internal)?;
+    write_outputs(p, &keys, &doc, args.format, out_dir).await?;
+    Ok(doc)
+}
+
+fn read_input(file: &Path) -> Result<Vec<u8>, CliError> {
+    let rejected = |msg: String| CliError::new(Exit::InputRejected, anyhow::anyhow!(msg));
+    let meta = std::fs::metadata(file).map_err(|e| rejected(format!("cannot read: {e}")))?;
+    if meta.is_dir() {
+        return Err(rejected("is a directory, not a document".into()));
+    }
+    std::fs::read(file).map_err(|e| rejected(format!("cannot read: {e}")))
+}
+
+fn submit_error(e: SubmitError) -> CliError {
+    match e {
+        SubmitError::Ingest(ie) => CliError::new(ingest_exit(&ie), ie),
+        other => CliError::internal(other),
+    }
+}
+
+/// Wait until the worker reports the document assembled, advancing the bar per page.
+async fn wait_for_document(
+    events: &mut UnboundedReceiver<WorkerEvent>,
+    document_id: &str,
+    bar: &ProgressBar,
+) -> Result<(), CliError> {
+    while let Some(event) = events.recv().await {
+        match event {
+            WorkerEvent::PageDone { document_id: d, .. } if d == document_id => bar.inc(1),
+            WorkerEvent::DocumentDone { document_id: d, .. } if d == document_id => return Ok(()),
+            _ => {}
+        }
+    }
+    Err(CliError::internal(anyhow::anyhow!("the worker stopped before the document was complete")))
+}
+
+async fn write_outputs(
+    p: &Pipeline,
+    keys: &DocKeys,
+    doc: &DocumentResult,
+    format: OutputFormat,
+    out_dir: &Path,
+) -> Result<(), CliError> {
+    let io = |e: std::io::Error, what: &Path| {
+        CliError::internal(anyhow::Error::new(e).context(format!("writing {}", what.display())))
+    };
+    std::fs::create_dir_all(out_dir).map_err(|e| io(e, out_dir))?;
+    if matches!(format, OutputFormat::Json | OutputFormat::Both) {
+        let json = p.store.get(&keys.document_json()).await.map_err(CliError::internal)?;
+        let path = out_dir.join("document.json");
+        std::fs::write(&path, &json).map_err(|e| io(e, &path))?;
+        let pages_dir = out_dir.join("pages");
+        std::fs::create_dir_all(&pages_dir).map_err(|e| io(e, &pages_dir))?;
+        for page in &doc.pages {
+            let bytes = p.store.get(&keys.page_result(page.page)).await.map_err(CliError::internal)?;
+            let path = pages_dir.join(format!("{:05}.json", page.page));
+            std::fs::write(&path, &bytes).map_err(|e| io(e, &path))?;
+        }
+        for err in &doc.errors {
+            let bytes = p.store.get(&keys.page_error(err.page)).await.map_err(CliError::internal)?;
+            let path = pages_dir.join(format!("{:05}.error.json", err.page));
+            std::fs::write(&path, &bytes).map_err(|e| io(e, &path))?;
+        }
+    }
+    if matches!(format, OutputFormat::Md | OutputFormat::Both) {
+        let path = out_dir.join("document.md");
+        std::fs::write(&path, doc.markdown.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+            .map_err(CliError::internal)?;
+    }
+    Ok(())
+}
+
+/// `<stem>`, or `<stem>-2`, `<stem>-3`… when several inputs share a stem.
+fn unique_stem(file: &Path, used: &mut HashSet<String>) -> String {
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "document".into());
+    let mut candidate = stem.clone();
+    let mut n = 2;
+    while !used.insert(candidate.clone()) {
+        candidate = format!("{stem}-{n}");
+        n += 1;
+    }
+    candidate
+}
+
+fn progress_bar(quiet: bool, pages: u64, file: &Path) -> ProgressBar {
+    if quiet || pages < 2 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(pages);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} pages {elapsed} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    bar
+}

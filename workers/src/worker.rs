@@ -1,0 +1,322 @@
+//! The consumer loop: take up to `max_batch` deliveries, run the engine, write each page's result at its
+//! deterministic key, settle the message, and assemble the document when its last page lands.
+//!
+//! Nothing is acked before its outcome is durable: a result (or error record) is written first; when
+//! that write fails the message is requeued. On shutdown the loop stops taking deliveries and finishes
+//! the batch in hand; anything unsettled returns to the queue.
+
+use crate::assemble::{bytes_of::to_bytes, try_assemble, Completion};
+use crate::disposition::{disposition, error_code, Disposition, Failure};
+use crate::engine::{Engine, EngineError, EngineOutput, PageInput};
+use crate::markdown::page_markdown;
+use crate::metrics;
+use folio_schemas::{DocKeys, PageError, PageImage, PageJob, PageResult, SCHEMA_VERSION};
+use folio_transport::{Delivery, JobQueue, ObjectStore, TransportError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Worker settings (validated by the caller's configuration layer).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Deliveries after which a transiently failing page is recorded and dead-lettered.
+    pub delivery_limit: u32,
+    /// Wait before requeueing a transient failure, so a broken dependency is not hammered.
+    pub retry_delay: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig { delivery_limit: 5, retry_delay: Duration::from_millis(500) }
+    }
+}
+
+/// What the worker did, for progress displays and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerEvent {
+    PageDone { document_id: String, page: u32, ok: bool },
+    DocumentDone { tenant: String, document_id: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot consume the queue: {0}")]
+    Consume(#[source] TransportError),
+}
+
+pub struct Worker {
+    store: Arc<dyn ObjectStore>,
+    queue: Arc<dyn JobQueue>,
+    engine: Arc<dyn Engine>,
+    config: WorkerConfig,
+    events: Option<UnboundedSender<WorkerEvent>>,
+}
+
+/// A page ready for the engine, with its message.
+struct Prepared {
+    delivery: Delivery,
+    job: PageJob,
+    input: PageInput,
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        queue: Arc<dyn JobQueue>,
+        engine: Arc<dyn Engine>,
+        config: WorkerConfig,
+    ) -> Self {
+        Worker { store, queue, engine, config, events: None }
+    }
+
+    /// Send a [`WorkerEvent`] for every page and document finished.
+    pub fn with_events(mut self, events: UnboundedSender<WorkerEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Consume until `shutdown` is cancelled or the queue closes.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let max_batch = self.engine.max_batch().max(1);
+        let prefetch = u16::try_from(max_batch).unwrap_or(u16::MAX);
+        let mut consumer =
+            self.queue.consume(self.engine.kind(), prefetch).await.map_err(WorkerError::Consume)?;
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = consumer.next() => next,
+            };
+            let first = match first {
+                None => break,
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "queue error; retrying shortly");
+                    tokio::time::sleep(self.config.retry_delay).await;
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match consumer.try_next() {
+                    Some(d) => batch.push(d),
+                    None => break,
+                }
+            }
+            self.process_batch(batch).await;
+        }
+        Ok(())
+    }
+
+    async fn process_batch(&self, batch: Vec<Delivery>) {
+        let mut prepared = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            if let Some(p) = self.prepare(delivery).await {
+                prepared.push(p);
+            }
+        }
+        if prepared.is_empty() {
+            return;
+        }
+        let engine = self.engine.clone();
+        let inputs: Vec<PageInput> = prepared.iter().map(|p| p.input.clone()).collect();
+        let started = Instant::now();
+        let outputs = tokio::task::spawn_blocking(move || engine.run(&inputs)).await;
+        let elapsed = started.elapsed();
+        let outputs = match outputs {
+            Ok(outputs) if outputs.len() == prepared.len() => outputs,
+            Ok(outputs) => {
+                let msg = format!("engine returned {} results for {} pages", outputs.len(), prepared.len());
+                prepared.iter().map(|_| Err(EngineError::Transient(msg.clone()))).collect()
+            }
+            // A panic is an engine bug triggered by this input: retrying the same batch would panic
+            // again, so the pages are recorded as failed instead of looping to the delivery limit.
+            Err(panic) => {
+                let msg = format!("engine task failed: {panic}");
+                let failed = || EngineError::Permanent { code: "engine_panicked", message: msg.clone() };
+                prepared.iter().map(|_| Err(failed())).collect()
+            }
+        };
+        let per_page = elapsed / u32::try_from(prepared.len()).unwrap_or(1);
+        for (p, output) in prepared.into_iter().zip(outputs) {
+            let span = tracing::info_span!("page", document_id = %p.job.document_id, page = p.job.page);
+            self.finish(p, output, per_page).instrument(span).await;
+        }
+    }
+
+    /// Decode the message and fetch the page image; settle what cannot go to the engine.
+    async fn prepare(&self, delivery: Delivery) -> Option<Prepared> {
+        let engine = self.engine.kind().as_str();
+        let job = match &delivery.job {
+            Ok(job) => job.clone(),
+            Err(reason) => {
+                tracing::error!(%reason, "message is not a page job; dead-lettering");
+                metrics::poison_message(engine);
+                let _ = delivery.dead_letter().await;
+                return None;
+            }
+        };
+        let span = tracing::info_span!("page", document_id = %job.document_id, page = job.page);
+        let bytes = match self.store.get(&job.image_key).instrument(span.clone()).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                let f = Failure::Permanent { code: "image_missing", message: e.to_string() };
+                self.fail(delivery, &job, f).instrument(span).await;
+                return None;
+            }
+            Err(e) => {
+                self.fail(delivery, &job, Failure::Transient(e.to_string())).instrument(span).await;
+                return None;
+            }
+        };
+        let image = match image::load_from_memory(&bytes) {
+            Ok(img) => img.into_rgb8(),
+            Err(e) => {
+                let f = Failure::Permanent {
+                    code: "image_undecodable",
+                    message: format!("page image {} cannot be decoded: {e}", job.image_key),
+                };
+                self.fail(delivery, &job, f).instrument(span).await;
+                return None;
+            }
+        };
+        let input = PageInput {
+            document_id: job.document_id.clone(),
+            page: job.page,
+            image,
+            dpi: job.dpi,
+            options: job.options.clone(),
+        };
+        Some(Prepared { delivery, job, input })
+    }
+
+    async fn finish(&self, p: Prepared, output: Result<EngineOutput, EngineError>, elapsed: Duration) {
+        let engine = self.engine.kind().as_str();
+        let output = match output {
+            Ok(o) => o,
+            Err(EngineError::Permanent { code, message }) => {
+                self.fail(p.delivery, &p.job, Failure::Permanent { code, message }).await;
+                return;
+            }
+            Err(EngineError::Transient(msg)) => {
+                self.fail(p.delivery, &p.job, Failure::Transient(msg)).await;
+                return;
+            }
+        };
+        metrics::page_engine_time(engine, elapsed);
+        let result = self.page_result(&p, output, elapsed);
+        let keys = DocKeys::new(&p.job.tenant, &p.job.document_id);
+        if let Err(e) = self.store.put(&keys.page_result(p.job.page), to_bytes(&result), "application/json").await {
+            self.fail(p.delivery, &p.job, Failure::Transient(format!("writing the result: {e}"))).await;
+            return;
+        }
+        if !self.complete_if_last(&p.job).await {
+            // The result is durable; the redelivery rewrites the same key and checks completion again.
+            tokio::time::sleep(self.config.retry_delay).await;
+            let _ = p.delivery.requeue().await;
+            return;
+        }
+        if let Err(e) = p.delivery.ack().await {
+            // The result is durable; a redelivery will overwrite it with the same page.
+            tracing::warn!(error = %e, "ack failed after the result was written");
+        }
+        metrics::page_finished(engine, "ok");
+        tracing::info!(blocks = result.blocks.len(), ms = elapsed.as_millis() as u64, "page done");
+        self.emit(WorkerEvent::PageDone { document_id: p.job.document_id.clone(), page: p.job.page, ok: true });
+    }
+
+    fn page_result(&self, p: &Prepared, output: EngineOutput, elapsed: Duration) -> PageResult {
+        let mut engine = self.engine.info();
+        engine.profile = output.profile.or(engine.profile);
+        let mut timings = output.timings;
+        timings.entry("total".into()).or_insert(elapsed.as_secs_f64() * 1000.0);
+        PageResult {
+            schema_version: SCHEMA_VERSION.into(),
+            document_id: p.job.document_id.clone(),
+            page: p.job.page,
+            image: PageImage { width: p.input.image.width(), height: p.input.image.height(), dpi: p.job.dpi },
+            engine,
+            markdown: page_markdown(&output.blocks),
+            blocks: output.blocks,
+            timings,
+            warnings: output.warnings,
+        }
+    }
+
+    /// Apply the failure policy: requeue, or record the error and dead-letter.
+    async fn fail(&self, delivery: Delivery, job: &PageJob, failure: Failure) {
+        let engine = self.engine.kind().as_str();
+        let attempt = delivery.attempt();
+        let limit = self.config.delivery_limit;
+        match disposition(&failure, attempt, limit) {
+            Disposition::Retry => {
+                tracing::warn!(?failure, attempt, "page failed transiently; requeueing");
+                metrics::page_finished(engine, "retried");
+                tokio::time::sleep(self.config.retry_delay).await;
+                let _ = delivery.requeue().await;
+            }
+            Disposition::RecordAndDeadLetter => {
+                let message = match &failure {
+                    Failure::Transient(m) | Failure::Permanent { message: m, .. } => m.clone(),
+                };
+                let record = PageError {
+                    schema_version: SCHEMA_VERSION.into(),
+                    document_id: job.document_id.clone(),
+                    page: job.page,
+                    code: error_code(&failure, attempt, limit).into(),
+                    message,
+                    attempts: attempt,
+                };
+                let key = DocKeys::new(&job.tenant, &job.document_id).page_error(job.page);
+                if let Err(e) = self.store.put(&key, to_bytes(&record), "application/json").await {
+                    tracing::warn!(error = %e, "cannot write the error record; requeueing");
+                    tokio::time::sleep(self.config.retry_delay).await;
+                    let _ = delivery.requeue().await;
+                    return;
+                }
+                if !self.complete_if_last(job).await {
+                    tokio::time::sleep(self.config.retry_delay).await;
+                    let _ = delivery.requeue().await;
+                    return;
+                }
+                tracing::error!(code = %record.code, message = %record.message, "page failed; recorded and dead-lettered");
+                let _ = delivery.dead_letter().await;
+                metrics::page_finished(engine, "failed");
+                self.emit(WorkerEvent::PageDone { document_id: job.document_id.clone(), page: job.page, ok: false });
+            }
+        }
+    }
+
+    /// Assemble the document if this was its last page. `false` when the check itself failed
+    /// transiently, so the caller requeues instead of settling (the document must not be left
+    /// unassembled after its last page is acked).
+    async fn complete_if_last(&self, job: &PageJob) -> bool {
+        match try_assemble(self.store.as_ref(), &job.tenant, &job.document_id).await {
+            Ok(Completion::Assembled(_)) => {
+                metrics::document_assembled(self.engine.kind().as_str());
+                tracing::info!("document assembled");
+                self.emit(WorkerEvent::DocumentDone {
+                    tenant: job.tenant.clone(),
+                    document_id: job.document_id.clone(),
+                });
+                true
+            }
+            Ok(Completion::Incomplete { .. }) => true,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "completion check failed; the page will be retried");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "document cannot be assembled");
+                true
+            }
+        }
+    }
+
+    fn emit(&self, event: WorkerEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+}
