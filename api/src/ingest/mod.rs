@@ -26,6 +26,7 @@
 
 mod density;
 mod error;
+mod integrity;
 mod page_range;
 mod pdf;
 mod pixels;
@@ -134,8 +135,9 @@ impl Ingestor {
     }
 
     /// Validate the whole source without rendering pages: type, corruption, encryption, page
-    /// count, and for images the per-page pixel budget (from headers; pixel data that is
-    /// damaged past a valid header only shows when the page is rasterized).
+    /// count, and for images the per-page pixel budget (from headers) and structural
+    /// completeness (a cut-short file). Damage inside compressed pixel data that leaves the
+    /// structure intact only shows when the page is rasterized.
     pub fn inspect(
         &self,
         bytes: &[u8],

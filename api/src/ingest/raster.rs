@@ -1,6 +1,7 @@
 //! Single-image sources (PNG, JPEG, WebP, BMP) through the `image` crate: the pixel budget is
-//! checked from the header before any pixel is decoded, then the image is decoded, turned
-//! upright from its EXIF orientation, and converted to RGB on white.
+//! checked from the header before any pixel is decoded, then the file's structure (see
+//! `integrity.rs`), then the image is decoded, turned upright from its EXIF orientation, and
+//! converted to RGB on white.
 
 use std::io::Cursor;
 
@@ -9,7 +10,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use super::error::IngestError;
 use super::sniff::MediaType;
-use super::{check_pixels, density, pixels, IngestConfig, RasterPage};
+use super::{check_pixels, density, integrity, pixels, IngestConfig, RasterPage};
 
 /// Headroom of the decoder's allocation limit over the decoded image itself.
 const DECODER_SLACK_BYTES: u64 = 64 << 20;
@@ -23,7 +24,8 @@ pub(crate) fn check_header(
     cfg: &IngestConfig,
 ) -> Result<(), IngestError> {
     let decoder = open(bytes, media)?;
-    check_pixels(media, None, decoder.dimensions(), cfg)
+    check_pixels(media, None, decoder.dimensions(), cfg)?;
+    integrity::check(bytes, media)
 }
 
 /// Decode the whole image as page 1.
@@ -34,6 +36,7 @@ pub(crate) fn decode(
 ) -> Result<RasterPage, IngestError> {
     let mut decoder = open(bytes, media)?;
     check_pixels(media, None, decoder.dimensions(), cfg)?;
+    integrity::check(bytes, media)?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(
         cfg.max_page_pixels

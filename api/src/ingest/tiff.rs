@@ -76,6 +76,7 @@ fn page_ifds<'a>(
                 cfg,
             )?;
             decoder.colortype().map_err(map_tiff_error)?;
+            check_chunks_in_file(&mut decoder, page, bytes.len())?;
             ifds.push(index);
         }
         if !decoder.more_images() {
@@ -93,6 +94,44 @@ fn page_ifds<'a>(
     }
     check_page_count(TIFF, ifds.len() as u32, false, cfg)?;
     Ok((decoder, ifds))
+}
+
+/// Every strip or tile of the current IFD lies inside the file (a cut-short file fails here,
+/// before any pixel is decoded).
+fn check_chunks_in_file(
+    decoder: &mut TiffDecoder<'_>,
+    page: u32,
+    file_len: usize,
+) -> Result<(), IngestError> {
+    let (offsets, counts) = match decoder.find_tag_unsigned_vec::<u64>(Tag::StripOffsets) {
+        Ok(Some(offsets)) => (offsets, Tag::StripByteCounts),
+        _ => match decoder.find_tag_unsigned_vec::<u64>(Tag::TileOffsets) {
+            Ok(Some(offsets)) => (offsets, Tag::TileByteCounts),
+            _ => {
+                return Err(IngestError::corrupt(
+                    TIFF,
+                    format!("page {page} has no image data"),
+                ))
+            }
+        },
+    };
+    let counts = decoder
+        .find_tag_unsigned_vec::<u64>(counts)
+        .map_err(map_tiff_error)?
+        .ok_or_else(|| IngestError::corrupt(TIFF, format!("page {page} has no byte counts")))?;
+    let end = offsets
+        .iter()
+        .zip(&counts)
+        .map(|(o, c)| o.saturating_add(*c))
+        .max()
+        .unwrap_or(0);
+    if end > file_len as u64 {
+        return Err(IngestError::corrupt(
+            TIFF,
+            format!("page {page}'s image data runs to byte {end} but the file has {file_len} (cut short)"),
+        ));
+    }
+    Ok(())
 }
 
 /// `NewSubfileType` bit 0: a reduced-resolution copy of another page.
