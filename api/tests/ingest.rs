@@ -311,6 +311,33 @@ fn pdf_page_rotation_is_honoured() {
 }
 
 #[test]
+fn one_ingestor_shared_by_threads() {
+    let ing = ingestor();
+    let pdf = read_corpus(JOURNAL_4P);
+    let png = read_corpus("tables/pubtabnet_PMC5198506_004_00.png");
+    let reference = pages_of(&ing, &pdf, None, &[2])
+        .expect("render")
+        .remove(0)
+        .image;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let page = pages_of(&ing, &pdf, None, &[2]).expect("render").remove(0);
+                    let image = pages_of(&ing, &png, None, &[]).expect("decode").remove(0);
+                    (page.image, image.image.dimensions())
+                })
+            })
+            .collect();
+        for w in workers {
+            let (page, dims) = w.join().expect("thread");
+            assert!(page == reference, "a concurrent render differs");
+            assert!(dims.0 > 0 && dims.1 > 0);
+        }
+    });
+}
+
+#[test]
 fn sink_error_stops_rasterizing() {
     let ing = ingestor();
     let pdf = read_corpus(JOURNAL_4P);

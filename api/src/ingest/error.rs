@@ -32,7 +32,7 @@ pub enum IngestError {
     CorruptFile { format: MediaType, detail: String },
 
     /// The PDF needs a password and none was given.
-    #[error("the PDF is encrypted; pass --password (or the `password` field) to open it")]
+    #[error("the PDF is encrypted; pass its password (--password) to open it")]
     EncryptedPdf,
 
     /// A password was given and it does not open the PDF.

@@ -76,6 +76,7 @@ fn page_ifds<'a>(
                 cfg,
             )?;
             decoder.colortype().map_err(map_tiff_error)?;
+            check_compression(&mut decoder, page)?;
             check_chunks_in_file(&mut decoder, page, bytes.len())?;
             ifds.push(index);
         }
@@ -94,6 +95,30 @@ fn page_ifds<'a>(
     }
     check_page_count(TIFF, ifds.len() as u32, false, cfg)?;
     Ok((decoder, ifds))
+}
+
+/// Compression schemes the decoder handles (none, CCITT G4, LZW, JPEG, Deflate, PackBits);
+/// anything else is refused at inspection with its name rather than failing at decode time.
+fn check_compression(decoder: &mut TiffDecoder<'_>, page: u32) -> Result<(), IngestError> {
+    let method = decoder
+        .find_tag_unsigned::<u16>(Tag::Compression)
+        .map_err(map_tiff_error)?
+        .unwrap_or(1);
+    let name = match method {
+        1 | 4 | 5 | 7 | 8 | 32773 | 32946 => return Ok(()),
+        2 => "CCITT modified Huffman (RLE) compression",
+        3 => "CCITT Group 3 fax compression",
+        6 => "old-style JPEG compression",
+        34712 => "JPEG 2000 compression",
+        34925 => "LZMA compression",
+        50000 => "Zstandard compression",
+        50001 => "WebP compression",
+        _ => "an unknown compression scheme",
+    };
+    Err(IngestError::unsupported_feature(
+        TIFF,
+        format!("page {page} uses {name} (code {method}); convert it to Group 4, LZW or Deflate"),
+    ))
 }
 
 /// Every strip or tile of the current IFD lies inside the file (a cut-short file fails here,

@@ -123,6 +123,43 @@ fn bilevel_corpus_tiffs() {
     assert_eq!(pages[0].image.dimensions(), (640, 480));
 }
 
+#[test]
+fn libtiff_group4_pages_and_group3_refusal() {
+    let ing = ingestor();
+    let tif = fixture("fax4_2p.tif");
+    assert_eq!(ing.inspect(&tif, None).map(|s| s.page_count).ok(), Some(2));
+    let pages = pages_of(&ing, &tif, None, &[]).expect("group 4");
+    for p in &pages {
+        assert_eq!(
+            (p.image.dimensions(), p.dpi),
+            ((40, 20), Some(204)),
+            "page {}",
+            p.page
+        );
+    }
+    // Page 1: left half black; page 2: top half black.
+    assert_eq!(
+        (
+            mean_luma(&pages[0].image, 0, 0, 20, 20),
+            mean_luma(&pages[0].image, 20, 0, 40, 20)
+        ),
+        (0.0, 255.0)
+    );
+    assert_eq!(
+        (
+            mean_luma(&pages[1].image, 0, 0, 40, 10),
+            mean_luma(&pages[1].image, 0, 10, 40, 20)
+        ),
+        (0.0, 255.0)
+    );
+
+    let e = ing
+        .inspect(&fixture("fax3.tif"), None)
+        .expect_err("group 3");
+    assert_eq!(e.code(), "unsupported_feature");
+    assert!(e.to_string().contains("Group 3"), "{e}");
+}
+
 fn jpeg_half_black(w: u32, h: u32) -> Vec<u8> {
     let img = RgbImage::from_fn(w, h, |x, _| {
         if x < w / 2 {
