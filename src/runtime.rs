@@ -15,7 +15,9 @@ impl RuntimeLayout {
     /// `dir`, or `~/.cache/folio`.
     pub fn new(dir: Option<PathBuf>) -> Self {
         let root = dir.unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
             home.join(".cache").join("folio")
         });
         RuntimeLayout { root }
@@ -49,12 +51,18 @@ impl RuntimeLayout {
 
     /// `Err` naming every missing file and the command that fetches them.
     pub fn check(&self, pieces: &[PathBuf]) -> Result<(), String> {
-        let missing: Vec<String> =
-            pieces.iter().filter(|p| !p.is_file()).map(|p| p.display().to_string()).collect();
+        let missing: Vec<String> = pieces
+            .iter()
+            .filter(|p| !p.is_file())
+            .map(|p| p.display().to_string())
+            .collect();
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(format!("runtime files missing: {}; {SETUP_HINT}", missing.join(", ")))
+            Err(format!(
+                "runtime files missing: {}; {SETUP_HINT}",
+                missing.join(", ")
+            ))
         }
     }
 }

@@ -16,7 +16,11 @@ fn huge_png(w: u32, h: u32) -> Vec<u8> {
         for &b in kind.iter().chain(data) {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         out.extend_from_slice(&(!crc).to_be_bytes());
@@ -50,10 +54,20 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 fn expect_rejected(file: &Path, needle: &str) {
     let out = tempfile::tempdir().unwrap();
-    let o = run(&["parse", file.to_str().unwrap(), "-o", out.path().to_str().unwrap(), "-q"]);
+    let o = run(&[
+        "parse",
+        file.to_str().unwrap(),
+        "-o",
+        out.path().to_str().unwrap(),
+        "-q",
+    ]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(3), "{}: {err}", file.display());
-    assert!(err.to_lowercase().contains(needle), "{}: expected `{needle}` in: {err}", file.display());
+    assert!(
+        err.to_lowercase().contains(needle),
+        "{}: expected `{needle}` in: {err}",
+        file.display()
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -61,11 +75,18 @@ fn expect_rejected(file: &Path, needle: &str) {
 fn each_bad_input_has_its_message() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let real_pdf = std::fs::read(corpus().join("multipage_pdf/tapus_catalogue_1962_3p.pdf")).unwrap();
+    let real_pdf =
+        std::fs::read(corpus().join("multipage_pdf/tapus_catalogue_1962_3p.pdf")).unwrap();
     let fixtures = repo().join("api/tests/fixtures");
     expect_rejected(&write(d, "empty.pdf", b""), "empty");
-    expect_rejected(&write(d, "truncated.pdf", &real_pdf[..real_pdf.len() / 2]), "damaged");
-    expect_rejected(&write(d, "notes.pdf", b"just some plain text, not a PDF\n"), "plain text");
+    expect_rejected(
+        &write(d, "truncated.pdf", &real_pdf[..real_pdf.len() / 2]),
+        "damaged",
+    );
+    expect_rejected(
+        &write(d, "notes.pdf", b"just some plain text, not a PDF\n"),
+        "plain text",
+    );
     expect_rejected(&fixtures.join("encrypted_aes256.pdf"), "encrypted");
     expect_rejected(&fixtures.join("zero_pages.pdf"), "no pages");
     expect_rejected(&write(d, "huge.png", &huge_png(30_000, 30_000)), "30000");
@@ -80,9 +101,20 @@ fn processing_continues_after_a_bad_file() {
     let empty = write(dir.path(), "empty.png", b"");
     let good = corpus().join("printed/tess_phototest.tif");
     let out = dir.path().join("out");
-    let o = run(&["parse", empty.to_str().unwrap(), good.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    let o = run(&[
+        "parse",
+        empty.to_str().unwrap(),
+        good.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(out.join("tess_phototest/document.json").is_file(), "{}", stderr(&o));
+    assert!(
+        out.join("tess_phototest/document.json").is_file(),
+        "{}",
+        stderr(&o)
+    );
     assert!(!out.join("empty").exists());
 }
 
@@ -91,12 +123,31 @@ fn encrypted_pdf_opens_with_its_password() {
     let fixtures = repo().join("api/tests/fixtures");
     let script = std::fs::read_to_string(fixtures.join("make_fixtures.py")).unwrap();
     // The fixture script names the password it used; keep the test in step with it.
-    assert!(script.contains("folio-secret"), "fixture password changed; update this test");
+    assert!(
+        script.contains("folio-secret"),
+        "fixture password changed; update this test"
+    );
     let out = tempfile::tempdir().unwrap();
     let f = fixtures.join("encrypted_aes256.pdf");
-    let o = run(&["parse", f.to_str().unwrap(), "--password", "folio-secret", "-o", out.path().to_str().unwrap(), "-q"]);
+    let o = run(&[
+        "parse",
+        f.to_str().unwrap(),
+        "--password",
+        "folio-secret",
+        "-o",
+        out.path().to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&["parse", f.to_str().unwrap(), "--password", "wrong", "-o", out.path().to_str().unwrap(), "-q"]);
+    let o = run(&[
+        "parse",
+        f.to_str().unwrap(),
+        "--password",
+        "wrong",
+        "-o",
+        out.path().to_str().unwrap(),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("password"), "{}", stderr(&o));
 }

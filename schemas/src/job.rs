@@ -33,7 +33,9 @@ impl std::str::FromStr for EngineKind {
         match s {
             "ocr" => Ok(EngineKind::Ocr),
             "glm45v" => Ok(EngineKind::Glm45v),
-            other => Err(format!("unknown engine `{other}` (expected `ocr` or `glm45v`)")),
+            other => Err(format!(
+                "unknown engine `{other}` (expected `ocr` or `glm45v`)"
+            )),
         }
     }
 }
@@ -53,7 +55,12 @@ pub struct JobOptions {
 
 impl Default for JobOptions {
     fn default() -> Self {
-        JobOptions { engine: EngineKind::Ocr, profile: None, prompt: None, dpi: 200 }
+        JobOptions {
+            engine: EngineKind::Ocr,
+            profile: None,
+            prompt: None,
+            dpi: 200,
+        }
     }
 }
 

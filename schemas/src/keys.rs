@@ -10,7 +10,9 @@ pub struct DocKeys {
 
 impl DocKeys {
     pub fn new(tenant: &str, document_id: &str) -> Self {
-        DocKeys { prefix: format!("{tenant}/docs/{document_id}") }
+        DocKeys {
+            prefix: format!("{tenant}/docs/{document_id}"),
+        }
     }
     /// `{tenant}/docs/{doc_id}/`
     pub fn prefix(&self) -> String {
@@ -77,8 +79,14 @@ mod tests {
 
     #[test]
     fn result_keys_parse() {
-        assert_eq!(ResultKey::parse("a/docs/d/results/00007.json"), Some(ResultKey::Page(7)));
-        assert_eq!(ResultKey::parse("a/docs/d/results/00007.error.json"), Some(ResultKey::Error(7)));
+        assert_eq!(
+            ResultKey::parse("a/docs/d/results/00007.json"),
+            Some(ResultKey::Page(7))
+        );
+        assert_eq!(
+            ResultKey::parse("a/docs/d/results/00007.error.json"),
+            Some(ResultKey::Error(7))
+        );
         assert_eq!(ResultKey::parse("a/docs/d/results/notes.txt"), None);
         assert_eq!(ResultKey::parse("a/docs/d/results/x.json"), None);
     }

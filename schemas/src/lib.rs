@@ -16,8 +16,8 @@ pub mod keys;
 pub mod page;
 
 pub use document::{DocumentResult, DocumentStatus, PageError, SourceInfo};
-pub use keys::{DocKeys, ResultKey};
 pub use job::{EngineKind, JobOptions, Manifest, PageJob};
+pub use keys::{DocKeys, ResultKey};
 pub use page::{
     BBox, Block, BlockKind, Chart, ChartAxis, ChartPoint, ChartSeries, EngineInfo, Formula, Line,
     PageImage, PageResult, Table, TableCell,

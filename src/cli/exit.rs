@@ -26,7 +26,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(code: Exit, error: impl Into<anyhow::Error>) -> Self {
-        CliError { code, error: error.into() }
+        CliError {
+            code,
+            error: error.into(),
+        }
     }
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         CliError::new(Exit::Internal, error)

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "folio", version, about = "Scanned PDFs and images to structured JSON and Markdown")]
+#[command(
+    name = "folio",
+    version,
+    about = "Scanned PDFs and images to structured JSON and Markdown"
+)]
 pub struct Cli {
     /// Folder holding the native libraries and models fetched by `scripts/setup`.
     #[arg(long, global = true, env = "FOLIO_RUNTIME_DIR", value_name = "DIR")]
@@ -49,5 +53,8 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

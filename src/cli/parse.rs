@@ -69,7 +69,9 @@ struct Pipeline {
 }
 
 pub fn run(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
-    runtime.check(&runtime.ocr_pieces()).map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+    runtime
+        .check(&runtime.ocr_pieces())
+        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,11 +92,24 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
     let engine = tokio::task::spawn_blocking(move || folio_ocr::OcrEngine::load(&ocr_cfg))
         .await
         .map_err(CliError::internal)?
-        .map_err(|e| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!("cannot load the ocr engine: {e}")))?;
-    let worker_config = WorkerConfig { delivery_limit: DELIVERY_LIMIT, ..WorkerConfig::default() };
+        .map_err(|e| {
+            CliError::new(
+                Exit::RuntimeMissing,
+                anyhow::anyhow!("cannot load the ocr engine: {e}"),
+            )
+        })?;
+    let worker_config = WorkerConfig {
+        delivery_limit: DELIVERY_LIMIT,
+        ..WorkerConfig::default()
+    };
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
-    let worker = Worker::new(store.clone(), queue.clone(), Arc::new(OcrAdapter::new(engine)), worker_config)
-        .with_events(tx);
+    let worker = Worker::new(
+        store.clone(),
+        queue.clone(),
+        Arc::new(OcrAdapter::new(engine)),
+        worker_config,
+    )
+    .with_events(tx);
     let shutdown = CancellationToken::new();
     let worker_task = {
         let shutdown = shutdown.clone();
@@ -103,18 +118,34 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
 
     let mut ingest_cfg = IngestConfig::new(runtime.pdfium());
     ingest_cfg.dpi = args.dpi;
-    let mut pipeline = Pipeline { store, queue, ingestor: Ingestor::new(ingest_cfg), events };
+    let mut pipeline = Pipeline {
+        store,
+        queue,
+        ingestor: Ingestor::new(ingest_cfg),
+        events,
+    };
     let mut exit = Exit::Ok;
     let mut used_stems = HashSet::new();
     for file in &args.files {
         let out_dir = args.output.join(unique_stem(file, &mut used_stems));
         match parse_one(&mut pipeline, &args, file, &out_dir).await {
             Ok(doc) if doc.status == DocumentStatus::Complete => {
-                eprintln!("{}: {} page(s) -> {}", file.display(), doc.pages.len(), out_dir.display());
+                eprintln!(
+                    "{}: {} page(s) -> {}",
+                    file.display(),
+                    doc.pages.len(),
+                    out_dir.display()
+                );
             }
             Ok(doc) => {
                 for e in &doc.errors {
-                    eprintln!("folio: {}: page {}: {} ({})", file.display(), e.page, e.message, e.code);
+                    eprintln!(
+                        "folio: {}: page {}: {} ({})",
+                        file.display(),
+                        e.page,
+                        e.message,
+                        e.code
+                    );
                 }
                 eprintln!(
                     "{}: {} of {} page(s) -> {} (partial)",
@@ -165,13 +196,25 @@ async fn parse_one(
         bytes: bytes.into(),
         password: args.password.clone(),
         pages: args.pages.clone().unwrap_or_else(PageRange::all),
-        options: JobOptions { engine: EngineKind::Ocr, dpi: args.dpi, ..JobOptions::default() },
+        options: JobOptions {
+            engine: EngineKind::Ocr,
+            dpi: args.dpi,
+            ..JobOptions::default()
+        },
         metadata: Default::default(),
     };
-    let accepted = accept(p.store.as_ref(), &p.ingestor, request).await.map_err(submit_error)?;
+    let accepted = accept(p.store.as_ref(), &p.ingestor, request)
+        .await
+        .map_err(submit_error)?;
     let manifest = accepted.manifest.clone();
     let bar = progress_bar(args.quiet, manifest.pages.len() as u64, file);
-    let enqueue = enqueue_pages(p.store.clone(), p.queue.clone(), &p.ingestor, accepted, |_| {});
+    let enqueue = enqueue_pages(
+        p.store.clone(),
+        p.queue.clone(),
+        &p.ingestor,
+        accepted,
+        |_| {},
+    );
     let wait = wait_for_document(&mut p.events, &manifest.document_id, &bar);
     let (enqueued, done) = tokio::join!(enqueue, wait);
     bar.finish_and_clear();
@@ -181,7 +224,11 @@ async fn parse_one(
     }
     done?;
     let keys = DocKeys::new(TENANT, &manifest.document_id);
-    let json = p.store.get(&keys.document_json()).await.map_err(CliError::internal)?;
+    let json = p
+        .store
+        .get(&keys.document_json())
+        .await
+        .map_err(CliError::internal)?;
     let doc: DocumentResult = serde_json::from_slice(&json).map_err(CliError::internal)?;
     write_outputs(p, &keys, &doc, args.format, out_dir).await?;
     Ok(doc)
@@ -216,7 +263,9 @@ async fn wait_for_document(
             _ => {}
         }
     }
-    Err(CliError::internal(anyhow::anyhow!("the worker stopped before the document was complete")))
+    Err(CliError::internal(anyhow::anyhow!(
+        "the worker stopped before the document was complete"
+    )))
 }
 
 async fn write_outputs(
@@ -231,18 +280,30 @@ async fn write_outputs(
     };
     std::fs::create_dir_all(out_dir).map_err(|e| io(e, out_dir))?;
     if matches!(format, OutputFormat::Json | OutputFormat::Both) {
-        let json = p.store.get(&keys.document_json()).await.map_err(CliError::internal)?;
+        let json = p
+            .store
+            .get(&keys.document_json())
+            .await
+            .map_err(CliError::internal)?;
         let path = out_dir.join("document.json");
         std::fs::write(&path, &json).map_err(|e| io(e, &path))?;
         let pages_dir = out_dir.join("pages");
         std::fs::create_dir_all(&pages_dir).map_err(|e| io(e, &pages_dir))?;
         for page in &doc.pages {
-            let bytes = p.store.get(&keys.page_result(page.page)).await.map_err(CliError::internal)?;
+            let bytes = p
+                .store
+                .get(&keys.page_result(page.page))
+                .await
+                .map_err(CliError::internal)?;
             let path = pages_dir.join(format!("{:05}.json", page.page));
             std::fs::write(&path, &bytes).map_err(|e| io(e, &path))?;
         }
         for err in &doc.errors {
-            let bytes = p.store.get(&keys.page_error(err.page)).await.map_err(CliError::internal)?;
+            let bytes = p
+                .store
+                .get(&keys.page_error(err.page))
+                .await
+                .map_err(CliError::internal)?;
             let path = pages_dir.join(format!("{:05}.error.json", err.page));
             std::fs::write(&path, &bytes).map_err(|e| io(e, &path))?;
         }
@@ -258,7 +319,10 @@ async fn write_outputs(
 
 /// `<stem>`, or `<stem>-2`, `<stem>-3`… when several inputs share a stem.
 fn unique_stem(file: &Path, used: &mut HashSet<String>) -> String {
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "document".into());
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "document".into());
     let mut candidate = stem.clone();
     let mut n = 2;
     while !used.insert(candidate.clone()) {
@@ -278,6 +342,10 @@ fn progress_bar(quiet: bool, pages: u64, file: &Path) -> ProgressBar {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.set_message(file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    bar.set_message(
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
     bar
 }

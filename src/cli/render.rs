@@ -28,26 +28,41 @@ pub fn run(args: RenderArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> 
         .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
     let rejected = |msg: String| CliError::new(Exit::InputRejected, anyhow::anyhow!(msg));
     if args.file.is_dir() {
-        return Err(rejected(format!("{}: is a directory, not a document", args.file.display())));
+        return Err(rejected(format!(
+            "{}: is a directory, not a document",
+            args.file.display()
+        )));
     }
-    let bytes = std::fs::read(&args.file).map_err(|e| rejected(format!("{}: cannot read: {e}", args.file.display())))?;
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| rejected(format!("{}: cannot read: {e}", args.file.display())))?;
     let mut cfg = IngestConfig::new(runtime.pdfium());
     cfg.dpi = args.dpi;
     let ingestor = Ingestor::new(cfg);
     let ingest_err = |e: IngestError| CliError::new(ingest_exit(&e), e);
-    let summary = ingestor.inspect(&bytes, args.password.as_deref()).map_err(ingest_err)?;
-    let pages = args.pages.unwrap_or_else(PageRange::all).select(summary.page_count).map_err(ingest_err)?;
+    let summary = ingestor
+        .inspect(&bytes, args.password.as_deref())
+        .map_err(ingest_err)?;
+    let pages = args
+        .pages
+        .unwrap_or_else(PageRange::all)
+        .select(summary.page_count)
+        .map_err(ingest_err)?;
     std::fs::create_dir_all(&args.output).map_err(CliError::internal)?;
     let mut written = 0u32;
     ingestor
         .rasterize(&bytes, args.password.as_deref(), &pages, &mut |page| {
             let png = encode_png(&page.image)?;
             let path = args.output.join(format!("{:05}.png", page.page));
-            std::fs::write(&path, &png).map_err(|e| IngestError::Sink(format!("{}: {e}", path.display())))?;
+            std::fs::write(&path, &png)
+                .map_err(|e| IngestError::Sink(format!("{}: {e}", path.display())))?;
             written += 1;
             Ok(())
         })
         .map_err(ingest_err)?;
-    eprintln!("{}: {written} page(s) -> {}", args.file.display(), args.output.display());
+    eprintln!(
+        "{}: {written} page(s) -> {}",
+        args.file.display(),
+        args.output.display()
+    );
     Ok(Exit::Ok)
 }

@@ -14,7 +14,11 @@ pub fn corpus() -> PathBuf {
     let dir = std::env::var_os("FOLIO_CORPUS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/corpus"));
-    assert!(dir.join("MANIFEST.md").is_file(), "corpus not found at {} (set FOLIO_CORPUS_DIR)", dir.display());
+    assert!(
+        dir.join("MANIFEST.md").is_file(),
+        "corpus not found at {} (set FOLIO_CORPUS_DIR)",
+        dir.display()
+    );
     dir
 }
 
@@ -34,15 +38,21 @@ pub fn stderr(out: &Output) -> String {
 pub fn assert_valid(name: &str, value: &serde_json::Value) {
     let path = repo().join("schemas/json").join(name);
     let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file")).expect("schema JSON");
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
+            .expect("schema JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{name} violations: {errors:#?}");
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .expect("valid JSON")
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("valid JSON")
 }
 
 /// Character error rate after collapsing whitespace: edit distance / reference length.
@@ -54,7 +64,9 @@ pub fn cer(hypothesis: &str, reference: &str) -> f64 {
     for (i, rc) in r.iter().enumerate() {
         let mut cur = vec![i + 1; h.len() + 1];
         for (j, hc) in h.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(rc != hc)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(rc != hc))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -71,7 +83,11 @@ pub fn page_text(page: &serde_json::Value) -> String {
                 .filter_map(|b| {
                     b["text"].as_str().map(str::to_string).or_else(|| {
                         b["table"]["cells"].as_array().map(|cells| {
-                            cells.iter().filter_map(|c| c["text"].as_str()).collect::<Vec<_>>().join(" ")
+                            cells
+                                .iter()
+                                .filter_map(|c| c["text"].as_str())
+                                .collect::<Vec<_>>()
+                                .join(" ")
                         })
                     })
                 })

@@ -27,7 +27,11 @@ pub struct TransportError {
 
 impl TransportError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        TransportError { kind, message: message.into(), source: None }
+        TransportError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     pub fn with_source(
@@ -35,7 +39,11 @@ impl TransportError {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        TransportError { kind, message: message.into(), source: Some(Box::new(source)) }
+        TransportError {
+            kind,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 
     /// True when the same operation may succeed later (broker/S3 down, timeouts, local I/O hiccups).

@@ -23,7 +23,10 @@ impl LocalDirStore {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, TransportError> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(|e| io_error(&root, e))?;
-        Ok(LocalDirStore { root, tmp_counter: AtomicU64::new(0) })
+        Ok(LocalDirStore {
+            root,
+            tmp_counter: AtomicU64::new(0),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -36,7 +39,10 @@ impl LocalDirStore {
             && !key.ends_with('/')
             && rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !valid {
-            return Err(TransportError::new(ErrorKind::Invalid, format!("invalid object key `{key}`")));
+            return Err(TransportError::new(
+                ErrorKind::Invalid,
+                format!("invalid object key `{key}`"),
+            ));
         }
         Ok(self.root.join(rel))
     }
@@ -48,7 +54,9 @@ impl LocalDirStore {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
         let mut f = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
-        f.write_all(body).and_then(|_| f.sync_data()).map_err(|e| io_error(&tmp, e))?;
+        f.write_all(body)
+            .and_then(|_| f.sync_data())
+            .map_err(|e| io_error(&tmp, e))?;
         Ok(tmp)
     }
 }
@@ -100,13 +108,17 @@ impl ObjectStore for LocalDirStore {
 
     async fn get(&self, key: &str) -> Result<Bytes, TransportError> {
         let path = self.path_of(key)?;
-        let bytes = tokio::fs::read(&path).await.map_err(|e| io_error(&path, e))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| io_error(&path, e))?;
         Ok(Bytes::from(bytes))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, TransportError> {
         let path = self.path_of(key)?;
-        tokio::fs::try_exists(&path).await.map_err(|e| io_error(&path, e))
+        tokio::fs::try_exists(&path)
+            .await
+            .map_err(|e| io_error(&path, e))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError> {
@@ -115,7 +127,11 @@ impl ObjectStore for LocalDirStore {
         blocking(move || {
             // Walk only the deepest directory the prefix names fully.
             let dir_part = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
-            let start = if dir_part.is_empty() { root.clone() } else { root.join(dir_part) };
+            let start = if dir_part.is_empty() {
+                root.clone()
+            } else {
+                root.join(dir_part)
+            };
             let mut keys = Vec::new();
             let mut stack = vec![start];
             while let Some(dir) = stack.pop() {
@@ -135,7 +151,9 @@ impl ObjectStore for LocalDirStore {
                     if ft.is_dir() {
                         stack.push(path);
                     } else if let Ok(rel) = path.strip_prefix(&root) {
-                        let key = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+                        let key = rel
+                            .to_string_lossy()
+                            .replace(std::path::MAIN_SEPARATOR, "/");
                         if key.starts_with(&prefix) {
                             keys.push(key);
                         }
@@ -167,13 +185,32 @@ mod tests {
     async fn put_get_list_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalDirStore::new(dir.path()).unwrap();
-        store.put("t/docs/a/x.json", Bytes::from_static(b"1"), "application/json").await.unwrap();
-        store.put("t/docs/a/results/00001.json", Bytes::from_static(b"2"), "").await.unwrap();
-        store.put("t/docs/b/x.json", Bytes::from_static(b"3"), "").await.unwrap();
-        assert_eq!(store.get("t/docs/a/x.json").await.unwrap(), Bytes::from_static(b"1"));
+        store
+            .put(
+                "t/docs/a/x.json",
+                Bytes::from_static(b"1"),
+                "application/json",
+            )
+            .await
+            .unwrap();
+        store
+            .put("t/docs/a/results/00001.json", Bytes::from_static(b"2"), "")
+            .await
+            .unwrap();
+        store
+            .put("t/docs/b/x.json", Bytes::from_static(b"3"), "")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("t/docs/a/x.json").await.unwrap(),
+            Bytes::from_static(b"1")
+        );
         assert_eq!(
             store.list("t/docs/a/").await.unwrap(),
-            vec!["t/docs/a/results/00001.json".to_string(), "t/docs/a/x.json".to_string()]
+            vec![
+                "t/docs/a/results/00001.json".to_string(),
+                "t/docs/a/x.json".to_string()
+            ]
         );
         assert_eq!(store.list("t/docs/a/res").await.unwrap().len(), 1);
         store.delete("t/docs/a/x.json").await.unwrap();
@@ -200,7 +237,10 @@ mod tests {
         for i in 0..16u8 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                store.put_if_absent("k/marker", Bytes::from(vec![i]), "").await.unwrap()
+                store
+                    .put_if_absent("k/marker", Bytes::from(vec![i]), "")
+                    .await
+                    .unwrap()
             }));
         }
         let mut winners = 0;
@@ -208,6 +248,9 @@ mod tests {
             winners += t.await.unwrap() as u32;
         }
         assert_eq!(winners, 1);
-        assert_eq!(store.list("k/").await.unwrap(), vec!["k/marker".to_string()]);
+        assert_eq!(
+            store.list("k/").await.unwrap(),
+            vec!["k/marker".to_string()]
+        );
     }
 }

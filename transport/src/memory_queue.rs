@@ -73,12 +73,17 @@ impl InProcessQueue {
 
     /// Jobs that were dead-lettered.
     pub fn dead_letters(&self, engine: EngineKind) -> Vec<PageJob> {
-        self.shared.lock().get(&engine).map_or_else(Vec::new, |q| q.dead.clone())
+        self.shared
+            .lock()
+            .get(&engine)
+            .map_or_else(Vec::new, |q| q.dead.clone())
     }
 
     /// Stop every consumer: their `next()` returns `None` from now on.
     pub fn close(&self) {
-        self.shared.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.notify.notify_waiters();
     }
 }
@@ -87,7 +92,12 @@ impl InProcessQueue {
 impl JobQueue for InProcessQueue {
     async fn publish(&self, job: &PageJob) -> Result<(), TransportError> {
         let engine = job.options.engine;
-        self.shared.lock().entry(engine).or_default().ready.push_back((job.clone(), 0));
+        self.shared
+            .lock()
+            .entry(engine)
+            .or_default()
+            .ready
+            .push_back((job.clone(), 0));
         self.shared.notify.notify_waiters();
         Ok(())
     }
@@ -113,7 +123,11 @@ struct MemoryConsumer {
 
 impl MemoryConsumer {
     fn take(&self, permit: OwnedSemaphorePermit) -> Result<Delivery, OwnedSemaphorePermit> {
-        let popped = self.shared.lock().get_mut(&self.engine).and_then(|q| q.ready.pop_front());
+        let popped = self
+            .shared
+            .lock()
+            .get_mut(&self.engine)
+            .and_then(|q| q.ready.pop_front());
         match popped {
             Some((job, redeliveries)) => {
                 let acker = MemoryAcker {
@@ -184,7 +198,12 @@ impl Acker for MemoryAcker {
 
     async fn dead_letter(mut self: Box<Self>) -> Result<(), TransportError> {
         if let Some((job, _)) = self.job.take() {
-            self.shared.lock().entry(self.engine).or_default().dead.push(job);
+            self.shared
+                .lock()
+                .entry(self.engine)
+                .or_default()
+                .dead
+                .push(job);
         }
         Ok(())
     }
@@ -227,7 +246,10 @@ mod tests {
         let mut c = q.consume(EngineKind::Ocr, 2).await.unwrap();
         let a = c.next().await.unwrap().unwrap();
         let b = c.try_next().unwrap();
-        assert!(c.try_next().is_none(), "prefetch 2 must hold back the third job");
+        assert!(
+            c.try_next().is_none(),
+            "prefetch 2 must hold back the third job"
+        );
         assert_eq!(a.job.as_ref().unwrap().page, 1);
         assert_eq!(b.job.as_ref().unwrap().page, 2);
         a.ack().await.unwrap();

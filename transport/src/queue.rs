@@ -58,7 +58,11 @@ impl std::fmt::Debug for Delivery {
 
 impl Delivery {
     pub fn new(job: Result<PageJob, String>, redeliveries: u32, acker: Box<dyn Acker>) -> Self {
-        Delivery { job, redeliveries, acker }
+        Delivery {
+            job,
+            redeliveries,
+            acker,
+        }
     }
 
     /// Attempts so far including this one.

@@ -7,8 +7,8 @@
 use crate::markdown::document_markdown;
 use bytes_of::to_bytes;
 use folio_schemas::{
-    DocKeys, DocumentResult, DocumentStatus, Manifest, PageError, PageResult, ResultKey, SourceInfo,
-    SCHEMA_VERSION,
+    DocKeys, DocumentResult, DocumentStatus, Manifest, PageError, PageResult, ResultKey,
+    SourceInfo, SCHEMA_VERSION,
 };
 use folio_transport::{ObjectStore, TransportError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +18,10 @@ pub enum AssembleError {
     #[error("store: {0}")]
     Store(#[from] TransportError),
     #[error("{key} is not valid JSON of its type: {source}")]
-    Corrupt { key: String, source: serde_json::Error },
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 impl AssembleError {
@@ -60,7 +63,11 @@ pub fn build_document(
             size_bytes: manifest.size_bytes,
             page_count: manifest.source_page_count,
         },
-        status: if errors.is_empty() { DocumentStatus::Complete } else { DocumentStatus::Partial },
+        status: if errors.is_empty() {
+            DocumentStatus::Complete
+        } else {
+            DocumentStatus::Partial
+        },
         pages: results.into_values().collect(),
         errors: errors.into_values().collect(),
         markdown,
@@ -89,7 +96,10 @@ pub async fn try_assemble(
     let total = manifest.pages.len();
     let done_count = manifest.pages.iter().filter(|p| done.contains(p)).count();
     if done_count < total {
-        return Ok(Completion::Incomplete { done: done_count, total });
+        return Ok(Completion::Incomplete {
+            done: done_count,
+            total,
+        });
     }
     let mut results = BTreeMap::new();
     let mut errors = BTreeMap::new();
@@ -105,8 +115,16 @@ pub async fn try_assemble(
         }
     }
     let doc = build_document(&manifest, results, errors);
-    store.put(&keys.document_md(), doc.markdown.clone().into(), "text/markdown; charset=utf-8").await?;
-    store.put(&keys.document_json(), to_bytes(&doc), "application/json").await?;
+    store
+        .put(
+            &keys.document_md(),
+            doc.markdown.clone().into(),
+            "text/markdown; charset=utf-8",
+        )
+        .await?;
+    store
+        .put(&keys.document_json(), to_bytes(&doc), "application/json")
+        .await?;
     Ok(Completion::Assembled(Box::new(doc)))
 }
 
@@ -115,7 +133,10 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     key: &str,
 ) -> Result<T, AssembleError> {
     let bytes = store.get(key).await?;
-    serde_json::from_slice(&bytes).map_err(|source| AssembleError::Corrupt { key: key.into(), source })
+    serde_json::from_slice(&bytes).map_err(|source| AssembleError::Corrupt {
+        key: key.into(),
+        source,
+    })
 }
 
 /// Serialisation used for every JSON object Folio stores: pretty, stable field order, trailing newline.

@@ -59,7 +59,10 @@ mod tests {
 
     #[test]
     fn permanent_failures_are_recorded_at_once() {
-        let f = Failure::Permanent { code: "image_undecodable", message: "bad png".into() };
+        let f = Failure::Permanent {
+            code: "image_undecodable",
+            message: "bad png".into(),
+        };
         assert_eq!(disposition(&f, 1, 5), Disposition::RecordAndDeadLetter);
         assert_eq!(error_code(&f, 1, 5), "image_undecodable");
     }

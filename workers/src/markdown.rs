@@ -18,7 +18,9 @@ pub fn page_markdown(blocks: &[Block]) -> String {
 }
 
 /// The Markdown of a whole document from its pages' Markdown (`None` = the page failed).
-pub fn document_markdown<'a>(pages: impl IntoIterator<Item = (u32, Result<&'a str, &'a str>)>) -> String {
+pub fn document_markdown<'a>(
+    pages: impl IntoIterator<Item = (u32, Result<&'a str, &'a str>)>,
+) -> String {
     let mut out = String::new();
     for (page, md) in pages {
         if !out.is_empty() {
@@ -61,7 +63,11 @@ fn block_markdown(block: &Block) -> Option<String> {
         BlockKind::ListItem => format!("- {text}"),
         BlockKind::Caption => format!("*{text}*"),
         BlockKind::Header | BlockKind::Footer => {
-            let which = if block.kind == BlockKind::Header { "header" } else { "footer" };
+            let which = if block.kind == BlockKind::Header {
+                "header"
+            } else {
+                "footer"
+            };
             format!("<!-- page {which}: {} -->", text.replace("--", "- -"))
         }
         BlockKind::Signature => format!("*[signature]* {text}"),
@@ -96,7 +102,10 @@ fn table_markdown(t: &Table) -> String {
     }
     let mut grid = vec![vec![String::new(); t.n_cols as usize]; t.n_rows as usize];
     for c in &t.cells {
-        if let Some(cell) = grid.get_mut(c.row as usize).and_then(|r| r.get_mut(c.col as usize)) {
+        if let Some(cell) = grid
+            .get_mut(c.row as usize)
+            .and_then(|r| r.get_mut(c.col as usize))
+        {
             *cell = c.text.replace('\n', " ").replace('|', "\\|");
         }
     }
@@ -130,7 +139,13 @@ fn chart_markdown(chart: Option<&Chart>, text: &str, id: &str) -> String {
                 other => other.to_string(),
             };
             let y = p.y.map(|v| v.to_string()).unwrap_or_default();
-            let _ = writeln!(out, "| {} | {} | {} |", s.name.replace('|', "\\|"), x.replace('|', "\\|"), y);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                s.name.replace('|', "\\|"),
+                x.replace('|', "\\|"),
+                y
+            );
         }
     }
     out.trim_end().to_string()
@@ -142,7 +157,10 @@ mod tests {
     use folio_schemas::{BBox, TableCell};
 
     fn text_block(kind: BlockKind, text: &str) -> Block {
-        Block { text: Some(text.into()), ..Block::new("p1-b1", kind, BBox::new(0.0, 0.0, 1.0, 1.0)) }
+        Block {
+            text: Some(text.into()),
+            ..Block::new("p1-b1", kind, BBox::new(0.0, 0.0, 1.0, 1.0))
+        }
     }
 
     #[test]
@@ -173,11 +191,22 @@ mod tests {
         let mut t = Table {
             n_rows: 2,
             n_cols: 2,
-            cells: vec![cell(0, 0, "a"), cell(0, 1, "b|c"), cell(1, 0, "1"), cell(1, 1, "2")],
+            cells: vec![
+                cell(0, 0, "a"),
+                cell(0, 1, "b|c"),
+                cell(1, 0, "1"),
+                cell(1, 1, "2"),
+            ],
             html: "<table>…</table>".into(),
         };
-        let block = Block { table: Some(t.clone()), ..Block::new("t", BlockKind::Table, BBox::new(0.0, 0.0, 1.0, 1.0)) };
-        assert_eq!(page_markdown(&[block]), "| a | b\\|c |\n| --- | --- |\n| 1 | 2 |\n");
+        let block = Block {
+            table: Some(t.clone()),
+            ..Block::new("t", BlockKind::Table, BBox::new(0.0, 0.0, 1.0, 1.0))
+        };
+        assert_eq!(
+            page_markdown(&[block]),
+            "| a | b\\|c |\n| --- | --- |\n| 1 | 2 |\n"
+        );
         t.cells[0].col_span = 2;
         assert_eq!(table_markdown(&t), "<table>…</table>");
     }

@@ -9,7 +9,8 @@ pub fn page_finished(engine: &'static str, outcome: &'static str) {
 
 /// Time of the engine call for one page.
 pub fn page_engine_time(engine: &'static str, elapsed: Duration) {
-    metrics::histogram!("folio_page_engine_seconds", "engine" => engine).record(elapsed.as_secs_f64());
+    metrics::histogram!("folio_page_engine_seconds", "engine" => engine)
+        .record(elapsed.as_secs_f64());
 }
 
 /// Messages whose body was not a page job.

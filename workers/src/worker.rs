@@ -29,15 +29,25 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { delivery_limit: 5, retry_delay: Duration::from_millis(500) }
+        WorkerConfig {
+            delivery_limit: 5,
+            retry_delay: Duration::from_millis(500),
+        }
     }
 }
 
 /// What the worker did, for progress displays and tests.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkerEvent {
-    PageDone { document_id: String, page: u32, ok: bool },
-    DocumentDone { tenant: String, document_id: String },
+    PageDone {
+        document_id: String,
+        page: u32,
+        ok: bool,
+    },
+    DocumentDone {
+        tenant: String,
+        document_id: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +78,13 @@ impl Worker {
         engine: Arc<dyn Engine>,
         config: WorkerConfig,
     ) -> Self {
-        Worker { store, queue, engine, config, events: None }
+        Worker {
+            store,
+            queue,
+            engine,
+            config,
+            events: None,
+        }
     }
 
     /// Send a [`WorkerEvent`] for every page and document finished.
@@ -81,8 +97,11 @@ impl Worker {
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let max_batch = self.engine.max_batch().max(1);
         let prefetch = u16::try_from(max_batch).unwrap_or(u16::MAX);
-        let mut consumer =
-            self.queue.consume(self.engine.kind(), prefetch).await.map_err(WorkerError::Consume)?;
+        let mut consumer = self
+            .queue
+            .consume(self.engine.kind(), prefetch)
+            .await
+            .map_err(WorkerError::Consume)?;
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -127,20 +146,31 @@ impl Worker {
         let outputs = match outputs {
             Ok(outputs) if outputs.len() == prepared.len() => outputs,
             Ok(outputs) => {
-                let msg = format!("engine returned {} results for {} pages", outputs.len(), prepared.len());
-                prepared.iter().map(|_| Err(EngineError::Transient(msg.clone()))).collect()
+                let msg = format!(
+                    "engine returned {} results for {} pages",
+                    outputs.len(),
+                    prepared.len()
+                );
+                prepared
+                    .iter()
+                    .map(|_| Err(EngineError::Transient(msg.clone())))
+                    .collect()
             }
             // A panic is an engine bug triggered by this input: retrying the same batch would panic
             // again, so the pages are recorded as failed instead of looping to the delivery limit.
             Err(panic) => {
                 let msg = format!("engine task failed: {panic}");
-                let failed = || EngineError::Permanent { code: "engine_panicked", message: msg.clone() };
+                let failed = || EngineError::Permanent {
+                    code: "engine_panicked",
+                    message: msg.clone(),
+                };
                 prepared.iter().map(|_| Err(failed())).collect()
             }
         };
         let per_page = elapsed / u32::try_from(prepared.len()).unwrap_or(1);
         for (p, output) in prepared.into_iter().zip(outputs) {
-            let span = tracing::info_span!("page", document_id = %p.job.document_id, page = p.job.page);
+            let span =
+                tracing::info_span!("page", document_id = %p.job.document_id, page = p.job.page);
             self.finish(p, output, per_page).instrument(span).await;
         }
     }
@@ -158,15 +188,25 @@ impl Worker {
             }
         };
         let span = tracing::info_span!("page", document_id = %job.document_id, page = job.page);
-        let bytes = match self.store.get(&job.image_key).instrument(span.clone()).await {
+        let bytes = match self
+            .store
+            .get(&job.image_key)
+            .instrument(span.clone())
+            .await
+        {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
-                let f = Failure::Permanent { code: "image_missing", message: e.to_string() };
+                let f = Failure::Permanent {
+                    code: "image_missing",
+                    message: e.to_string(),
+                };
                 self.fail(delivery, &job, f).instrument(span).await;
                 return None;
             }
             Err(e) => {
-                self.fail(delivery, &job, Failure::Transient(e.to_string())).instrument(span).await;
+                self.fail(delivery, &job, Failure::Transient(e.to_string()))
+                    .instrument(span)
+                    .await;
                 return None;
             }
         };
@@ -188,15 +228,25 @@ impl Worker {
             dpi: job.dpi,
             options: job.options.clone(),
         };
-        Some(Prepared { delivery, job, input })
+        Some(Prepared {
+            delivery,
+            job,
+            input,
+        })
     }
 
-    async fn finish(&self, p: Prepared, output: Result<EngineOutput, EngineError>, elapsed: Duration) {
+    async fn finish(
+        &self,
+        p: Prepared,
+        output: Result<EngineOutput, EngineError>,
+        elapsed: Duration,
+    ) {
         let engine = self.engine.kind().as_str();
         let output = match output {
             Ok(o) => o,
             Err(EngineError::Permanent { code, message }) => {
-                self.fail(p.delivery, &p.job, Failure::Permanent { code, message }).await;
+                self.fail(p.delivery, &p.job, Failure::Permanent { code, message })
+                    .await;
                 return;
             }
             Err(EngineError::Transient(msg)) => {
@@ -207,8 +257,21 @@ impl Worker {
         metrics::page_engine_time(engine, elapsed);
         let result = self.page_result(&p, output, elapsed);
         let keys = DocKeys::new(&p.job.tenant, &p.job.document_id);
-        if let Err(e) = self.store.put(&keys.page_result(p.job.page), to_bytes(&result), "application/json").await {
-            self.fail(p.delivery, &p.job, Failure::Transient(format!("writing the result: {e}"))).await;
+        if let Err(e) = self
+            .store
+            .put(
+                &keys.page_result(p.job.page),
+                to_bytes(&result),
+                "application/json",
+            )
+            .await
+        {
+            self.fail(
+                p.delivery,
+                &p.job,
+                Failure::Transient(format!("writing the result: {e}")),
+            )
+            .await;
             return;
         }
         if !self.complete_if_last(&p.job).await {
@@ -222,20 +285,34 @@ impl Worker {
             tracing::warn!(error = %e, "ack failed after the result was written");
         }
         metrics::page_finished(engine, "ok");
-        tracing::info!(blocks = result.blocks.len(), ms = elapsed.as_millis() as u64, "page done");
-        self.emit(WorkerEvent::PageDone { document_id: p.job.document_id.clone(), page: p.job.page, ok: true });
+        tracing::info!(
+            blocks = result.blocks.len(),
+            ms = elapsed.as_millis() as u64,
+            "page done"
+        );
+        self.emit(WorkerEvent::PageDone {
+            document_id: p.job.document_id.clone(),
+            page: p.job.page,
+            ok: true,
+        });
     }
 
     fn page_result(&self, p: &Prepared, output: EngineOutput, elapsed: Duration) -> PageResult {
         let mut engine = self.engine.info();
         engine.profile = output.profile.or(engine.profile);
         let mut timings = output.timings;
-        timings.entry("total".into()).or_insert(elapsed.as_secs_f64() * 1000.0);
+        timings
+            .entry("total".into())
+            .or_insert(elapsed.as_secs_f64() * 1000.0);
         PageResult {
             schema_version: SCHEMA_VERSION.into(),
             document_id: p.job.document_id.clone(),
             page: p.job.page,
-            image: PageImage { width: p.input.image.width(), height: p.input.image.height(), dpi: p.job.dpi },
+            image: PageImage {
+                width: p.input.image.width(),
+                height: p.input.image.height(),
+                dpi: p.job.dpi,
+            },
             engine,
             markdown: page_markdown(&output.blocks),
             blocks: output.blocks,
@@ -269,7 +346,11 @@ impl Worker {
                     attempts: attempt,
                 };
                 let key = DocKeys::new(&job.tenant, &job.document_id).page_error(job.page);
-                if let Err(e) = self.store.put(&key, to_bytes(&record), "application/json").await {
+                if let Err(e) = self
+                    .store
+                    .put(&key, to_bytes(&record), "application/json")
+                    .await
+                {
                     tracing::warn!(error = %e, "cannot write the error record; requeueing");
                     tokio::time::sleep(self.config.retry_delay).await;
                     let _ = delivery.requeue().await;
@@ -283,7 +364,11 @@ impl Worker {
                 tracing::error!(code = %record.code, message = %record.message, "page failed; recorded and dead-lettered");
                 let _ = delivery.dead_letter().await;
                 metrics::page_finished(engine, "failed");
-                self.emit(WorkerEvent::PageDone { document_id: job.document_id.clone(), page: job.page, ok: false });
+                self.emit(WorkerEvent::PageDone {
+                    document_id: job.document_id.clone(),
+                    page: job.page,
+                    ok: false,
+                });
             }
         }
     }

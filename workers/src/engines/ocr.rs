@@ -40,7 +40,8 @@ impl Engine for OcrAdapter {
         pages
             .iter()
             .map(|p| {
-                let _span = tracing::info_span!("ocr", document_id = %p.document_id, page = p.page).entered();
+                let _span = tracing::info_span!("ocr", document_id = %p.document_id, page = p.page)
+                    .entered();
                 self.engine
                     .analyze(&p.image, p.page)
                     .map(|a| EngineOutput {
@@ -49,7 +50,10 @@ impl Engine for OcrAdapter {
                         timings: a.timings,
                         profile: None,
                     })
-                    .map_err(|e| EngineError::Permanent { code: "engine_failed", message: e.to_string() })
+                    .map_err(|e| EngineError::Permanent {
+                        code: "engine_failed",
+                        message: e.to_string(),
+                    })
             })
             .collect()
     }

@@ -1,0 +1,321 @@
+//! The worker loop against the real in-process queue and local-folder store, with small test engines
+//! standing in for the models: the loop's own policy (settle only after a durable write, failure
+//! records, completion, retries) is what is checked here.
+
+use bytes::Bytes;
+use folio_schemas::{
+    BBox, Block, BlockKind, DocKeys, DocumentResult, DocumentStatus, EngineInfo, EngineKind,
+    JobOptions, Manifest, PageJob, SCHEMA_VERSION,
+};
+use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore, TransportError};
+use folio_workers::{
+    Engine, EngineError, EngineOutput, PageInput, Worker, WorkerConfig, WorkerEvent,
+};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Echoes one block per page with the page's size; fails the pages it is told to.
+struct TestEngine {
+    fail_page: Option<u32>,
+    panic_page: Option<u32>,
+}
+
+impl Engine for TestEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Ocr
+    }
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            name: "test".into(),
+            model: "echo".into(),
+            revision: None,
+            device: "cpu".into(),
+            profile: None,
+        }
+    }
+    fn max_batch(&self) -> usize {
+        2
+    }
+    fn run(&self, pages: &[PageInput]) -> Vec<Result<EngineOutput, EngineError>> {
+        pages
+            .iter()
+            .map(|p| {
+                if Some(p.page) == self.panic_page {
+                    panic!("engine bug on page {}", p.page);
+                }
+                if Some(p.page) == self.fail_page {
+                    return Err(EngineError::Permanent {
+                        code: "engine_failed",
+                        message: "cannot read".into(),
+                    });
+                }
+                let (w, h) = p.image.dimensions();
+                let block = Block {
+                    text: Some(format!("page {} is {w}x{h}", p.page)),
+                    ..Block::new(
+                        format!("p{}-b1", p.page),
+                        BlockKind::Text,
+                        BBox::new(0.0, 0.0, w as f32, h as f32),
+                    )
+                };
+                Ok(EngineOutput {
+                    blocks: vec![block],
+                    warnings: vec![],
+                    timings: Default::default(),
+                    profile: None,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A store that fails the first `failures` writes of result keys with a transient error.
+#[derive(Debug)]
+struct FlakyStore {
+    inner: LocalDirStore,
+    failures: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for FlakyStore {
+    async fn put(&self, key: &str, body: Bytes, ct: &str) -> Result<(), TransportError> {
+        if key.contains("/results/") && self.failures.load(Ordering::SeqCst) > 0 {
+            self.failures.fetch_sub(1, Ordering::SeqCst);
+            return Err(TransportError::new(
+                folio_transport::ErrorKind::Unavailable,
+                "s3 is down",
+            ));
+        }
+        self.inner.put(key, body, ct).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        ct: &str,
+    ) -> Result<bool, TransportError> {
+        self.inner.put_if_absent(key, body, ct).await
+    }
+    async fn get(&self, key: &str) -> Result<Bytes, TransportError> {
+        self.inner.get(key).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, TransportError> {
+        self.inner.exists(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, TransportError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), TransportError> {
+        self.inner.delete(key).await
+    }
+}
+
+fn png(w: u32, h: u32) -> Bytes {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    Bytes::from(out.into_inner())
+}
+
+/// Store a manifest and page images for `pages` pages and publish their jobs; page `corrupt` gets
+/// bytes that are not an image.
+async fn submit(
+    store: &dyn ObjectStore,
+    queue: &dyn JobQueue,
+    doc: &str,
+    pages: u32,
+    corrupt: Option<u32>,
+) {
+    let keys = DocKeys::new("t", doc);
+    let options = JobOptions {
+        engine: EngineKind::Ocr,
+        ..JobOptions::default()
+    };
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION.into(),
+        tenant: "t".into(),
+        document_id: doc.into(),
+        file_name: Some("x.pdf".into()),
+        media_type: "application/pdf".into(),
+        sha256: "00".into(),
+        size_bytes: 1,
+        pages: (1..=pages).collect(),
+        source_page_count: pages,
+        options: options.clone(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        metadata: Default::default(),
+    };
+    store
+        .put(
+            &keys.manifest(),
+            serde_json::to_vec(&manifest).unwrap().into(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    for page in 1..=pages {
+        let body = if Some(page) == corrupt {
+            Bytes::from_static(b"not a png")
+        } else {
+            png(10 * page, 20)
+        };
+        store
+            .put(&keys.page_image(page), body, "image/png")
+            .await
+            .unwrap();
+        let job = PageJob {
+            schema_version: SCHEMA_VERSION.into(),
+            tenant: "t".into(),
+            document_id: doc.into(),
+            page,
+            page_count: pages,
+            image_key: keys.page_image(page),
+            options: options.clone(),
+            dpi: Some(200),
+            traceparent: None,
+            submitted_at: "2026-01-01T00:00:00Z".into(),
+        };
+        queue.publish(&job).await.unwrap();
+    }
+}
+
+async fn run_until_done(
+    worker: Worker,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>,
+    doc: &str,
+) {
+    let shutdown = CancellationToken::new();
+    let task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { worker.run(shutdown).await })
+    };
+    let wait = async {
+        while let Some(e) = events.recv().await {
+            if matches!(&e, WorkerEvent::DocumentDone { document_id, .. } if document_id == doc) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("document completes");
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+async fn document(store: &dyn ObjectStore, doc: &str) -> (DocumentResult, Bytes) {
+    let bytes = store
+        .get(&DocKeys::new("t", doc).document_json())
+        .await
+        .unwrap();
+    (serde_json::from_slice(&bytes).unwrap(), bytes)
+}
+
+fn config() -> WorkerConfig {
+    WorkerConfig {
+        delivery_limit: 3,
+        retry_delay: Duration::from_millis(10),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_once_failures_recorded_and_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalDirStore::new(dir.path()).unwrap());
+    let queue = InProcessQueue::new(3);
+    submit(store.as_ref(), &queue, "d1", 5, Some(4)).await;
+    let engine = Arc::new(TestEngine {
+        fail_page: Some(2),
+        panic_page: Some(5),
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker =
+        Worker::new(store.clone(), Arc::new(queue.clone()), engine, config()).with_events(tx);
+    run_until_done(worker, &mut rx, "d1").await;
+
+    let (doc, bytes) = document(store.as_ref(), "d1").await;
+    assert_eq!(doc.status, DocumentStatus::Partial);
+    assert_eq!(
+        doc.pages.iter().map(|p| p.page).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    let codes: Vec<(u32, &str)> = doc
+        .errors
+        .iter()
+        .map(|e| (e.page, e.code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            (2, "engine_failed"),
+            (4, "image_undecodable"),
+            (5, "engine_panicked")
+        ]
+    );
+    assert_eq!(
+        doc.pages[1].blocks[0].text.as_deref(),
+        Some("page 3 is 30x20")
+    );
+    assert_eq!(queue.dead_letters(EngineKind::Ocr).len(), 3);
+    assert_eq!(queue.ready_len(EngineKind::Ocr), 0);
+    // Assembling again gives the same bytes.
+    folio_workers::assemble::try_assemble(store.as_ref(), "t", "d1")
+        .await
+        .unwrap();
+    assert_eq!(document(store.as_ref(), "d1").await.1, bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_store_failures_are_retried_without_losing_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyStore {
+        inner: LocalDirStore::new(dir.path()).unwrap(),
+        failures: AtomicU32::new(2),
+    });
+    let store: Arc<dyn ObjectStore> = flaky.clone();
+    let queue = InProcessQueue::new(3);
+    submit(store.as_ref(), &queue, "d2", 3, None).await;
+    let engine = Arc::new(TestEngine {
+        fail_page: None,
+        panic_page: None,
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker =
+        Worker::new(store.clone(), Arc::new(queue.clone()), engine, config()).with_events(tx);
+    run_until_done(worker, &mut rx, "d2").await;
+    let (doc, _) = document(store.as_ref(), "d2").await;
+    assert_eq!(doc.status, DocumentStatus::Complete);
+    assert_eq!(doc.pages.len(), 3);
+    assert_eq!(
+        flaky.failures.load(Ordering::SeqCst),
+        0,
+        "the failures happened"
+    );
+    assert!(queue.dead_letters(EngineKind::Ocr).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_failing_past_the_delivery_limit_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyStore {
+        inner: LocalDirStore::new(dir.path()).unwrap(),
+        failures: AtomicU32::new(3),
+    });
+    let store: Arc<dyn ObjectStore> = flaky.clone();
+    let queue = InProcessQueue::new(3);
+    submit(store.as_ref(), &queue, "d3", 1, None).await;
+    let engine = Arc::new(TestEngine {
+        fail_page: None,
+        panic_page: None,
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker =
+        Worker::new(store.clone(), Arc::new(queue.clone()), engine, config()).with_events(tx);
+    run_until_done(worker, &mut rx, "d3").await;
+    let (doc, _) = document(store.as_ref(), "d3").await;
+    assert_eq!(doc.status, DocumentStatus::Partial);
+    assert_eq!(doc.errors[0].code, "delivery_limit");
+    assert_eq!(doc.errors[0].attempts, 3);
+}
