@@ -3,7 +3,6 @@
 //! `<repo>/../shared/corpus`), the fixtures in `tests/fixtures/` (made by `make_fixtures.py`)
 //! and inputs built here byte by byte.
 
-mod bench;
 mod images;
 mod support;
 
