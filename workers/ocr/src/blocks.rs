@@ -7,6 +7,9 @@ use folio_schemas::{BBox, BlockKind};
 /// Share of a line's area that must lie inside a region for the line to belong to it.
 const MIN_INSIDE: f32 = 0.5;
 
+/// Titles longer than this many lines are reported as text.
+const MAX_TITLE_LINES: usize = 3;
+
 /// A block before ids, text and tables are filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockDraft {
@@ -54,7 +57,11 @@ pub fn group_blocks(lines: &[BBox], regions: &[LayoutRegion]) -> Vec<BlockDraft>
         if mine.is_empty() && !keep_empty {
             continue;
         }
-        let kind = r.label.block_kind();
+        let mut kind = r.label.block_kind();
+        // A "title" of many lines is body text the model mistook (large type on small pages).
+        if kind == BlockKind::Title && mine.len() > MAX_TITLE_LINES {
+            kind = BlockKind::Text;
+        }
         let bbox = match kind {
             // Tables and figures are the region; text blocks are where their lines are.
             BlockKind::Table | BlockKind::Figure => r.bbox,
@@ -245,6 +252,15 @@ mod tests {
                 (BlockKind::Text, vec![3], None),
             ]
         );
+        // A many-line "title" is text.
+        let long_title: Vec<BBox> = (0..5)
+            .map(|i| b(100.0, 50.0 + 30.0 * i as f32, 800.0, 75.0 + 30.0 * i as f32))
+            .collect();
+        let t = group_blocks(
+            &long_title,
+            &[region(LayoutLabel::Title, b(90.0, 40.0, 900.0, 300.0))],
+        );
+        assert_eq!(t[0].kind, BlockKind::Text);
         // The title block is tight around its line; the table keeps the region box.
         assert_eq!(d[0].bbox, lines[0]);
         assert_eq!(d[1].bbox, regions[1].bbox);

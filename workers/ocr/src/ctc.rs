@@ -59,14 +59,28 @@ impl Charset {
     }
 }
 
-fn argmax(row: &[f32]) -> (usize, f32) {
-    let mut best = (0usize, f32::NEG_INFINITY);
-    for (i, &v) in row.iter().enumerate() {
-        if v > best.1 {
-            best = (i, v);
+/// Index and value of the first maximum. Two passes (a lane-wise maximum the compiler
+/// vectorises, then a search for it) beat one branchy pass over 18710 classes per step.
+/// NaN never wins; an all-NaN or empty row gives `(0, -inf)`.
+pub fn argmax(row: &[f32]) -> (usize, f32) {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = if v > *l { v } else { *l };
         }
     }
-    best
+    let mut m = tail
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
+    for l in lanes {
+        m = if l > m { l } else { m };
+    }
+    match row.iter().position(|&v| v == m) {
+        Some(i) => (i, m),
+        None => (0, f32::NEG_INFINITY),
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +93,18 @@ mod tests {
             v[t * classes + c] = p;
         }
         v
+    }
+
+    #[test]
+    fn argmax_finds_the_first_maximum() {
+        let mut row = vec![0.0f32; 37];
+        row[21] = 0.7;
+        row[33] = 0.7;
+        row[5] = f32::NAN;
+        assert_eq!(argmax(&row), (21, 0.7));
+        assert_eq!(argmax(&[0.1, 0.3]), (1, 0.3));
+        assert_eq!(argmax(&[]), (0, f32::NEG_INFINITY));
+        assert_eq!(argmax(&[f32::NAN]), (0, f32::NEG_INFINITY));
     }
 
     #[test]

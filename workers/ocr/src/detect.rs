@@ -48,12 +48,15 @@ pub(crate) struct Detector {
 }
 
 impl Detector {
-    pub fn new(model: OrtModel) -> Self {
-        Detector {
+    /// Wraps the model and runs it once on a blank page (the first run of a session is slow).
+    pub fn new(model: OrtModel) -> Result<Self, OcrError> {
+        let det = Detector {
             model,
             params: DbParams::default(),
             limits: DetLimits::default(),
-        }
+        };
+        det.detect(&RgbImage::from_pixel(736, 736, image::Rgb([255, 255, 255])))?;
+        Ok(det)
     }
 
     /// Text-line quadrilaterals in `img` pixels with their DB scores, top-to-bottom, left-to-right.

@@ -104,8 +104,22 @@ impl OcrEngine {
         let load =
             |file: &str, name: &str| OrtModel::load(&env, &cfg.model_path(file), name, threads);
 
-        let detector = Detector::new(load(DET_MODEL_FILE, "PP-OCRv6_det_small")?);
-        let recognizer = Recognizer::new(vec![load(REC_MODEL_FILE, "PP-OCRv6_rec_small")?])?;
+        let detector = Detector::new(load(DET_MODEL_FILE, "PP-OCRv6_det_small")?)?;
+        // Recognition runs many small independent batches: a few single-purpose sessions on
+        // separate threads use the cores better than one session splitting every convolution
+        // (and do not stall when other processes compete for the CPU).
+        let (rec_workers, rec_threads) = rec_pool(threads);
+        let rec_sessions = (0..rec_workers)
+            .map(|_| {
+                OrtModel::load(
+                    &env,
+                    &cfg.model_path(REC_MODEL_FILE),
+                    "PP-OCRv6_rec_small",
+                    rec_threads,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let recognizer = Recognizer::new(rec_sessions)?;
         let classifier = if cfg.angle_classifier {
             Some(AngleClassifier::new(load(
                 CLS_MODEL_FILE,
@@ -208,6 +222,7 @@ impl OcrEngine {
             None => Vec::new(),
         };
         timings.insert("layout".to_string(), ms(t));
+        tracing::debug!(page, regions = ?regions, "layout regions");
 
         let line_boxes: Vec<BBox> = lines.iter().map(|l| l.bbox).collect();
         let drafts = group_blocks(&line_boxes, &regions);
@@ -326,6 +341,13 @@ impl OcrEngine {
     }
 }
 
+/// Recognition sessions and intra-op threads per session for `threads` cores: one session per
+/// core up to four, the remaining cores shared among them.
+fn rec_pool(threads: usize) -> (usize, usize) {
+    let workers = threads.clamp(1, 4);
+    (workers, (threads / workers).max(1))
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -373,5 +395,18 @@ fn build_block(
         lines: schema_lines,
         table,
         ..Block::new(id, d.kind, d.bbox)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rec_pool;
+
+    #[test]
+    fn recognition_pool_sizes() {
+        assert_eq!(rec_pool(0), (1, 1));
+        assert_eq!(rec_pool(2), (2, 1));
+        assert_eq!(rec_pool(8), (4, 2));
+        assert_eq!(rec_pool(18), (4, 4));
     }
 }

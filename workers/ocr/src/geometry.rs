@@ -276,9 +276,10 @@ pub fn sort_quads(quads: &[Quad], y_tol: f32) -> Vec<usize> {
 
 /// Clamps a point into `[0, w-1] × [0, h-1]`.
 pub fn clamp_point(p: Point, w: f32, h: f32) -> Point {
+    // `+ 0.0` turns a clamped -0.0 into 0.0.
     [
-        p[0].clamp(0.0, (w - 1.0).max(0.0)),
-        p[1].clamp(0.0, (h - 1.0).max(0.0)),
+        p[0].clamp(0.0, (w - 1.0).max(0.0)) + 0.0,
+        p[1].clamp(0.0, (h - 1.0).max(0.0)) + 0.0,
     ]
 }
 
@@ -402,5 +403,6 @@ mod tests {
         assert_eq!(q.height(), 10.0);
         assert_eq!(q.bbox(), BBox::new(0.0, 0.0, 30.0, 10.0));
         assert_eq!(clamp_point([-3.0, 50.0], 20.0, 20.0), [0.0, 19.0]);
+        assert!(clamp_point([-0.0, 1.0], 20.0, 20.0)[0].is_sign_positive());
     }
 }

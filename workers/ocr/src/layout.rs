@@ -6,7 +6,7 @@
 //! per-class hard NMS, then boxes of different classes that almost coincide keep only the best.
 
 use crate::error::OcrError;
-use crate::imgops::{resize, write_chw_bgr, Normalize};
+use crate::imgops::{resize_sampled, write_chw_bgr, Normalize};
 use crate::runtime::{OrtModel, OutputView};
 use folio_schemas::{BBox, BlockKind};
 use image::RgbImage;
@@ -125,11 +125,18 @@ impl LayoutDetector {
                 format!("expected 8 outputs, found {}", model.output_count()),
             ));
         }
-        Ok(LayoutDetector {
+        let layout = LayoutDetector {
             model,
             labels,
             params: LayoutParams::default(),
-        })
+        };
+        // The input size is fixed: one run now makes the first page as fast as the rest.
+        layout.detect(&RgbImage::from_pixel(
+            IN_W as u32,
+            IN_H as u32,
+            image::Rgb([255, 255, 255]),
+        ))?;
+        Ok(layout)
     }
 
     /// Regions of `img`, best first.
@@ -137,7 +144,7 @@ impl LayoutDetector {
         if img.width() == 0 || img.height() == 0 {
             return Ok(Vec::new());
         }
-        let resized = resize(img, IN_W as u32, IN_H as u32);
+        let resized = resize_sampled(img, IN_W as u32, IN_H as u32);
         let mut input = vec![0f32; 3 * IN_W * IN_H];
         write_chw_bgr(&resized, Normalize::IMAGENET, &mut input, IN_W, IN_H);
         let (labels, params) = (&self.labels, self.params);

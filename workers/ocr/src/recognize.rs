@@ -1,8 +1,13 @@
 //! SVTR/CTC text recognition over batches of line crops.
 //!
-//! Crops are resized to height 48 keeping their aspect ratio, sorted by aspect ratio and packed
-//! into batches padded to the widest member (so little padding is wasted), then decoded with
-//! greedy CTC. With several sessions in the pool, batches are spread over threads.
+//! Crops are resized to height 48 (and to 3/4 of their proportional width, see
+//! [`RecParams::width_scale`]), sorted by aspect ratio and packed into batches padded to the
+//! widest member (so little padding is wasted), then decoded with greedy CTC. With several
+//! sessions in the pool, batches are spread over threads.
+//!
+//! Cost is linear in the total tensor width (≈ 35 µs per column on one core for PP-OCRv6 small,
+//! a sixth of it in the 18710-class output layer), so small batches lose nothing; batches larger
+//! than ~2k columns run slower per column (the `steps × 18710` output no longer fits in cache).
 
 use crate::ctc::Charset;
 use crate::error::OcrError;
@@ -15,9 +20,15 @@ use std::sync::Mutex;
 /// Input height of the recogniser.
 pub const REC_HEIGHT: usize = 48;
 
-/// Batching limits.
+/// Batching limits and input geometry.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RecParams {
+    /// Horizontal scale applied on top of the height-48 resize. PaddleOCR trains at 48×320 and
+    /// squeezes every wider sample into 320 columns, so moderately narrowed lines are in the
+    /// training distribution. Measured on the Folio corpus (9 printed pages) and a dense A4
+    /// page: 0.7–0.75 reads as well as 1.0 (word F1 0.948 vs 0.938, dense page error-free),
+    /// 0.5 loses spaces; 0.75 keeps a margin and cuts recognition time by a quarter.
+    pub width_scale: f32,
     /// Most crops in one batch.
     pub max_batch: usize,
     /// Most padded pixel columns in one batch (`items × width`); bounds the output tensor, whose
@@ -32,8 +43,9 @@ pub struct RecParams {
 impl Default for RecParams {
     fn default() -> Self {
         RecParams {
+            width_scale: 0.75,
             max_batch: 16,
-            width_budget: 16 * 1024,
+            width_budget: 2048,
             min_width: 320,
             max_width: 4800,
         }
@@ -47,9 +59,9 @@ pub struct Batch {
     pub width: usize,
 }
 
-/// Width of a crop of aspect ratio `ratio` (w/h) at height 48.
+/// Tensor width of a crop of aspect ratio `ratio` (w/h) at height 48.
 pub fn crop_width(ratio: f32, p: &RecParams) -> usize {
-    let w = (REC_HEIGHT as f32 * ratio.max(0.0)).ceil();
+    let w = (REC_HEIGHT as f32 * ratio.max(0.0) * p.width_scale).ceil();
     if w.is_finite() {
         (w as usize).clamp(1, p.max_width)
     } else {
@@ -228,6 +240,7 @@ mod tests {
     #[test]
     fn batches_group_similar_ratios_and_respect_limits() {
         let p = RecParams {
+            width_scale: 1.0,
             max_batch: 2,
             width_budget: 10_000,
             min_width: 320,
@@ -250,6 +263,7 @@ mod tests {
     #[test]
     fn width_budget_splits_wide_batches() {
         let p = RecParams {
+            width_scale: 1.0,
             max_batch: 16,
             width_budget: 3000,
             min_width: 320,
@@ -276,7 +290,7 @@ mod tests {
     #[test]
     fn crop_width_is_bounded() {
         let p = RecParams::default();
-        assert_eq!(crop_width(2.0, &p), 96);
+        assert_eq!(crop_width(2.0, &p), 72);
         assert_eq!(crop_width(f32::INFINITY, &p), p.max_width);
         assert_eq!(crop_width(0.0, &p), 1);
     }

@@ -6,7 +6,7 @@
 //! `<td></td>` appended and `<td>` removed (PaddleOCR's "merged no-span" vocabulary).
 
 use crate::error::OcrError;
-use crate::imgops::{resize, write_chw_bgr, Normalize};
+use crate::imgops::{resize_sampled, write_chw_bgr, Normalize};
 use crate::runtime::OrtModel;
 use image::RgbImage;
 
@@ -106,7 +106,7 @@ impl TableStructurer {
         let ratio = MAX_LEN as f32 / w.max(h) as f32;
         let rw = ((w as f32 * ratio) as u32).clamp(1, MAX_LEN as u32);
         let rh = ((h as f32 * ratio) as u32).clamp(1, MAX_LEN as u32);
-        let resized = resize(crop, rw, rh);
+        let resized = resize_sampled(crop, rw, rh);
         let mut input = vec![0f32; 3 * MAX_LEN * MAX_LEN];
         write_chw_bgr(&resized, Normalize::IMAGENET, &mut input, MAX_LEN, MAX_LEN);
         let vocab = &self.vocab;
