@@ -37,6 +37,7 @@ from benchlib.machine import (  # noqa: E402
     fmt,
     folio_binary,
     git_commit,
+    load_average,
     machine_lines,
     md_table,
     median,
@@ -147,6 +148,7 @@ def folder_bytes(folder: str) -> int:
 def main() -> int:
     args = parse_args()
     started = time.strftime("%Y-%m-%d %H:%M %Z")
+    load = load_average()
     work = os.path.join(args.out, "raster")
     os.makedirs(work, exist_ok=True)
     try:
@@ -201,7 +203,7 @@ def main() -> int:
         origin = f.read().split("\n")
     sources = sorted({line.rsplit(" p", 1)[0] for line in origin if line})
     out = [f"### Rasterization run of {started}", "",
-           f"- command: `{cmd_text}` (repo commit {git_commit()})", *machine_lines(),
+           f"- command: `{cmd_text}` (repo commit {git_commit()})", *machine_lines(load),
            f"- input: `bench-out/raster/raster-{PAGES}p.pdf`, {PAGES} pages assembled from "
            + ", ".join(f"`{s}`" for s in sources) + f" (page list in `raster-{PAGES}p.pdf.pages.txt`)",
            f"- pdftoppm: {run_text([pdftoppm, '-v'])}; command `pdftoppm -r {DPI} -png FILE DIR/p`"

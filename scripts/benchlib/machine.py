@@ -61,13 +61,13 @@ def load_average() -> str:
         return "unknown"
 
 
-def machine_lines() -> list[str]:
-    """Markdown bullet lines describing the machine right now."""
+def machine_lines(load_at_start: str) -> list[str]:
+    """Markdown bullet lines describing the machine; `load_at_start` from `load_average()`."""
     return [
         f"- machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, {mem_total_gib():.1f} GiB RAM, "
         f"{platform.system()} {platform.release()}",
-        f"- load average at start (1/5/15 min): {load_average()} (the machine is shared: other "
-        "builds may run at the same time)",
+        f"- load average (1/5/15 min) at start: {load_at_start}, at end: {load_average()} (the "
+        "machine is shared: other builds may run at the same time)",
         f"- python {platform.python_version()} ({sys.executable})",
     ]
 

@@ -48,6 +48,7 @@ class PageRun:
     text: str
     seconds: float | None  # per-page time as the engine's section of the report defines it
     error: str = ""
+    stages: dict[str, float] = field(default_factory=dict)  # Folio's `timings`, seconds per stage
 
 
 @dataclass
@@ -209,7 +210,7 @@ class FolioEngine:
             if got is None:
                 result.pages[page.key] = PageRun("", None, "no page in document.json")
                 continue
-            total = (got.get("timings") or {}).get("total")
-            seconds = float(total) / 1000 if isinstance(total, (int, float)) else None
-            result.pages[page.key] = PageRun(folio_page_text(got), seconds)
+            timings = got.get("timings") or {}
+            stages = {k: float(v) / 1000 for k, v in timings.items() if isinstance(v, (int, float))}
+            result.pages[page.key] = PageRun(folio_page_text(got), stages.get("total"), stages=stages)
         return result
