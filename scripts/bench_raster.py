@@ -49,6 +49,9 @@ PAGES = 20
 DPI = 200
 A3_AREA_PT2 = 842 * 1191
 TARGET_SPEEDUP = 2.0
+# Resampling differences between PDFium and Splash stay within a few grey levels on average; a blank or
+# wrong page is far above this.
+MAX_PIXEL_DIFF = 8.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -141,6 +144,25 @@ def output_files(folder: str) -> list[str]:
     return sorted(glob.glob(os.path.join(folder, "*.png")) + glob.glob(os.path.join(folder, "*.ppm")))
 
 
+def pixel_differences(folder_a: str, folder_b: str) -> list[float]:
+    """Mean absolute grey-level difference (0-255) per page between two folders of PNG pages.
+
+    Pages whose sizes differ by a pixel are compared on their common area.
+    """
+    from PIL import Image, ImageChops, ImageStat
+
+    out = []
+    pages_a = sorted(glob.glob(os.path.join(folder_a, "*.png")))
+    pages_b = sorted(glob.glob(os.path.join(folder_b, "*.png")))
+    for a, b in zip(pages_a, pages_b, strict=False):
+        with Image.open(a) as ia, Image.open(b) as ib:
+            w, h = min(ia.width, ib.width), min(ia.height, ib.height)
+            ga = ia.convert("L").crop((0, 0, w, h))
+            gb = ib.convert("L").crop((0, 0, w, h))
+            out.append(ImageStat.Stat(ImageChops.difference(ga, gb)).mean[0])
+    return out
+
+
 def folder_bytes(folder: str) -> int:
     return sum(os.path.getsize(p) for p in output_files(folder))
 
@@ -231,6 +253,12 @@ def main() -> int:
         diff += abs(len(sizes["folio"]) - len(sizes["pdftoppm"]))
         out.append(f"- page sizes: {'all equal within 1 px' if diff == 0 else f'{diff} pages differ'}"
                    f" (folio {len(sizes['folio'])} pages, pdftoppm {len(sizes['pdftoppm'])})")
+        diffs = pixel_differences(os.path.join(work, "folio-out"), os.path.join(work, "pdftoppm-out"))
+        if diffs:
+            same = max(diffs) <= MAX_PIXEL_DIFF
+            out.append(f"- pixels: mean absolute grey-level difference between the two tools' pages "
+                       f"(0-255): median {median(diffs):.2f}, worst page {max(diffs):.2f} "
+                       f"({'the same pages, up to resampling' if same else 'CHECK: pages differ'})")
         fw, pw = median(stats["folio"]["wall"]), median(stats["pdftoppm"]["wall"])
         if fw and pw:
             ratio = pw / fw
