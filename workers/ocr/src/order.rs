@@ -5,6 +5,10 @@
 //! group (columns, read left to right); failing that, at horizontal channels (bands, top to
 //! bottom). Consecutive bands that share a column gutter are merged back first, so two columns
 //! whose paragraph gaps happen to line up are still read one column at a time.
+//!
+//! Figures and captions float: they take no part in the cut (a picture set across the gutter of
+//! a magazine page would otherwise hide the columns) and are placed after the last text block
+//! above them that they overlap horizontally.
 
 use folio_schemas::{BBox, BlockKind};
 
@@ -25,13 +29,33 @@ pub fn reading_order(boxes: &[BBox], kinds: &[BlockKind]) -> Vec<usize> {
     let mut footers: Vec<usize> = (0..boxes.len())
         .filter(|&i| kind(i) == BlockKind::Footer)
         .collect();
+    let floats = |k: BlockKind| matches!(k, BlockKind::Figure | BlockKind::Caption);
     let body: Vec<usize> = (0..boxes.len())
-        .filter(|&i| !matches!(kind(i), BlockKind::Header | BlockKind::Footer))
+        .filter(|&i| !matches!(kind(i), BlockKind::Header | BlockKind::Footer) && !floats(kind(i)))
         .collect();
+    let mut floating: Vec<usize> = (0..boxes.len()).filter(|&i| floats(kind(i))).collect();
     by_position(&mut headers);
     by_position(&mut footers);
+    by_position(&mut floating);
+    let mut flow = Vec::with_capacity(body.len());
+    xy_cut(body, boxes, &mut flow, 0);
+
+    // Each float goes after the last flow block that starts above it and shares some columns.
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); flow.len() + 1];
+    for f in floating {
+        let fb = &boxes[f];
+        let anchor = flow.iter().rposition(|&i| {
+            let b = &boxes[i];
+            b.y0() <= fb.y0() && b.x0().max(fb.x0()) < b.x1().min(fb.x1())
+        });
+        after[anchor.map_or(0, |k| k + 1)].push(f);
+    }
     let mut out = headers;
-    xy_cut(body, boxes, &mut out, 0);
+    out.extend(after[0].iter().copied());
+    for (k, &i) in flow.iter().enumerate() {
+        out.push(i);
+        out.extend(after[k + 1].iter().copied());
+    }
     out.extend(footers);
     out
 }
@@ -142,6 +166,35 @@ mod tests {
         ];
         let kinds = [BlockKind::Text; 6];
         assert_eq!(reading_order(&boxes, &kinds), vec![1, 2, 3, 0, 4, 5]);
+    }
+
+    #[test]
+    fn a_figure_across_the_gutter_does_not_hide_the_columns() {
+        let boxes = [
+            b(100.0, 100.0, 700.0, 300.0),   // 0 left top
+            b(800.0, 100.0, 1400.0, 300.0),  // 1 right top
+            b(500.0, 350.0, 1000.0, 800.0),  // 2 figure across the gutter
+            b(100.0, 350.0, 450.0, 800.0),   // 3 left beside the figure
+            b(1050.0, 350.0, 1400.0, 800.0), // 4 right beside the figure
+            b(550.0, 810.0, 950.0, 850.0),   // 5 its caption
+        ];
+        let kinds = [
+            BlockKind::Text,
+            BlockKind::Text,
+            BlockKind::Figure,
+            BlockKind::Text,
+            BlockKind::Text,
+            BlockKind::Caption,
+        ];
+        // Left column, right column; the figure and caption after the right column's top block,
+        // the last block above them they share columns with.
+        assert_eq!(reading_order(&boxes, &kinds), vec![0, 3, 1, 2, 5, 4]);
+        // A figure above all text comes first.
+        let boxes = [b(100.0, 500.0, 900.0, 900.0), b(100.0, 50.0, 900.0, 400.0)];
+        assert_eq!(
+            reading_order(&boxes, &[BlockKind::Text, BlockKind::Figure]),
+            vec![1, 0]
+        );
     }
 
     #[test]
