@@ -3,6 +3,9 @@
 mod exit;
 mod parse;
 mod render;
+mod service;
+mod telemetry;
+mod work;
 
 pub use exit::{CliError, Exit};
 
@@ -34,6 +37,8 @@ pub enum Command {
     Parse(parse::ParseArgs),
     /// Rasterize a document's pages to PNG files DIR/00001.png… (what the service stores per page).
     Render(render::RenderArgs),
+    /// Run a worker: consume page jobs from RabbitMQ, run the engine, write results to S3.
+    Work(work::WorkArgs),
 }
 
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
@@ -41,6 +46,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
     match cli.command {
         Command::Parse(args) => parse::run(args, &runtime),
         Command::Render(args) => render::run(args, &runtime),
+        Command::Work(args) => work::run(args, &runtime),
     }
 }
 

@@ -1,0 +1,158 @@
+//! `folio work --engine ocr`: consume page jobs from RabbitMQ, run the engine, write results to S3.
+//!
+//! Serves `/healthz` (alive), `/readyz` (consuming) and `/metrics` (Prometheus) on `--metrics-listen`.
+//! SIGTERM: stop taking jobs, finish the batch in hand within `--shutdown-grace-secs`, exit; whatever
+//! is unsettled returns to the queue by itself when the connection closes.
+
+use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
+use super::{CliError, Exit};
+use crate::runtime::RuntimeLayout;
+use axum::routing::get;
+use clap::Args;
+use folio_schemas::EngineKind;
+use folio_workers::engines::OcrAdapter;
+use folio_workers::{Engine, Worker, WorkerConfig};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// Engine to run; the worker consumes that engine's queue.
+    #[arg(long, env = "FOLIO_ENGINE", default_value = "ocr")]
+    engine: EngineKind,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    bucket: BucketArgs,
+    /// Address of the health and metrics endpoints.
+    #[arg(long, env = "FOLIO_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    metrics_listen: SocketAddr,
+    /// On SIGTERM, how long the batch in hand may take before the worker exits anyway.
+    #[arg(long, env = "FOLIO_SHUTDOWN_GRACE_SECS", default_value_t = 50)]
+    shutdown_grace_secs: u64,
+    /// Intra-op threads of the models (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+pub fn run(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
+    if args.engine != EngineKind::Ocr {
+        return Err(CliError::new(
+            Exit::Usage,
+            anyhow::anyhow!(
+                "engine `{}` cannot run as a worker yet; available: ocr",
+                args.engine
+            ),
+        ));
+    }
+    runtime
+        .check(&runtime.ocr_pieces())
+        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::internal)?;
+    rt.block_on(run_async(args, runtime))
+}
+
+async fn run_async(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
+    let metrics = super::telemetry::install_prometheus()?;
+    let queue = args.broker.connect().await?;
+    let store = args.bucket.connect().await?;
+    let mut ocr_cfg = folio_ocr::OcrConfig::from_runtime_dir(runtime.root());
+    ocr_cfg.threads = args.threads;
+    let engine = tokio::task::spawn_blocking(move || folio_ocr::OcrEngine::load(&ocr_cfg))
+        .await
+        .map_err(CliError::internal)?
+        .map_err(|e| {
+            CliError::new(
+                Exit::RuntimeMissing,
+                anyhow::anyhow!("cannot load the ocr engine: {e}"),
+            )
+        })?;
+    let engine: Arc<dyn Engine> = Arc::new(OcrAdapter::new(engine));
+    let config = WorkerConfig {
+        delivery_limit: args.broker.delivery_limit,
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(store, queue, engine, config);
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .map_err(|e| {
+            CliError::new(
+                Exit::Usage,
+                anyhow::anyhow!("cannot listen on {}: {e}", args.metrics_listen),
+            )
+        })?;
+    tracing::info!(addr = %listener.local_addr().map_err(CliError::internal)?, "health and metrics endpoints");
+    let health = {
+        let ready = ready.clone();
+        let app = axum::Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let ready = ready.load(Ordering::SeqCst);
+                    async move {
+                        if ready {
+                            (axum::http::StatusCode::OK, "ready")
+                        } else {
+                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not consuming")
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/metrics",
+                get(move || std::future::ready(metrics.render())),
+            );
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        })
+    };
+
+    let mut worker_task = {
+        let shutdown = shutdown.clone();
+        ready.store(true, Ordering::SeqCst);
+        tokio::spawn(async move { worker.run(shutdown).await })
+    };
+    eprintln!("folio work: consuming engine `{}`", args.engine);
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutdown requested; finishing the batch in hand"),
+        ended = &mut worker_task => {
+            // The loop only ends by itself when consuming failed for good.
+            shutdown.cancel();
+            let _ = health.await;
+            return match ended {
+                Ok(Ok(())) => Ok(Exit::Ok),
+                Ok(Err(e)) => Err(CliError::internal(e)),
+                Err(join) => Err(CliError::internal(join)),
+            };
+        }
+    }
+    ready.store(false, Ordering::SeqCst);
+    shutdown.cancel();
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let outcome = match tokio::time::timeout(grace, worker_task).await {
+        Ok(Ok(Ok(()))) => Exit::Ok,
+        Ok(Ok(Err(e))) => return Err(CliError::internal(e)),
+        Ok(Err(join)) => return Err(CliError::internal(join)),
+        Err(_) => {
+            tracing::warn!(
+                "grace period over; exiting with work in hand (it returns to the queue)"
+            );
+            Exit::Ok
+        }
+    };
+    let _ = health.await;
+    Ok(outcome)
+}
