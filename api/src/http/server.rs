@@ -1,0 +1,110 @@
+//! Binding and running the API: a TCP listener (port 0 allowed), graceful shutdown on a
+//! cancellation token, then a bounded wait for background enqueueing to finish.
+
+use crate::http::config::{ConfigError, ServeConfig};
+use crate::http::ops::ReadinessProbe;
+use crate::http::state::AppState;
+use crate::ingest::Ingestor;
+use folio_transport::{JobQueue, ObjectStore};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, not yet running API server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: AppState,
+}
+
+impl Server {
+    /// Validate the configuration, build the state and bind `config.listen`.
+    pub async fn bind(
+        config: ServeConfig,
+        store: Arc<dyn ObjectStore>,
+        queue: Arc<dyn JobQueue>,
+        ingestor: Ingestor,
+        readiness: Arc<dyn ReadinessProbe>,
+    ) -> Result<Server, ServeError> {
+        let addr = config.listen;
+        let state = AppState::new(config, store, queue, ingestor, readiness)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        Ok(Server {
+            listener,
+            local_addr,
+            state,
+        })
+    }
+
+    /// The address actually bound (the real port when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` is cancelled: stop accepting connections, let requests in progress
+    /// finish, then give background enqueueing up to `shutdown_grace` to finish.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let Server {
+            listener,
+            local_addr,
+            state,
+        } = self;
+        tracing::info!(addr = %local_addr, config = ?state.config(), "API listening");
+        axum::serve(listener, crate::http::app(state.clone()))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(ServeError::Serve)?;
+        let grace = state.config().shutdown_grace;
+        tracing::info!(
+            grace_s = grace.as_secs_f64(),
+            "listener closed; waiting for background enqueueing"
+        );
+        if tokio::time::timeout(grace, state.wait_background())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background enqueueing did not finish within the grace period; those documents keep their pending pages");
+        }
+        Ok(())
+    }
+}
+
+/// Bind, print `folio serve: listening on http://ADDR` on stdout (scripts starting the server
+/// with port 0 read it), and serve until `shutdown` is cancelled.
+pub async fn serve(
+    config: ServeConfig,
+    store: Arc<dyn ObjectStore>,
+    queue: Arc<dyn JobQueue>,
+    ingestor: Ingestor,
+    readiness: Arc<dyn ReadinessProbe>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let server = Server::bind(config, store, queue, ingestor, readiness).await?;
+    println!("folio serve: listening on http://{}", server.local_addr());
+    server.run(shutdown).await
+}

@@ -1,0 +1,190 @@
+//! `AppState`: what every handler shares — configuration, store, queue, ingestor, readiness
+//! probe, the per-tenant in-flight counter, the rasterization semaphore and background tasks.
+
+use crate::http::config::{ConfigError, ServeConfig};
+use crate::http::metrics;
+use crate::http::ops::ReadinessProbe;
+use crate::ingest::{IngestConfig, Ingestor};
+use folio_transport::{JobQueue, ObjectStore};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+/// Shared state of the router. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServeConfig,
+    store: Arc<dyn ObjectStore>,
+    queue: Arc<dyn JobQueue>,
+    ingestor: Ingestor,
+    readiness: Arc<dyn ReadinessProbe>,
+    in_flight: InFlight,
+    rasterizations: Arc<Semaphore>,
+    background: TaskTracker,
+    prometheus: PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.inner.config)
+            .field("store", &self.inner.store)
+            .field("queue", &self.inner.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Validate `config` and build the state. The ingestor's page limit and default DPI are
+    /// replaced by the configuration's. Installs the Prometheus recorder on first use.
+    pub fn new(
+        config: ServeConfig,
+        store: Arc<dyn ObjectStore>,
+        queue: Arc<dyn JobQueue>,
+        ingestor: Ingestor,
+        readiness: Arc<dyn ReadinessProbe>,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let ingestor = Ingestor::new(IngestConfig {
+            max_pages: config.max_pages_per_document,
+            dpi: config.default_dpi,
+            ..ingestor.config().clone()
+        });
+        let in_flight = InFlight::new(config.max_in_flight_per_tenant);
+        let rasterizations = Arc::new(Semaphore::new(config.max_concurrent_rasterizations));
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                queue,
+                ingestor,
+                readiness,
+                in_flight,
+                rasterizations,
+                background: TaskTracker::new(),
+                prometheus: metrics::install(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ServeConfig {
+        &self.inner.config
+    }
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+    pub fn queue(&self) -> &Arc<dyn JobQueue> {
+        &self.inner.queue
+    }
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.inner.ingestor
+    }
+    pub fn readiness(&self) -> &Arc<dyn ReadinessProbe> {
+        &self.inner.readiness
+    }
+    pub fn in_flight(&self) -> &InFlight {
+        &self.inner.in_flight
+    }
+    pub(crate) fn rasterizations(&self) -> &Arc<Semaphore> {
+        &self.inner.rasterizations
+    }
+    pub(crate) fn background(&self) -> &TaskTracker {
+        &self.inner.background
+    }
+    pub(crate) fn prometheus(&self) -> &PrometheusHandle {
+        &self.inner.prometheus
+    }
+
+    /// Wait until every background enqueue started so far has finished (shutdown, tests).
+    pub async fn wait_background(&self) {
+        self.inner.background.close();
+        self.inner.background.wait().await;
+        self.inner.background.reopen();
+    }
+}
+
+/// Documents each tenant has in flight: from the start of the upload until its last page is
+/// enqueued (or enqueueing gave up). Bounded per tenant by [`ServeConfig::max_in_flight_per_tenant`].
+#[derive(Debug)]
+pub struct InFlight {
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    limit: usize,
+}
+
+impl InFlight {
+    fn new(limit: usize) -> Self {
+        InFlight {
+            counts: Arc::new(Mutex::new(HashMap::new())),
+            limit,
+        }
+    }
+
+    /// A slot for one more document of `tenant`, or `None` when the tenant is at its limit.
+    pub fn try_acquire(&self, tenant: &str) -> Option<InFlightGuard> {
+        let mut counts = lock(&self.counts);
+        let count = counts.entry(tenant.to_string()).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        metrics::documents_in_flight(tenant, *count);
+        Some(InFlightGuard {
+            counts: self.counts.clone(),
+            tenant: tenant.to_string(),
+        })
+    }
+
+    /// Documents `tenant` has in flight now.
+    pub fn count(&self, tenant: &str) -> usize {
+        lock(&self.counts).get(tenant).copied().unwrap_or(0)
+    }
+}
+
+/// Releases its tenant's slot when dropped.
+#[derive(Debug)]
+pub struct InFlightGuard {
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    tenant: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.counts);
+        if let Some(count) = counts.get_mut(&self.tenant) {
+            *count = count.saturating_sub(1);
+            metrics::documents_in_flight(&self.tenant, *count);
+            if *count == 0 {
+                counts.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Counters stay consistent even if a holder panicked (single increments/decrements).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_is_bounded_per_tenant_and_released_on_drop() {
+        let f = InFlight::new(2);
+        let a = f.try_acquire("a").unwrap();
+        let _b = f.try_acquire("a").unwrap();
+        assert!(f.try_acquire("a").is_none());
+        let _other = f.try_acquire("b").unwrap();
+        assert_eq!(f.count("a"), 2);
+        drop(a);
+        assert_eq!(f.count("a"), 1);
+        assert!(f.try_acquire("a").is_some());
+    }
+}

@@ -1,0 +1,491 @@
+//! Reading a document back: its status (from the store itself — manifest, `results/` listing,
+//! completion marker; no database), its assembled result, and single page results.
+
+use crate::http::auth::Tenant;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::openapi::{DocumentResultDoc, PageOutcomeDoc};
+use crate::http::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use folio_schemas::{DocKeys, Manifest, PageError, ResultKey};
+use folio_transport::ObjectStore;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use utoipa::{IntoParams, ToSchema};
+
+/// Where a document stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DocState {
+    /// Pages are still pending, or the document is not assembled yet.
+    Processing,
+    /// Assembled; every page has a result.
+    Complete,
+    /// Assembled; some pages failed (see their `error`).
+    Partial,
+}
+
+/// Where one page stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PageState {
+    Pending,
+    Done,
+    Failed,
+}
+
+/// Why a page failed (from its error record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PageFailure {
+    pub code: String,
+    pub message: String,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PageStatus {
+    pub page: u32,
+    pub state: PageState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<PageFailure>,
+}
+
+/// `GET /v1/documents/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusResponse {
+    pub document_id: String,
+    pub status: DocState,
+    /// Selected pages.
+    pub pages_total: u32,
+    /// Pages with a result.
+    pub pages_done: u32,
+    /// Pages with an error record and no result.
+    pub pages_failed: u32,
+    /// Every selected page, in the order of the selection.
+    pub pages: Vec<PageStatus>,
+    /// Engine the pages go to.
+    pub engine: String,
+    /// Detected type of the source.
+    pub media_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// RFC 3339 time the upload was accepted.
+    pub created_at: String,
+}
+
+/// The status from what the store holds (pure): `results` are the keys under `results/`,
+/// `errors` the error records read for failed pages, `assembled` whether `document.json` exists.
+pub fn build_status(
+    manifest: &Manifest,
+    results: &[String],
+    errors: &BTreeMap<u32, PageError>,
+    assembled: bool,
+) -> StatusResponse {
+    let mut done = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    for key in results {
+        match ResultKey::parse(key) {
+            Some(ResultKey::Page(p)) => {
+                done.insert(p);
+            }
+            Some(ResultKey::Error(p)) => {
+                failed.insert(p);
+            }
+            None => {}
+        }
+    }
+    let pages: Vec<PageStatus> = manifest
+        .pages
+        .iter()
+        .map(|&page| {
+            // A page that succeeded on a later attempt keeps its result only.
+            if done.contains(&page) {
+                PageStatus {
+                    page,
+                    state: PageState::Done,
+                    error: None,
+                }
+            } else if failed.contains(&page) {
+                let error = errors.get(&page).map(|e| PageFailure {
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                    attempts: e.attempts,
+                });
+                PageStatus {
+                    page,
+                    state: PageState::Failed,
+                    error,
+                }
+            } else {
+                PageStatus {
+                    page,
+                    state: PageState::Pending,
+                    error: None,
+                }
+            }
+        })
+        .collect();
+    let count = |s: PageState| pages.iter().filter(|p| p.state == s).count() as u32;
+    let (pages_done, pages_failed) = (count(PageState::Done), count(PageState::Failed));
+    let all_recorded = pages.iter().all(|p| p.state != PageState::Pending);
+    let status = match (assembled && all_recorded, pages_failed) {
+        (false, _) => DocState::Processing,
+        (true, 0) => DocState::Complete,
+        (true, _) => DocState::Partial,
+    };
+    StatusResponse {
+        document_id: manifest.document_id.clone(),
+        status,
+        pages_total: manifest.pages.len() as u32,
+        pages_done,
+        pages_failed,
+        pages,
+        engine: manifest.options.engine.to_string(),
+        media_type: manifest.media_type.clone(),
+        file_name: manifest.file_name.clone(),
+        created_at: manifest.created_at.clone(),
+    }
+}
+
+/// Document ids are ours (UUIDv7) but arrive in URLs: anything that is not `[A-Za-z0-9_-]{1,128}`
+/// cannot name a document and must never reach a store key.
+pub fn valid_document_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The keys of `tenant`'s document `id`, or 404.
+fn doc_keys(tenant: &Tenant, id: &str) -> Result<DocKeys, ApiError> {
+    tracing::Span::current().record("document_id", id);
+    if !valid_document_id(id) {
+        return Err(not_found(id));
+    }
+    Ok(DocKeys::new(&tenant.0, id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("document {id:?} not found"))
+}
+
+async fn read_manifest(
+    store: &dyn ObjectStore,
+    keys: &DocKeys,
+    id: &str,
+) -> Result<Manifest, ApiError> {
+    let bytes = match store.get(&keys.manifest()).await {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => return Err(not_found(id)),
+        Err(e) => return Err(e.into()),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("{} is not a manifest: {e}", keys.manifest())))
+}
+
+/// Read the status of a document from the store.
+pub async fn load_status(
+    store: &dyn ObjectStore,
+    keys: &DocKeys,
+    manifest: &Manifest,
+) -> Result<StatusResponse, ApiError> {
+    // The completion marker is checked before listing: document.json is written after every
+    // page record, so a listing taken later contains them all.
+    let assembled = store.exists(&keys.document_json()).await?;
+    let results = store.list(&keys.results_prefix()).await?;
+    let with_result: BTreeSet<u32> = results
+        .iter()
+        .filter_map(|k| match ResultKey::parse(k) {
+            Some(ResultKey::Page(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let mut errors = BTreeMap::new();
+    for key in &results {
+        let Some(ResultKey::Error(page)) = ResultKey::parse(key) else {
+            continue;
+        };
+        if with_result.contains(&page) || !manifest.pages.contains(&page) {
+            continue;
+        }
+        match store.get(key).await {
+            Ok(bytes) => match serde_json::from_slice::<PageError>(&bytes) {
+                Ok(record) => {
+                    errors.insert(page, record);
+                }
+                Err(e) => tracing::warn!(%key, error = %e, "unreadable error record"),
+            },
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(build_status(manifest, &results, &errors, assembled))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}",
+    tag = "documents",
+    params(("id" = String, Path, description = "Document id from the upload")),
+    responses(
+        (status = 200, description = "Status of the document and of each page", body = StatusResponse),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such document for this tenant", body = ErrorBody),
+        (status = 503, description = "Object store unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_status(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let keys = doc_keys(&tenant, &id)?;
+    let store = state.store().as_ref();
+    let manifest = read_manifest(store, &keys, &id).await?;
+    Ok(Json(load_status(store, &keys, &manifest).await?))
+}
+
+/// `?format=json|md` of `GET /v1/documents/{id}/result`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ResultQuery {
+    /// `json` (default): `document.json`; `md`: `document.md`.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}/result",
+    tag = "documents",
+    params(("id" = String, Path, description = "Document id"), ResultQuery),
+    responses(
+        (status = 200, description = "The assembled document", content(
+            (DocumentResultDoc = "application/json"),
+            (String = "text/markdown"),
+        )),
+        (status = 400, description = "Unknown format", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such document for this tenant", body = ErrorBody),
+        (status = 409, description = "Not complete yet; the body carries the status", body = ErrorBody),
+        (status = 503, description = "Object store unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_result(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    query: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let markdown = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("md") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_format",
+                format!("format {other:?} is not `json` or `md`"),
+            ))
+        }
+    };
+    let keys = doc_keys(&tenant, &id)?;
+    let store = state.store().as_ref();
+    let manifest = read_manifest(store, &keys, &id).await?;
+    // document.json is the completion marker (written after document.md).
+    let json = match store.get(&keys.document_json()).await {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => {
+            let status = load_status(store, &keys, &manifest).await?;
+            return Err(incomplete(status, "the document is not complete yet"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !markdown {
+        return Ok(stored(json, "application/json", None));
+    }
+    let md = store.get(&keys.document_md()).await.map_err(|e| {
+        if e.is_not_found() {
+            ApiError::Internal(format!(
+                "{} is missing next to document.json",
+                keys.document_md()
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(stored(md, "text/markdown; charset=utf-8", None))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}/pages/{page}",
+    tag = "documents",
+    params(
+        ("id" = String, Path, description = "Document id"),
+        ("page" = u32, Path, description = "1-based page number in the source"),
+    ),
+    responses(
+        (status = 200, description = "The page's result, or its error record when it failed \
+            (header `X-Folio-Page-State`: `done` or `failed`)", content(
+            (PageOutcomeDoc = "application/json"),
+        )),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such document, or the page was not selected", body = ErrorBody),
+        (status = 409, description = "The page is still pending; the body carries the status", body = ErrorBody),
+        (status = 503, description = "Object store unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_page(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path((id, page)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let keys = doc_keys(&tenant, &id)?;
+    let store = state.store().as_ref();
+    let manifest = read_manifest(store, &keys, &id).await?;
+    let page_no = page
+        .parse::<u32>()
+        .ok()
+        .filter(|p| manifest.pages.contains(p))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("page {page:?} is not one of this document's pages"))
+        })?;
+    match store.get(&keys.page_result(page_no)).await {
+        Ok(b) => return Ok(stored(b, "application/json", Some("done"))),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    match store.get(&keys.page_error(page_no)).await {
+        Ok(b) => return Ok(stored(b, "application/json", Some("failed"))),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let status = load_status(store, &keys, &manifest).await?;
+    Err(incomplete(
+        status,
+        &format!("page {page_no} is still pending"),
+    ))
+}
+
+fn incomplete(status: StatusResponse, message: &str) -> ApiError {
+    ApiError::Incomplete {
+        message: message.to_string(),
+        status: Box::new(status),
+    }
+}
+
+/// A stored object served as it is (no re-serialisation: the bytes are the store's).
+fn stored(body: Bytes, content_type: &'static str, page_state: Option<&'static str>) -> Response {
+    let mut response = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response();
+    if let Some(s) = page_state {
+        response
+            .headers_mut()
+            .insert("x-folio-page-state", HeaderValue::from_static(s));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use folio_schemas::{JobOptions, SCHEMA_VERSION};
+
+    fn manifest(pages: Vec<u32>) -> Manifest {
+        Manifest {
+            schema_version: SCHEMA_VERSION.into(),
+            tenant: "t".into(),
+            document_id: "d".into(),
+            file_name: None,
+            media_type: "application/pdf".into(),
+            sha256: "00".into(),
+            size_bytes: 1,
+            pages,
+            source_page_count: 5,
+            options: JobOptions::default(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            metadata: Default::default(),
+        }
+    }
+
+    fn error(page: u32) -> PageError {
+        PageError {
+            schema_version: SCHEMA_VERSION.into(),
+            document_id: "d".into(),
+            page,
+            code: "image_undecodable".into(),
+            message: "bad".into(),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn states_from_keys() {
+        let m = manifest(vec![2, 3, 4]);
+        let keys = vec![
+            "t/docs/d/results/00002.json".to_string(),
+            "t/docs/d/results/00003.error.json".to_string(),
+            "t/docs/d/results/00005.json".to_string(), // not selected: ignored
+        ];
+        let errors = BTreeMap::from([(3, error(3))]);
+        let s = build_status(&m, &keys, &errors, false);
+        assert_eq!(s.status, DocState::Processing);
+        assert_eq!((s.pages_total, s.pages_done, s.pages_failed), (3, 1, 1));
+        let states: Vec<_> = s.pages.iter().map(|p| (p.page, p.state)).collect();
+        assert_eq!(
+            states,
+            vec![
+                (2, PageState::Done),
+                (3, PageState::Failed),
+                (4, PageState::Pending)
+            ]
+        );
+        assert_eq!(s.pages[1].error.as_ref().unwrap().code, "image_undecodable");
+    }
+
+    #[test]
+    fn complete_and_partial_need_the_completion_marker() {
+        let m = manifest(vec![1, 2]);
+        let ok = vec![
+            "t/docs/d/results/00001.json".to_string(),
+            "t/docs/d/results/00002.json".to_string(),
+            // An earlier failed attempt of a page that later succeeded.
+            "t/docs/d/results/00002.error.json".to_string(),
+        ];
+        assert_eq!(
+            build_status(&m, &ok, &BTreeMap::new(), false).status,
+            DocState::Processing
+        );
+        let s = build_status(&m, &ok, &BTreeMap::new(), true);
+        assert_eq!(
+            (s.status, s.pages_done, s.pages_failed),
+            (DocState::Complete, 2, 0)
+        );
+        let partial = vec![
+            "t/docs/d/results/00001.json".to_string(),
+            "t/docs/d/results/00002.error.json".to_string(),
+        ];
+        let errors = BTreeMap::from([(2, error(2))]);
+        assert_eq!(
+            build_status(&m, &partial, &errors, true).status,
+            DocState::Partial
+        );
+    }
+
+    #[test]
+    fn ids_that_could_escape_the_prefix_are_invalid() {
+        assert!(valid_document_id("0190b4c2-7f4e-7a1b-9c3d-1234567890ab"));
+        for bad in ["", "..", "a/b", "a%2Fb", "x".repeat(129).as_str(), "a b"] {
+            assert!(!valid_document_id(bad), "{bad:?}");
+        }
+    }
+}

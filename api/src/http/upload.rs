@@ -1,0 +1,293 @@
+//! `POST /v1/documents`: receive the upload, accept it (validate, store source and manifest),
+//! answer 202, then rasterize and enqueue its pages in a background task.
+
+use crate::http::auth::Tenant;
+use crate::http::body::{read_multipart, read_raw, Spool};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::metrics;
+use crate::http::options::UploadQuery;
+use crate::http::state::{AppState, InFlightGuard};
+use crate::submit::{accept, enqueue_pages, Accepted, SubmitError, SubmitRequest};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use folio_schemas::{DocKeys, PageError, SCHEMA_VERSION};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use tracing::Instrument;
+use utoipa::ToSchema;
+
+/// Room for multipart boundaries, part headers and option fields on top of the file limit.
+pub const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
+
+/// The 202 answer to an upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadAccepted {
+    pub document_id: String,
+    /// Where to poll: `/v1/documents/{id}`.
+    pub status_url: String,
+    /// Pages selected for processing.
+    pub pages: u32,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/documents",
+    tag = "documents",
+    params(UploadQuery),
+    request_body(
+        description = "The file as the raw body (any Content-Type; the type is detected from the \
+            bytes: PDF, PNG, JPEG, TIFF, WebP, BMP), or `multipart/form-data` with a `file` part \
+            and optional text fields named like the query parameters.",
+        content(
+            ("application/pdf"),
+            ("image/*"),
+            ("application/octet-stream"),
+            ("multipart/form-data"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Stored; pages are being rasterized and enqueued",
+            body = UploadAccepted, headers(("Location" = String, description = "The status URL"))),
+        (status = 400, description = "Bad option or malformed form", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 408, description = "The request took longer than the server's timeout", body = ErrorBody),
+        (status = 413, description = "Larger than the body limit", body = ErrorBody),
+        (status = 415, description = "Not a supported file type", body = ErrorBody),
+        (status = 422, description = "Corrupt, encrypted, no pages, bad page selection, too many pages", body = ErrorBody),
+        (status = 429, description = "Too many documents of this tenant in flight", body = ErrorBody),
+        (status = 503, description = "Object store or queue unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn upload(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let document_id = uuid::Uuid::now_v7().to_string();
+    tracing::Span::current().record("document_id", document_id.as_str());
+    let mut received = 0u64;
+    let result =
+        receive_and_accept(&state, &tenant, query, request, &document_id, &mut received).await;
+    match result {
+        Ok((accepted, guard)) => {
+            metrics::upload("accepted", received);
+            let pages = accepted.manifest.pages.len() as u32;
+            spawn_enqueue(&state, accepted, guard);
+            let status_url = format!("/v1/documents/{document_id}");
+            let location = HeaderValue::from_str(&status_url)
+                .map_err(|e| ApiError::Internal(format!("status URL header: {e}")))?;
+            let body = UploadAccepted {
+                document_id,
+                status_url,
+                pages,
+            };
+            Ok((
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, location)],
+                Json(body),
+            )
+                .into_response())
+        }
+        Err(e) => {
+            metrics::upload(e.status_and_code().1, received);
+            Err(e)
+        }
+    }
+}
+
+async fn receive_and_accept(
+    state: &AppState,
+    tenant: &Tenant,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    request: Request,
+    document_id: &str,
+    received: &mut u64,
+) -> Result<(Accepted, InFlightGuard), ApiError> {
+    let Query(mut query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let config = state.config();
+    let multipart = is_multipart(&request);
+    let overhead = if multipart { MULTIPART_OVERHEAD } else { 0 };
+    if content_length(&request).is_some_and(|n| n > config.max_body_bytes + overhead) {
+        return Err(ApiError::TooLarge {
+            limit: config.max_body_bytes,
+        });
+    }
+    let guard = state
+        .in_flight()
+        .try_acquire(&tenant.0)
+        .ok_or(ApiError::TenantBusy {
+            limit: config.max_in_flight_per_tenant,
+        })?;
+    let mut spool = Spool::new(
+        config.memory_threshold,
+        config.max_body_bytes,
+        config.spool_dir.clone(),
+    );
+    let (options, part_name) = if multipart {
+        let form = Multipart::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))?;
+        let read = read_multipart(form, &mut spool, &mut query).await;
+        *received = spool.len();
+        let part_name = read?;
+        (
+            query.resolve(config.default_dpi, &config.engines)?,
+            part_name,
+        )
+    } else {
+        // Options in the query are checked before the body is read, so a bad request fails fast.
+        let options = query.resolve(config.default_dpi, &config.engines)?;
+        let read = read_raw(request.into_body(), &mut spool).await;
+        *received = spool.len();
+        read?;
+        (options, None)
+    };
+    let spooled = spool.is_spooled();
+    let bytes: Bytes = spool.into_bytes().await?;
+    tracing::info!(bytes = bytes.len(), spooled, engine = %options.job.engine, "upload received");
+    let request = SubmitRequest {
+        tenant: tenant.0.clone(),
+        document_id: Some(document_id.to_string()),
+        file_name: part_name.or(options.file_name),
+        bytes,
+        password: options.password,
+        pages: options.pages,
+        options: options.job,
+        metadata: BTreeMap::new(),
+    };
+    let accepted = accept(state.store().as_ref(), state.ingestor(), request).await?;
+    Ok((accepted, guard))
+}
+
+fn is_multipart(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
+fn content_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Rasterize and enqueue in the background: one rasterization permit, the tenant's in-flight
+/// slot held until the last page is enqueued.
+fn spawn_enqueue(state: &AppState, accepted: Accepted, guard: InFlightGuard) {
+    let span = tracing::info_span!(
+        "enqueue",
+        document_id = %accepted.manifest.document_id,
+        tenant = %accepted.manifest.tenant
+    );
+    let task_state = state.clone();
+    state.background().spawn(
+        async move {
+            let _slot = guard;
+            // The semaphore is never closed; a failure here would only skip the bound.
+            let _permit = task_state.rasterizations().clone().acquire_owned().await;
+            enqueue_with_retries(&task_state, accepted).await;
+        }
+        .instrument(span),
+    );
+}
+
+/// `enqueue_pages`, again with backoff while the store or broker is out. A retry starts from
+/// the first page: republishing a page that was already enqueued is harmless (its result key
+/// is deterministic), while a page never enqueued would leave the document pending forever.
+async fn enqueue_with_retries(state: &AppState, accepted: Accepted) {
+    let config = state.config();
+    let engine = accepted.manifest.options.engine.as_str();
+    let mut enqueued = BTreeSet::new();
+    let mut backoff = config.enqueue_backoff;
+    for attempt in 1..=config.enqueue_attempts {
+        let result = enqueue_pages(
+            state.store().clone(),
+            state.queue().clone(),
+            state.ingestor(),
+            accepted.clone(),
+            |page| {
+                enqueued.insert(page);
+                metrics::page_enqueued(engine);
+            },
+        )
+        .await;
+        match result {
+            Ok(pages) => {
+                tracing::info!(pages, attempt, "document enqueued");
+                return;
+            }
+            Err(SubmitError::Transport(e))
+                if e.is_transient() && attempt < config.enqueue_attempts =>
+            {
+                metrics::enqueue_failure("retried");
+                tracing::warn!(error = %e, attempt, retry_in_ms = backoff.as_millis() as u64, "enqueueing failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2);
+            }
+            Err(SubmitError::Ingest(e)) => {
+                // enqueue_pages recorded an error for every page it could not render.
+                metrics::enqueue_failure("gave_up");
+                tracing::error!(error = %e, code = e.code(), "rasterization failed; remaining pages recorded as failed");
+                return;
+            }
+            Err(e) => {
+                metrics::enqueue_failure("gave_up");
+                tracing::error!(error = %e, attempt, "enqueueing failed; recording the pages that were never enqueued");
+                record_never_enqueued(state, &accepted, &enqueued, &e).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Best effort: an error record for each page that no attempt enqueued, so the status shows
+/// them as failed instead of pending forever.
+async fn record_never_enqueued(
+    state: &AppState,
+    accepted: &Accepted,
+    enqueued: &BTreeSet<u32>,
+    error: &SubmitError,
+) {
+    let manifest = &accepted.manifest;
+    let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
+    for &page in manifest.pages.iter().filter(|p| !enqueued.contains(p)) {
+        let record = PageError {
+            schema_version: SCHEMA_VERSION.into(),
+            document_id: manifest.document_id.clone(),
+            page,
+            code: "enqueue_failed".into(),
+            message: format!("the page could not be enqueued: {error}"),
+            attempts: state.config().enqueue_attempts,
+        };
+        let body = match serde_json::to_vec_pretty(&record) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise an error record");
+                return;
+            }
+        };
+        if let Err(e) = state
+            .store()
+            .put(&keys.page_error(page), body, "application/json")
+            .await
+        {
+            tracing::error!(page, error = %e, "cannot write the error record of a page never enqueued");
+        }
+    }
+}
