@@ -37,6 +37,12 @@ pub enum Error {
     /// The caller passed inputs that do not fit the model (ids out of range, shapes, options).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The vision tower (ONNX model or ONNX Runtime) could not be loaded or failed to run.
+    #[error("vision tower: {0}")]
+    Vision(String),
+    /// An image could not be read or decoded.
+    #[error("image {path}: {message}")]
+    Image { path: PathBuf, message: String },
     /// A tensor operation failed (also: missing or misshaped tensors at load, with their name).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

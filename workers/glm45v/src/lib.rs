@@ -1,8 +1,8 @@
 //! folio-glm45v: GLM-4.5V (zai-org/GLM-4.5V and GLM-4.5V-FP8) in Rust — pure compute, no I/O
 //! beyond reading the checkpoint directory, no async.
 //!
-//! This part holds the MoE text decoder and everything around it; the processor and vision
-//! tower come next (`processor.rs`, `vision*.rs`) and plug in through [`generation::Prompt`]
+//! Images go in through the processor (`processor*.rs`) and the vision tower exported to ONNX
+//! (`vision*.rs`, run by ONNX Runtime) and plug into the decoder through [`generation::Prompt`]
 //! (input embeddings with vision rows spliced in, explicit 3-row M-RoPE positions).
 //!
 //! | module | role |
@@ -12,6 +12,9 @@
 //! | [`tokenizer`], [`chat`] | `tokenizer.json`, special ids, chat template (minijinja or built-in) |
 //! | [`text_model`] | the decoder: [`mrope`], [`attention`], [`moe`], [`layers`], [`kv_cache`] |
 //! | [`generation`], [`output`] | greedy/sampled generation, reasoning/answer/box parsing |
+//! | [`processor`], [`processor_resize`], [`processor_prompt`], [`processor_video`] | pixels → `pixel_values`, grids, placeholder expansion |
+//! | [`vision_inputs`], [`vision_onnx`] | rotary / bicubic / segment inputs; the ort session of the tower |
+//! | [`vision_merge`], [`vision_prompt`] | `get_rope_index`, ort → candle hand-off, splice; image prompts end to end |
 //! | [`model`] | a loaded checkpoint directory with chat generation |
 //!
 //! ```no_run
@@ -41,8 +44,16 @@ pub mod model;
 pub mod moe;
 pub mod mrope;
 pub mod output;
+pub mod processor;
+pub mod processor_prompt;
+pub mod processor_resize;
+pub mod processor_video;
 pub mod text_model;
 pub mod tokenizer;
+pub mod vision_inputs;
+pub mod vision_merge;
+pub mod vision_onnx;
+pub mod vision_prompt;
 pub mod weights;
 
 pub use error::{Error, Result};

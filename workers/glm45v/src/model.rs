@@ -4,7 +4,8 @@
 //! Expected files (as in zai-org/GLM-4.5V and GLM-4.5V-FP8): `config.json`,
 //! `generation_config.json` (optional), `tokenizer.json`, `chat_template.jinja` or a
 //! `chat_template` in `tokenizer_config.json` (optional), and `model.safetensors.index.json` with
-//! its shards (or one `model.safetensors`).
+//! its shards (or one `model.safetensors`); for images also `preprocessor_config.json` (optional)
+//! and the exported vision tower `vision.onnx` (attached with [`Glm45v::attach_vision`]).
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,10 @@ use crate::config::{GenerationConfig, ModelConfig};
 use crate::error::{Error, Result};
 use crate::generation::{generate, Flow, Generation, GenerationParams, Prompt};
 use crate::output::{parse_output, ParsedOutput};
+use crate::processor::ImageProcessor;
 use crate::text_model::TextModel;
 use crate::tokenizer::{GlmTokenizer, SpecialTokens};
+use crate::vision_onnx::{VisionOptions, VisionTower};
 use crate::weights::Checkpoint;
 
 /// How to load the weights.
@@ -54,6 +57,10 @@ pub struct Glm45v {
     pub template: ChatTemplate,
     pub special: SpecialTokens,
     pub model: TextModel,
+    /// The image processor (`preprocessor_config.json`, else transformers' defaults).
+    pub processor: ImageProcessor,
+    /// The vision tower, once attached.
+    pub vision: Option<VisionTower>,
 }
 
 impl Glm45v {
@@ -79,6 +86,7 @@ impl Glm45v {
         let ckpt = Checkpoint::open(dir)?;
         let vb = ckpt.var_builder(opts.dtype, &opts.device)?;
         let model = TextModel::new(&config.text_config, vb)?;
+        let processor = ImageProcessor::from_dir(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -87,7 +95,34 @@ impl Glm45v {
             template,
             special,
             model,
+            processor,
+            vision: None,
         })
+    }
+
+    /// Loads the exported vision tower and checks it against this checkpoint's `vision_config`.
+    pub fn attach_vision(&mut self, opts: &VisionOptions) -> Result<()> {
+        let vcfg = self.config.vision_config.as_ref().ok_or_else(|| {
+            Error::Config(
+                "config.json has no vision_config: this checkpoint cannot take images".into(),
+            )
+        })?;
+        if vcfg.spatial_merge_size != self.processor.config.merge_size
+            || vcfg.patch_size != self.processor.config.patch_size
+            || vcfg.temporal_patch_size != self.processor.config.temporal_patch_size
+        {
+            return Err(Error::Config(format!(
+                "preprocessor_config (patch {}, merge {}, temporal {}) disagrees with vision_config (patch {}, merge {}, temporal {})",
+                self.processor.config.patch_size,
+                self.processor.config.merge_size,
+                self.processor.config.temporal_patch_size,
+                vcfg.patch_size,
+                vcfg.spatial_merge_size,
+                vcfg.temporal_patch_size
+            )));
+        }
+        self.vision = Some(VisionTower::load(opts, vcfg)?);
+        Ok(())
     }
 
     /// The prompt text of a conversation.

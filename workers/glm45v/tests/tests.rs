@@ -1,8 +1,11 @@
 //! The crate's one integration-test binary: parity with transformers on the committed tiny
-//! fixtures (no Python needed), chat format, generation and checkpoint loading.
+//! fixtures (no Python needed), chat format, generation and checkpoint loading; the image
+//! processor on corpus images, the ONNX vision tower and whole image+prompt parity.
 
 mod chat;
 mod common;
 mod generation;
 mod loading;
 mod parity;
+mod processor;
+mod vision;

@@ -65,3 +65,42 @@ pub fn rel_max_diff(a: &Tensor, b: &Tensor) -> f32 {
         .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     diff / scale
 }
+
+/// The evaluation corpus (`$FOLIO_CORPUS_DIR`, default `<repo>/../shared/corpus`).
+pub fn corpus(rel: &str) -> PathBuf {
+    let root = std::env::var_os("FOLIO_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        });
+    let path = root.join(rel);
+    assert!(
+        path.is_file(),
+        "corpus image {} is missing (set FOLIO_CORPUS_DIR)",
+        path.display()
+    );
+    path
+}
+
+/// `libonnxruntime.so.1.31.1` from the runtime folder `scripts/setup` fills
+/// (`$FOLIO_RUNTIME_DIR`, default `~/.cache/folio`).
+pub fn onnxruntime_lib() -> PathBuf {
+    let dir = std::env::var_os("FOLIO_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/folio")))
+        .expect("neither FOLIO_RUNTIME_DIR nor HOME is set");
+    let lib = dir.join("lib/libonnxruntime.so.1.31.1");
+    assert!(
+        lib.is_file(),
+        "{} is missing: run `scripts/setup`",
+        lib.display()
+    );
+    lib
+}
+
+/// A JSON file of the fixtures.
+pub fn json(rel: &str) -> serde_json::Value {
+    let path = fixture(rel);
+    let bytes = std::fs::read(&path).expect("fixture JSON reads");
+    serde_json::from_slice(&bytes).expect("fixture JSON parses")
+}
