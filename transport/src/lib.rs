@@ -9,14 +9,18 @@
 //! after their output is durable. Consumers therefore write to deterministic keys, so that a
 //! redelivered job overwrites the same object instead of producing a duplicate.
 
+pub mod amqp;
 pub mod error;
 pub mod local_store;
 pub mod memory_queue;
 pub mod queue;
+pub mod s3;
 pub mod store;
 
+pub use amqp::{AmqpConfig, AmqpQueue};
 pub use error::{ErrorKind, TransportError};
 pub use local_store::LocalDirStore;
 pub use memory_queue::InProcessQueue;
 pub use queue::{Acker, Delivery, JobConsumer, JobQueue};
+pub use s3::{S3Config, S3Store};
 pub use store::ObjectStore;

@@ -1,0 +1,310 @@
+//! Consuming an engine's queue: a pump task per consumer that survives reconnections.
+//!
+//! The pump opens a channel on the shared connection, sets `basic_qos(prefetch)`, (re)declares the
+//! engine's topology and subscribes with manual acks. Deliveries go to the [`AmqpConsumer`] through
+//! a channel bounded by `prefetch` (the broker never has more unacked deliveries out). When the
+//! channel or connection dies the pump reports one `Unavailable` error, waits for the connection to
+//! come back (see [`super::session`]) and subscribes again; the broker has meanwhile returned every
+//! unacked message to the queue, so deliveries still held by the worker fail to settle with
+//! `Unavailable` and are delivered again. The pump ends when the consumer is dropped or the queue
+//! is closed.
+
+use super::backoff::reconnect_delay;
+use super::errors::amqp_error;
+use super::session::{declare_topology, short, Link};
+use crate::queue::{Acker, Delivery, JobConsumer};
+use crate::{ErrorKind, TransportError};
+use async_trait::async_trait;
+use folio_schemas::{EngineKind, PageJob};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+type Item = Result<Delivery, TransportError>;
+
+/// The [`JobConsumer`] of [`super::AmqpQueue`].
+pub(crate) struct AmqpConsumer {
+    rx: mpsc::Receiver<Item>,
+    /// An error met by `try_next`, handed out by the next `next`.
+    pending_error: Option<TransportError>,
+}
+
+impl AmqpConsumer {
+    pub(crate) fn start(
+        link: Arc<Link>,
+        engine: EngineKind,
+        prefetch: u16,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let prefetch = prefetch.max(1);
+        let (tx, rx) = mpsc::channel(usize::from(prefetch));
+        tokio::spawn(pump(link, engine, prefetch, tx, shutdown));
+        AmqpConsumer {
+            rx,
+            pending_error: None,
+        }
+    }
+}
+
+#[async_trait]
+impl JobConsumer for AmqpConsumer {
+    async fn next(&mut self) -> Option<Result<Delivery, TransportError>> {
+        if let Some(e) = self.pending_error.take() {
+            return Some(Err(e));
+        }
+        self.rx.recv().await
+    }
+
+    fn try_next(&mut self) -> Option<Delivery> {
+        if self.pending_error.is_some() {
+            return None;
+        }
+        match self.rx.try_recv() {
+            Ok(Ok(delivery)) => Some(delivery),
+            Ok(Err(e)) => {
+                self.pending_error = Some(e);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Resolves when the queue is closed with `AmqpQueue::close`. Dropping every queue handle does not
+/// close it: a consumer lives as long as its owner keeps it.
+async fn closed(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|closed| *closed).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn pump(
+    link: Arc<Link>,
+    engine: EngineKind,
+    prefetch: u16,
+    tx: mpsc::Sender<Item>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let queue = link.config.queue(engine);
+    let mut failures = 0u32;
+    loop {
+        let session = tokio::select! {
+            _ = tx.closed() => return,
+            _ = closed(&mut shutdown) => return,
+            s = link.wait_session() => s,
+        };
+        let subscribed = async {
+            let channel = session
+                .connection
+                .create_channel()
+                .await
+                .map_err(|e| amqp_error("opening a consumer channel", e))?;
+            channel
+                .basic_qos(prefetch, BasicQosOptions { global: false })
+                .await
+                .map_err(|e| amqp_error("setting the prefetch", e))?;
+            declare_topology(&channel, &link.config, engine).await?;
+            let consumer = channel
+                .basic_consume(
+                    short(&queue)?,
+                    ShortString::default(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| amqp_error(format!("consuming {queue}"), e))?;
+            Ok::<_, TransportError>((channel, consumer))
+        }
+        .await;
+        let (channel, mut consumer) = match subscribed {
+            Ok(pair) => pair,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = reconnect_delay(
+                    failures,
+                    link.config.reconnect_min,
+                    link.config.reconnect_max,
+                );
+                tracing::warn!(error = %e, queue, retry_in_ms = delay.as_millis() as u64, "could not subscribe");
+                let _ = tx.try_send(Err(e));
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = closed(&mut shutdown) => return,
+                    _ = tokio::time::sleep(delay) => continue,
+                }
+            }
+        };
+        failures = 0;
+        tracing::info!(queue, prefetch, connection = session.id, "consuming");
+        let lost = loop {
+            tokio::select! {
+                _ = tx.closed() => break None,
+                _ = closed(&mut shutdown) => break None,
+                item = consumer.next() => match item {
+                    Some(Ok(d)) => {
+                        if tx.send(Ok(to_delivery(d, &queue))).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Err(e)) => break Some(amqp_error(format!("consumer of {queue}"), e)),
+                    None => break Some(TransportError::new(
+                        ErrorKind::Unavailable,
+                        format!("consumer of {queue} was cancelled (channel closed or queue deleted)"),
+                    )),
+                },
+            }
+        };
+        match lost {
+            None => {
+                // Closing the channel returns the deliveries nobody will settle to the queue.
+                if channel.status().connected() {
+                    if let Err(e) = channel.close(200, "consumer closed".into()).await {
+                        tracing::debug!(error = %e, queue, "closing consumer channel");
+                    }
+                }
+                return;
+            }
+            Some(e) => {
+                tracing::warn!(error = %e, queue, "consumer lost; resubscribing");
+                let _ = tx.try_send(Err(e));
+            }
+        }
+    }
+}
+
+/// Previous deliveries of a message: the quorum queue's `x-delivery-count` header, else 1 when the
+/// broker flags a redelivery (classic queues), else 0.
+pub(crate) fn redeliveries(headers: Option<&FieldTable>, redelivered: bool) -> u32 {
+    let count = headers
+        .and_then(|h| h.inner().get("x-delivery-count"))
+        .and_then(|v| match v {
+            AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
+            AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
+            AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+            AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
+            AMQPValue::LongInt(n) => Some(i64::from(*n)),
+            AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+            AMQPValue::LongLongInt(n) => Some(*n),
+            _ => None,
+        });
+    match count {
+        Some(n) => u32::try_from(n.max(0)).unwrap_or(u32::MAX),
+        None => u32::from(redelivered),
+    }
+}
+
+fn to_delivery(d: lapin::message::Delivery, queue: &str) -> Delivery {
+    let job = serde_json::from_slice::<PageJob>(&d.data).map_err(|e| {
+        format!(
+            "message {} on {queue} is not a page job ({} bytes): {e}",
+            d.delivery_tag,
+            d.data.len()
+        )
+    });
+    let redeliveries = redeliveries(d.properties.headers().as_ref(), d.redelivered);
+    let acker = AmqpAcker {
+        acker: Some(d.acker),
+    };
+    Delivery::new(job, redeliveries, Box::new(acker))
+}
+
+/// Settles one delivery on the channel it came from.
+struct AmqpAcker {
+    /// `Some` until settled; dropped unsettled, the delivery is requeued (see `Drop`).
+    acker: Option<lapin::Acker>,
+}
+
+fn settled(op: &str, result: lapin::Result<bool>) -> Result<(), TransportError> {
+    match result {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(TransportError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "cannot {op}: the delivery's channel is closed; the broker returns the message to the queue"
+            ),
+        )),
+        Err(e) => Err(amqp_error(format!("{op} failed"), e)),
+    }
+}
+
+impl AmqpAcker {
+    fn take(&mut self) -> Result<lapin::Acker, TransportError> {
+        self.acker
+            .take()
+            .ok_or_else(|| TransportError::new(ErrorKind::Invalid, "delivery already settled"))
+    }
+}
+
+#[async_trait]
+impl Acker for AmqpAcker {
+    async fn ack(mut self: Box<Self>) -> Result<(), TransportError> {
+        let acker = self.take()?;
+        settled("ack", acker.ack(BasicAckOptions::default()).await)
+    }
+
+    async fn requeue(mut self: Box<Self>) -> Result<(), TransportError> {
+        let acker = self.take()?;
+        let options = BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        };
+        settled("requeue", acker.nack(options).await)
+    }
+
+    async fn dead_letter(mut self: Box<Self>) -> Result<(), TransportError> {
+        let acker = self.take()?;
+        // Rejected without requeue, a quorum queue message goes to its dead-letter exchange.
+        settled(
+            "dead-letter",
+            acker.reject(BasicRejectOptions { requeue: false }).await,
+        )
+    }
+}
+
+impl Drop for AmqpAcker {
+    fn drop(&mut self) {
+        let Some(acker) = self.acker.take() else {
+            return;
+        };
+        if !acker.usable() {
+            return;
+        }
+        // Unsettled: give the message back now instead of holding a prefetch slot until the channel
+        // closes. Without a runtime (process exit) the channel's closing returns it instead.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let options = BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                };
+                if let Err(e) = acker.nack(options).await {
+                    tracing::debug!(error = %e, "requeueing a dropped delivery");
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redeliveries_from_header_or_flag() {
+        assert_eq!(redeliveries(None, false), 0);
+        assert_eq!(redeliveries(None, true), 1);
+        let mut h = FieldTable::default();
+        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(3));
+        assert_eq!(redeliveries(Some(&h), true), 3);
+        let mut h = FieldTable::default();
+        h.insert("x-delivery-count".into(), AMQPValue::LongInt(-2));
+        assert_eq!(redeliveries(Some(&h), false), 0);
+        let mut h = FieldTable::default();
+        h.insert("other".into(), AMQPValue::LongInt(7));
+        assert_eq!(redeliveries(Some(&h), false), 0);
+    }
+}

@@ -1,0 +1,226 @@
+//! RabbitMQ as the job queue (lapin on tokio).
+//!
+//! Topology (names in [`AmqpConfig`]'s docs), declared idempotently on every (re)connection: a
+//! durable direct exchange `{prefix}.pages` routes each job by engine name to the quorum queue
+//! `{prefix}.pages.{engine}`, whose `x-delivery-limit` sends a message returned too often to the
+//! dead-letter exchange `{prefix}.dead` and from there to `{prefix}.pages.{engine}.dead`.
+//!
+//! Publishing: JSON body, `content_type: application/json`, persistent (`delivery_mode` 2), message
+//! id `{document_id}:{page}`, `mandatory` (an unroutable job is an error, not a silent drop), and
+//! every publish awaits its publisher confirm. Consuming: one channel per consumer with
+//! `basic_qos(prefetch)` and manual acks; `requeue` is `nack(requeue)`, `dead_letter` is
+//! `reject(no requeue)`; `Delivery::redeliveries` comes from the quorum queue's `x-delivery-count`.
+//!
+//! With `x-delivery-limit = N` a message is delivered at most `N + 1` times: the broker counts
+//! returns (requeues and deliveries unacked when a consumer's channel died), and dead-letters the
+//! message when a return would make that count exceed `N`.
+//!
+//! Outages: see [`session`] (reconnection, fail-fast publishing) and [`consumer`] (resubscription).
+
+mod backoff;
+mod config;
+mod consumer;
+mod errors;
+mod session;
+
+pub use config::AmqpConfig;
+
+use crate::queue::{JobConsumer, JobQueue};
+use crate::{ErrorKind, TransportError};
+use async_trait::async_trait;
+use errors::{amqp_error, timed_out};
+use folio_schemas::{EngineKind, PageJob};
+use lapin::options::{
+    BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Confirmation};
+use session::{short, Link};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// A RabbitMQ-backed [`JobQueue`]. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct AmqpQueue {
+    link: Arc<Link>,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl std::fmt::Debug for AmqpQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpQueue")
+            .field("config", &self.link.config)
+            .field("connected", &self.link.is_connected())
+            .finish()
+    }
+}
+
+impl AmqpQueue {
+    /// A queue that connects on first use (no I/O here). Fails only on an invalid configuration.
+    pub fn new(config: AmqpConfig) -> Result<Self, TransportError> {
+        config.validate()?;
+        Ok(AmqpQueue {
+            link: Arc::new(Link::new(config)),
+            shutdown: Arc::new(watch::channel(false).0),
+        })
+    }
+
+    /// Connect now and declare the topology; fails with `Unavailable` when the broker is down.
+    pub async fn connect(config: AmqpConfig) -> Result<Self, TransportError> {
+        let queue = Self::new(config)?;
+        queue.link.try_session().await.map_err(|no| no.error)?;
+        Ok(queue)
+    }
+
+    pub fn config(&self) -> &AmqpConfig {
+        &self.link.config
+    }
+
+    /// Whether the connection is up right now (for readiness probes; never connects).
+    pub fn is_connected(&self) -> bool {
+        self.link.is_connected()
+    }
+
+    /// Ready messages in the engine's queue (passive declare; unacked deliveries are not counted).
+    pub async fn queue_depth(&self, engine: EngineKind) -> Result<u32, TransportError> {
+        self.depth(&self.link.config.queue(engine)).await
+    }
+
+    /// Ready messages in the engine's dead-letter queue.
+    pub async fn dead_letter_depth(&self, engine: EngineKind) -> Result<u32, TransportError> {
+        self.depth(&self.link.config.dead_queue(engine)).await
+    }
+
+    async fn depth(&self, queue: &str) -> Result<u32, TransportError> {
+        let session = self.link.try_session().await.map_err(|no| no.error)?;
+        let timeout = self.link.config.publish_timeout;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let work = async {
+            // A passive declare of a missing queue closes its channel: use a throwaway one.
+            let channel = session
+                .connection
+                .create_channel()
+                .await
+                .map_err(|e| amqp_error("opening a channel", e))?;
+            let declared = channel
+                .queue_declare(short(queue)?, passive, FieldTable::default())
+                .await
+                .map_err(|e| amqp_error(format!("queue {queue}"), e));
+            if channel.status().connected() {
+                let _ = channel.close(200, "depth read".into()).await;
+            }
+            Ok::<_, TransportError>(declared?.message_count())
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| timed_out(format!("reading the depth of {queue}"), timeout))?
+    }
+
+    /// Delete this prefix's exchanges and queues (with their messages). For tests and tooling;
+    /// running workers would recreate them on their next reconnection.
+    pub async fn delete_topology(&self) -> Result<(), TransportError> {
+        let cfg = &self.link.config;
+        let session = self.link.try_session().await.map_err(|no| no.error)?;
+        let channel = session
+            .connection
+            .create_channel()
+            .await
+            .map_err(|e| amqp_error("opening a channel", e))?;
+        for engine in &cfg.engines {
+            for queue in [cfg.queue(*engine), cfg.dead_queue(*engine)] {
+                channel
+                    .queue_delete(short(&queue)?, QueueDeleteOptions::default())
+                    .await
+                    .map_err(|e| amqp_error(format!("deleting queue {queue}"), e))?;
+            }
+        }
+        for exchange in [cfg.exchange(), cfg.dead_exchange()] {
+            channel
+                .exchange_delete(short(&exchange)?, ExchangeDeleteOptions::default())
+                .await
+                .map_err(|e| amqp_error(format!("deleting exchange {exchange}"), e))?;
+        }
+        let _ = channel.close(200, "topology deleted".into()).await;
+        Ok(())
+    }
+
+    /// Stop every consumer of this queue (their `next()` returns `None`) and close the connection.
+    pub async fn close(&self) {
+        self.shutdown.send_replace(true);
+        self.link.close().await;
+    }
+}
+
+#[async_trait]
+impl JobQueue for AmqpQueue {
+    async fn publish(&self, job: &PageJob) -> Result<(), TransportError> {
+        let body = serde_json::to_vec(job).map_err(|e| {
+            TransportError::with_source(ErrorKind::Invalid, "encoding the page job", e)
+        })?;
+        let cfg = &self.link.config;
+        let engine = job.options.engine;
+        let exchange = cfg.exchange();
+        let message_id = format!("{}:{}", job.document_id, job.page);
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(short(&message_id)?);
+        let options = BasicPublishOptions {
+            mandatory: true,
+            immediate: false,
+        };
+        let session = self.link.try_session().await.map_err(|no| no.error)?;
+        let confirmed = async {
+            session
+                .publish
+                .basic_publish(
+                    short(&exchange)?,
+                    short(engine.as_str())?,
+                    options,
+                    &body,
+                    properties,
+                )
+                .await
+                .map_err(|e| amqp_error(format!("publishing {message_id}"), e))?
+                .await
+                .map_err(|e| amqp_error(format!("confirm of {message_id}"), e))
+        };
+        let confirmation = tokio::time::timeout(cfg.publish_timeout, confirmed)
+            .await
+            .map_err(|_| timed_out(format!("publishing {message_id}"), cfg.publish_timeout))??;
+        match confirmation {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) => Err(TransportError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "job {message_id} is unroutable: {exchange} has no queue bound to `{engine}` ({} {})",
+                    returned.reply_code, returned.reply_text
+                ),
+            )),
+            Confirmation::Nack(_) => Err(TransportError::new(
+                ErrorKind::Unavailable,
+                format!("the broker refused job {message_id} (negative confirm)"),
+            )),
+            Confirmation::NotRequested => Err(TransportError::new(
+                ErrorKind::Unavailable,
+                format!("job {message_id} was published without a confirm (channel not in confirm mode)"),
+            )),
+        }
+    }
+
+    async fn consume(
+        &self,
+        engine: EngineKind,
+        prefetch: u16,
+    ) -> Result<Box<dyn JobConsumer>, TransportError> {
+        Ok(Box::new(consumer::AmqpConsumer::start(
+            self.link.clone(),
+            engine,
+            prefetch,
+            self.shutdown.subscribe(),
+        )))
+    }
+}
