@@ -1,8 +1,10 @@
 //! Command-line interface: flags (clap, with `env`) and dispatch to one module per subcommand.
 
+mod ask;
 mod exit;
 mod parse;
 mod render;
+mod serve;
 mod service;
 mod telemetry;
 mod work;
@@ -33,10 +35,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Ask GLM-4.5V about images: `--model DIR IMAGE... "prompt"` (answer, reasoning, boxes).
+    Ask(ask::AskArgs),
     /// Parse documents on this machine (no broker, no S3): FILE... to DIR/<stem>/document.{json,md}.
     Parse(parse::ParseArgs),
     /// Rasterize a document's pages to PNG files DIR/00001.png… (what the service stores per page).
     Render(render::RenderArgs),
+    /// Run the upload API: store documents in S3, enqueue one job per page on RabbitMQ.
+    Serve(serve::ServeArgs),
     /// Run a worker: consume page jobs from RabbitMQ, run the engine, write results to S3.
     Work(work::WorkArgs),
 }
@@ -44,8 +50,10 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
     let runtime = crate::runtime::RuntimeLayout::new(cli.runtime_dir);
     match cli.command {
+        Command::Ask(args) => ask::run(args, &runtime),
         Command::Parse(args) => parse::run(args, &runtime),
         Command::Render(args) => render::run(args, &runtime),
+        Command::Serve(args) => serve::run(args, &runtime),
         Command::Work(args) => work::run(args, &runtime),
     }
 }

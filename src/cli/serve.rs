@@ -1,0 +1,108 @@
+//! `folio serve`: the upload API over RabbitMQ + S3 (routes in `folio_api::http`).
+
+use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
+use super::{CliError, Exit};
+use crate::runtime::RuntimeLayout;
+use clap::Args;
+use folio_api::http::{self, AllProbes, ApiKeys, ReadinessProbe, ServeConfig, StoreProbe};
+use folio_api::ingest::{IngestConfig, Ingestor};
+use folio_schemas::EngineKind;
+use folio_transport::{AmqpQueue, JobQueue};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "FOLIO_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// API keys as comma-separated `key=tenant` pairs.
+    #[arg(
+        long,
+        env = "FOLIO_API_KEYS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        required = true
+    )]
+    api_keys: Vec<String>,
+    /// Largest accepted upload in bytes.
+    #[arg(long, env = "FOLIO_MAX_BODY_BYTES", default_value_t = 100 * 1024 * 1024)]
+    max_body_bytes: u64,
+    /// Most pages one document may have.
+    #[arg(long, env = "FOLIO_MAX_PAGES", default_value_t = 2000)]
+    max_pages: u32,
+    /// Documents of one tenant being received or enqueued at once.
+    #[arg(long, env = "FOLIO_MAX_IN_FLIGHT", default_value_t = 8)]
+    max_in_flight: usize,
+    #[arg(long, env = "FOLIO_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    request_timeout_secs: u64,
+    /// Engines that have workers (requests for others get 400).
+    #[arg(long, value_delimiter = ',', default_value = "ocr")]
+    engines: Vec<EngineKind>,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    bucket: BucketArgs,
+}
+
+/// The broker is ready when its connection is up.
+struct BrokerProbe(Arc<AmqpQueue>);
+
+#[async_trait::async_trait]
+impl ReadinessProbe for BrokerProbe {
+    async fn check(&self) -> Result<(), String> {
+        self.0
+            .queue_depth(EngineKind::Ocr)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("broker: {e}"))
+    }
+}
+
+pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
+    runtime
+        .check(&[runtime.pdfium()])
+        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+    let mut keys = ApiKeys::new();
+    for spec in &args.api_keys {
+        keys.insert_spec(spec)
+            .map_err(|e| CliError::new(Exit::Usage, e))?;
+    }
+    let mut config = ServeConfig::new(args.listen, keys);
+    config.max_body_bytes = args.max_body_bytes;
+    config.max_pages_per_document = args.max_pages;
+    config.max_in_flight_per_tenant = args.max_in_flight;
+    config.request_timeout = Duration::from_secs(args.request_timeout_secs);
+    config.engines = args.engines.clone();
+    config
+        .validate()
+        .map_err(|e| CliError::new(Exit::Usage, e))?;
+    let mut ingest = IngestConfig::new(runtime.pdfium());
+    ingest.max_pages = args.max_pages;
+    let ingestor = Ingestor::new(ingest);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::internal)?;
+    rt.block_on(async move {
+        let amqp = args.broker.connect().await?;
+        let store = args.bucket.connect().await?;
+        let queue: Arc<dyn JobQueue> = amqp.clone();
+        let readiness: Arc<dyn ReadinessProbe> = Arc::new(AllProbes(vec![
+            Arc::new(StoreProbe::new(store.clone())),
+            Arc::new(BrokerProbe(amqp)),
+        ]));
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.cancel();
+        });
+        http::serve(config, store, queue, ingestor, readiness, shutdown)
+            .await
+            .map_err(|e| CliError::new(Exit::Internal, e))?;
+        Ok(Exit::Ok)
+    })
+}
