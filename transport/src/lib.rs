@@ -10,6 +10,7 @@
 //! redelivered job overwrites the same object instead of producing a duplicate.
 
 pub mod amqp;
+pub mod amqp_events;
 pub mod error;
 pub mod local_store;
 pub mod memory_queue;
