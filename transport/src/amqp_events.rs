@@ -344,13 +344,23 @@ async fn declare(channel: &Channel, config: &AmqpEventsConfig) -> Result<(), Tra
         (&config.dead_letter, &config.dead_letter, dead_args),
     ] {
         channel
-            .exchange_declare(short(exchange)?, ExchangeKind::Fanout, durable, FieldTable::default())
+            .exchange_declare(
+                short(exchange)?,
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
             .await
             .map_err(|e| amqp_error(format!("declaring exchange {exchange}"), e))?;
         channel
             .queue_declare(short(queue)?, queue_opts, arguments)
             .await
-            .map_err(|e| amqp_error(format!("declaring queue {queue} (does it exist with other arguments?)"), e))?;
+            .map_err(|e| {
+                amqp_error(
+                    format!("declaring queue {queue} (does it exist with other arguments?)"),
+                    e,
+                )
+            })?;
         channel
             .queue_bind(
                 short(queue)?,
@@ -429,7 +439,10 @@ impl AmqpEventsPublisher {
             ..QueueDeclareOptions::default()
         };
         let mut out = [0u32; 2];
-        for (i, queue) in [&self.config.queue, &self.config.dead_letter].into_iter().enumerate() {
+        for (i, queue) in [&self.config.queue, &self.config.dead_letter]
+            .into_iter()
+            .enumerate()
+        {
             let q = self
                 .channel
                 .queue_declare(short(queue)?, passive, FieldTable::default())
@@ -527,7 +540,10 @@ mod tests {
         assert!(!format!("{cfg:?}").contains("s3cret"));
         assert!(AmqpEventsConfig::new("http://x").validate().is_err());
         let t = cfg.clone().with_prefix("t1");
-        assert_eq!((t.queue.as_str(), t.dead_letter.as_str()), ("t1.events", "t1.events.dead"));
+        assert_eq!(
+            (t.queue.as_str(), t.dead_letter.as_str()),
+            ("t1.events", "t1.events.dead")
+        );
         let mut zero = cfg;
         zero.prefetch = 0;
         assert!(zero.validate().is_err());

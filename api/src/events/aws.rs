@@ -73,9 +73,11 @@ fn parse_depth(body: &[u8], depth: u8) -> Result<Notification, ParseError> {
     if envelope.event.as_deref() == Some("s3:TestEvent") {
         return Ok(Notification::Test);
     }
-    if let (Some("Notification"), Some(message), 0) =
-        (envelope.sns_type.as_deref(), envelope.message.as_deref(), depth)
-    {
+    if let (Some("Notification"), Some(message), 0) = (
+        envelope.sns_type.as_deref(),
+        envelope.message.as_deref(),
+        depth,
+    ) {
         return parse_depth(message.as_bytes(), depth + 1);
     }
     Err(ParseError::Shape {
@@ -181,7 +183,10 @@ mod tests {
         };
         assert_eq!(events[0].key, "scans/Invoice March (2026)+é.pdf");
         let sns_test = serde_json::json!({"Type": "Notification", "Message": test});
-        assert_eq!(parse(sns_test.to_string().as_bytes()).unwrap(), Notification::Test);
+        assert_eq!(
+            parse(sns_test.to_string().as_bytes()).unwrap(),
+            Notification::Test
+        );
     }
 
     #[test]

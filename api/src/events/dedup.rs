@@ -212,7 +212,10 @@ mod tests {
         assert_eq!(won.len(), 1);
         let claim = won.pop().unwrap();
         let claims = Claims::new(store.clone(), "late", Duration::from_secs(60));
-        assert!(matches!(claims.claim(&version(), None).await.unwrap(), ClaimResult::InProgress(_)));
+        assert!(matches!(
+            claims.claim(&version(), None).await.unwrap(),
+            ClaimResult::InProgress(_)
+        ));
         let settled = claim.settle(MarkerState::Done, None).await.unwrap();
         assert_eq!(settled.document_id, version().document_id());
         assert!(matches!(
@@ -239,7 +242,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(120)).await;
         claim.renew().await.unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
-        assert!(matches!(a.claim(&version(), None).await.unwrap(), ClaimResult::InProgress(m) if m.owner == "b"));
+        assert!(
+            matches!(a.claim(&version(), None).await.unwrap(), ClaimResult::InProgress(m) if m.owner == "b")
+        );
         // b "crashes": after the lease, a takes over.
         drop(claim);
         tokio::time::sleep(Duration::from_millis(250)).await;

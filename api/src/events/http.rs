@@ -52,7 +52,10 @@ impl std::fmt::Debug for EventsAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventsAuth")
             .field("s3_secret", &self.s3_secret.as_ref().map(|_| "<redacted>"))
-            .field("seaweedfs_token", &self.seaweedfs_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "seaweedfs_token",
+                &self.seaweedfs_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("respond_within", &self.respond_within)
             .finish()
     }
@@ -205,7 +208,11 @@ async fn process(endpoint: EventsEndpoint, format: EventFormat, body: Bytes) -> 
         Ok(Ok(report)) => answer(&report),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "event processing task failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "event processing failed")
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "event processing failed",
+            )
         }
         Err(_) => (
             StatusCode::ACCEPTED,
@@ -251,7 +258,9 @@ fn outcome_json(o: &Outcome) -> serde_json::Value {
             tenant,
             document_id,
             pages,
-        } => json!({"outcome": o.label(), "tenant": tenant, "document_id": document_id, "pages": pages}),
+        } => {
+            json!({"outcome": o.label(), "tenant": tenant, "document_id": document_id, "pages": pages})
+        }
         Outcome::Rejected { tenant, code, .. } => {
             json!({"outcome": o.label(), "tenant": tenant, "code": code})
         }

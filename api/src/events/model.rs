@@ -197,8 +197,14 @@ mod tests {
     #[test]
     fn sequencers_compare_as_padded_hex() {
         assert_eq!(sequencer_cmp("0A", "9"), Ordering::Greater);
-        assert_eq!(sequencer_cmp("0055AED6DCD90281E5", "55aed6dcd90281e5"), Ordering::Equal);
-        assert_eq!(sequencer_cmp("0055AED6DCD90281E5", "0055AED6DCD90281E6"), Ordering::Less);
+        assert_eq!(
+            sequencer_cmp("0055AED6DCD90281E5", "55aed6dcd90281e5"),
+            Ordering::Equal
+        );
+        assert_eq!(
+            sequencer_cmp("0055AED6DCD90281E5", "0055AED6DCD90281E6"),
+            Ordering::Less
+        );
     }
 
     #[test]
@@ -210,8 +216,14 @@ mod tests {
         let mut folder = event("b", "scans/");
         folder.size = Some(0);
         assert_eq!(folder.ignore_reason(), Some(Ignored::Directory));
-        assert_eq!(event(".system", "x").ignore_reason(), Some(Ignored::NotABucketObject));
-        assert_eq!(event("", "x").ignore_reason(), Some(Ignored::NotABucketObject));
+        assert_eq!(
+            event(".system", "x").ignore_reason(),
+            Some(Ignored::NotABucketObject)
+        );
+        assert_eq!(
+            event("", "x").ignore_reason(),
+            Some(Ignored::NotABucketObject)
+        );
         // `.uploads/` is only SeaweedFS's multipart staging area; on S3 it is an ordinary prefix.
         assert_eq!(event("b", ".uploads/x/0001.part").ignore_reason(), None);
         let mut part = event("b", ".uploads/x/0001.part");
@@ -228,9 +240,15 @@ mod tests {
         assert_eq!(e.version().as_deref(), Some("version:v1"));
         e.version_id = None;
         e.mtime = Some((1_700_000_000, 5));
-        assert_eq!(e.version().as_deref(), Some("mtime:1700000000.000000005:10"));
+        assert_eq!(
+            e.version().as_deref(),
+            Some("mtime:1700000000.000000005:10")
+        );
         e.mtime = None;
         assert_eq!(e.version(), None);
-        assert_eq!(event("b", "a/b/c.pdf").file_name().as_deref(), Some("c.pdf"));
+        assert_eq!(
+            event("b", "a/b/c.pdf").file_name().as_deref(),
+            Some("c.pdf")
+        );
     }
 }

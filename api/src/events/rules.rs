@@ -81,8 +81,10 @@ impl RuleSet {
             path: shown.clone(),
             source,
         })?;
-        let set: RuleSet = serde_yaml_ng::from_str(&text)
-            .map_err(|source| RuleError::Syntax { path: shown, source })?;
+        let set: RuleSet = serde_yaml_ng::from_str(&text).map_err(|source| RuleError::Syntax {
+            path: shown,
+            source,
+        })?;
         set.validate()?;
         Ok(set)
     }
@@ -102,7 +104,10 @@ impl RuleSet {
                 )));
             }
             if rule.bucket.is_empty() || rule.bucket.contains('/') {
-                return Err(invalid(format!("bucket {:?} is not a bucket name", rule.bucket)));
+                return Err(invalid(format!(
+                    "bucket {:?} is not a bucket name",
+                    rule.bucket
+                )));
             }
             if let Some(dpi) = rule.dpi.filter(|d| !(36..=1200).contains(d)) {
                 return Err(invalid(format!("dpi {dpi} is outside 36..=1200")));
@@ -247,7 +252,10 @@ rules:
         let set = set();
         let m = set.matching(&ev("inbox", "scans/beta/x.PDF"));
         assert_eq!(m.len(), 2);
-        assert_eq!((m[0].tenant.as_str(), m[0].prefix.as_str()), ("acme", "scans/"));
+        assert_eq!(
+            (m[0].tenant.as_str(), m[0].prefix.as_str()),
+            ("acme", "scans/")
+        );
         assert_eq!(m[1].tenant, "beta");
         assert_eq!(m[1].job_options().engine, EngineKind::Glm45v);
         assert_eq!(m[1].job_options().dpi, 300);
@@ -279,7 +287,10 @@ rules:
             ("rules: [{tenant: 'a/b', bucket: x}]", "tenant"),
             ("rules: [{tenant: a, bucket: ''}]", "bucket"),
             ("rules: [{tenant: a, bucket: b, dpi: 5}]", "dpi"),
-            ("rules: [{tenant: a, bucket: b, content_types: [pdf]}]", "content type"),
+            (
+                "rules: [{tenant: a, bucket: b, content_types: [pdf]}]",
+                "content type",
+            ),
             ("rules: [{tenant: a, bucket: b, colour: red}]", "colour"),
         ];
         for (i, (text, needle)) in bad.iter().enumerate() {
@@ -289,7 +300,11 @@ rules:
             assert!(err.contains(needle), "{text}: {err}");
         }
         let path = dir.path().join("rules.json");
-        std::fs::write(&path, r#"{"rules":[{"tenant":"acme","bucket":"inbox","suffixes":[".pdf"]}]}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"rules":[{"tenant":"acme","bucket":"inbox","suffixes":[".pdf"]}]}"#,
+        )
+        .unwrap();
         let set = RuleSet::load(&path).unwrap();
         assert_eq!(set.rules[0].engine, EngineKind::Ocr);
         assert!(RuleSet::load(&dir.path().join("missing.yaml")).is_err());

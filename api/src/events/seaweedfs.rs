@@ -93,7 +93,11 @@ pub fn parse(body: &[u8], buckets_dir: &str) -> Result<Notification, ParseError>
                 .new_entry
                 .ok_or_else(|| shape("a rename without `new_entry`"))?;
             let parent = hook.message.new_parent_path.trim_end_matches('/');
-            (Change::Created, format!("{parent}/{}", entry.name), Some(entry))
+            (
+                Change::Created,
+                format!("{parent}/{}", entry.name),
+                Some(entry),
+            )
         }
         "delete" => (Change::Removed, hook.key, hook.message.old_entry),
         other => return Err(shape(&format!("unknown event_type {other:?}"))),
@@ -183,7 +187,10 @@ mod tests {
     #[test]
     fn create_of_an_object() {
         let e = one(CREATE);
-        assert_eq!((e.bucket.as_str(), e.key.as_str()), ("inbox", "scans/a b+c%.pdf"));
+        assert_eq!(
+            (e.bucket.as_str(), e.key.as_str()),
+            ("inbox", "scans/a b+c%.pdf")
+        );
         assert_eq!(e.change, Change::Created);
         assert_eq!(e.etag.as_deref(), Some("183b148a9dae94a7844a8351b1fc2d59"));
         assert_eq!(e.size, Some(14));
@@ -193,9 +200,15 @@ mod tests {
 
     #[test]
     fn etag_falls_back_to_md5_then_mtime() {
-        let no_ext = CREATE.replace(r#""Seaweed-X-Amz-ETag":"MTgzYjE0OGE5ZGFlOTRhNzg0NGE4MzUxYjFmYzJkNTk=","#, "");
+        let no_ext = CREATE.replace(
+            r#""Seaweed-X-Amz-ETag":"MTgzYjE0OGE5ZGFlOTRhNzg0NGE4MzUxYjFmYzJkNTk=","#,
+            "",
+        );
         // base64 "GDsUip2ulKeESoNRsfwtWQ==" is the MD5 18 3b 14 8a ...
-        assert_eq!(one(&no_ext).etag.as_deref(), Some("183b148a9dae94a7844a8351b1fc2d59"));
+        assert_eq!(
+            one(&no_ext).etag.as_deref(),
+            Some("183b148a9dae94a7844a8351b1fc2d59")
+        );
         let bare = r#"{"event_type":"create","key":"/buckets/b/k.png","message":{"new_entry":{"name":"k.png",
             "chunks":[{"e_tag":"x"},{"e_tag":"y"}],"attributes":{"file_size":7,"mtime":100,"mtime_ns":5}}}}"#;
         let e = one(bare);
@@ -217,7 +230,10 @@ mod tests {
         let system = r#"{"event_type":"create","key":"/buckets/.system/owners/.complete","message":{"new_entry":{"name":".complete"}}}"#;
         assert_eq!(one(system).ignore_reason(), Some(Ignored::NotABucketObject));
         let outside = r#"{"event_type":"create","key":"/home/x.pdf","message":{"new_entry":{"name":"x.pdf"}}}"#;
-        assert_eq!(one(outside).ignore_reason(), Some(Ignored::NotABucketObject));
+        assert_eq!(
+            one(outside).ignore_reason(),
+            Some(Ignored::NotABucketObject)
+        );
         let delete = r#"{"event_type":"delete","key":"/buckets/inbox/scans/a.pdf","message":{"old_entry":{"name":"a.pdf"}}}"#;
         assert_eq!(one(delete).ignore_reason(), Some(Ignored::NotACreation));
     }
@@ -232,7 +248,10 @@ mod tests {
             "old_entry":{"name":"old.pdf"},"new_entry":{"name":"new.pdf","attributes":{"file_size":3}},
             "new_parent_path":"/buckets/inbox/done/"}}"#;
         let e = one(rename);
-        assert_eq!((e.change, e.key.as_str()), (Change::Created, "done/new.pdf"));
+        assert_eq!(
+            (e.change, e.key.as_str()),
+            (Change::Created, "done/new.pdf")
+        );
     }
 
     #[test]
@@ -244,7 +263,10 @@ mod tests {
             r#"{"event_type":"explode","key":"/buckets/b/k","message":{}}"#,
             r#"{"event_type":"create","key":"buckets/b/k","message":{"new_entry":{"name":"k"}}}"#,
         ] {
-            assert!(parse(body.as_bytes(), DEFAULT_BUCKETS_DIR).is_err(), "{body}");
+            assert!(
+                parse(body.as_bytes(), DEFAULT_BUCKETS_DIR).is_err(),
+                "{body}"
+            );
         }
     }
 }

@@ -28,9 +28,7 @@ impl LocalBuckets {
 
 impl SourceBuckets for LocalBuckets {
     fn bucket(&self, name: &str) -> Result<Arc<dyn ObjectStore>, TransportError> {
-        let valid = !name.is_empty()
-            && !name.starts_with('.')
-            && !name.contains(['/', '\\']);
+        let valid = !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\']);
         if !valid {
             return Err(TransportError::new(
                 ErrorKind::Invalid,
@@ -99,7 +97,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let buckets = LocalBuckets::new(dir.path());
         let inbox = buckets.bucket("inbox").unwrap();
-        inbox.put("a/b.pdf", Bytes::from_static(b"x"), "").await.unwrap();
+        inbox
+            .put("a/b.pdf", Bytes::from_static(b"x"), "")
+            .await
+            .unwrap();
         assert!(dir.path().join("inbox/a/b.pdf").is_file());
         for bad in ["", "../x", ".hidden", "a/b"] {
             assert!(buckets.bucket(bad).is_err(), "{bad}");

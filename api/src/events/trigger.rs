@@ -42,7 +42,11 @@ impl Default for TriggerConfig {
     fn default() -> Self {
         TriggerConfig {
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
-            owner: format!("pid-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            owner: format!(
+                "pid-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ),
             lease: DEFAULT_LEASE,
             seaweedfs_buckets_dir: super::seaweedfs::DEFAULT_BUCKETS_DIR.into(),
         }
@@ -64,9 +68,14 @@ pub enum Outcome {
     },
     Ignored(Ignored),
     /// This version was handled before (another event, instance or delivery).
-    Duplicate { tenant: String, document_id: String },
+    Duplicate {
+        tenant: String,
+        document_id: String,
+    },
     /// Another holder is processing this version right now.
-    InProgress { tenant: String },
+    InProgress {
+        tenant: String,
+    },
 }
 
 impl Outcome {
@@ -398,10 +407,17 @@ impl Trigger {
 
 /// Content types that say nothing (sniff the bytes instead).
 fn is_generic(ct: &str) -> bool {
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     matches!(
         essence.as_str(),
-        "" | "application/octet-stream" | "binary/octet-stream" | "application/x-www-form-urlencoded"
+        "" | "application/octet-stream"
+            | "binary/octet-stream"
+            | "application/x-www-form-urlencoded"
     )
 }
 
@@ -421,9 +437,15 @@ fn unreadable(e: &TransportError) -> Processed {
 
 fn metadata(event: &ObjectEvent, version: &ObjectVersion) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    m.insert("source".into(), format!("s3://{}/{}", event.bucket, event.key));
+    m.insert(
+        "source".into(),
+        format!("s3://{}/{}", event.bucket, event.key),
+    );
     m.insert("source_version".into(), version.version.clone());
-    m.insert("trigger_event".into(), format!("{}:{}", event.format.as_str(), event.name));
+    m.insert(
+        "trigger_event".into(),
+        format!("{}:{}", event.format.as_str(), event.name),
+    );
     if let Some(seq) = &event.sequencer {
         m.insert("source_sequencer".into(), seq.clone());
     }
@@ -442,4 +464,3 @@ fn since_event(event: &ObjectEvent) -> Option<Duration> {
 fn json<T: serde::Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default())
 }
-

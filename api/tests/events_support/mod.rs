@@ -150,7 +150,9 @@ pub fn seaweed_event(event_type: &str, bucket: &str, key: &str, size: u64, etag:
     let entry = serde_json::json!({"name": name, "attributes": {"file_size": size, "mtime": 1_795_923_361,
         "mime": ""}, "extended": {"Seaweed-X-Amz-ETag": b64}});
     let message = match event_type {
-        "update" => serde_json::json!({"old_entry": entry, "new_entry": entry, "new_parent_path": parent}),
+        "update" => {
+            serde_json::json!({"old_entry": entry, "new_entry": entry, "new_parent_path": parent})
+        }
         _ => serde_json::json!({"new_entry": entry, "new_parent_path": parent}),
     };
     Bytes::from(
@@ -163,7 +165,10 @@ pub fn seaweed_event(event_type: &str, bucket: &str, key: &str, size: u64, etag:
 pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
