@@ -148,6 +148,7 @@ impl AmqpQueue {
     }
 
     /// Stop every consumer of this queue (their `next()` returns `None`) and close the connection.
+    /// A later publish or depth read connects again.
     pub async fn close(&self) {
         self.shutdown.send_replace(true);
         self.link.close().await;
@@ -173,6 +174,14 @@ impl JobQueue for AmqpQueue {
             immediate: false,
         };
         let session = self.link.try_session().await.map_err(|no| no.error)?;
+        if session.connection.status().blocked() {
+            // The broker blocks publishers during a memory or disk alarm: fail now, not at the
+            // confirm timeout.
+            return Err(TransportError::new(
+                ErrorKind::Unavailable,
+                format!("RabbitMQ is blocking publishers (memory or disk alarm); job {message_id} not published"),
+            ));
+        }
         let confirmed = async {
             session
                 .publish
@@ -190,7 +199,15 @@ impl JobQueue for AmqpQueue {
         };
         let confirmation = tokio::time::timeout(cfg.publish_timeout, confirmed)
             .await
-            .map_err(|_| timed_out(format!("publishing {message_id}"), cfg.publish_timeout))??;
+            .map_err(|_| timed_out(format!("publishing {message_id}"), cfg.publish_timeout))?
+            .map_err(|mut e| {
+                // A channel error (say the exchange was deleted) closed the publishing channel; the
+                // next publish opens a new one and declares the topology again: transient.
+                if e.kind == ErrorKind::NotFound {
+                    e.kind = ErrorKind::Unavailable;
+                }
+                e
+            })?;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(returned)) => Err(TransportError::new(

@@ -261,10 +261,12 @@ async fn wrong_password_is_reported() {
     bad.url = format!("amqp://guest:not-the-password@{rest}");
     let err = AmqpQueue::connect(bad).await.expect_err("refused");
     assert!(!err.message.contains("not-the-password"), "{err}");
-    assert!(
-        matches!(err.kind, ErrorKind::Invalid | ErrorKind::Unavailable),
-        "{err}"
+    assert_eq!(
+        err.kind,
+        ErrorKind::Invalid,
+        "refused credentials are not transient: {err}"
     );
+    assert!(err.message.contains("ACCESS_REFUSED"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,13 @@
-//! A broker restart mid-run: publishing fails fast while it is down and recovers after; a consumer
-//! resumes by itself and gets back the job it held unacked when the connection died.
+//! Server restarts mid-run. RabbitMQ: publishing fails fast while it is down and recovers after; a
+//! consumer resumes by itself and gets back the job it held unacked when the connection died.
+//! SeaweedFS: requests fail as `Unavailable` while it is down and succeed again after.
 //!
-//! A test binary of its own: the restart must not overlap other tests that use the broker, and
+//! A test binary of its own: a restart must not overlap the other tests that use the servers, and
 //! cargo runs test binaries one after another.
 //!
-//! Needs a broker the test may restart: `FOLIO_PRIVATE_RABBIT=1 scripts/services/start` writes
-//! `FOLIO_RABBIT_STOP` / `FOLIO_RABBIT_START`. Without them the test says so and returns.
+//! Needs servers the tests may restart: `FOLIO_PRIVATE_RABBIT=1 scripts/services/start` writes
+//! `FOLIO_RABBIT_STOP` / `FOLIO_RABBIT_START` (and always `FOLIO_S3_STOP` / `FOLIO_S3_START`).
+//! Without them a test says so and returns.
 
 #[allow(dead_code)]
 #[path = "../integration/env.rs"]
@@ -14,8 +16,9 @@ mod env;
 #[path = "../integration/support.rs"]
 mod support;
 
+use bytes::Bytes;
 use folio_schemas::EngineKind;
-use folio_transport::{AmqpQueue, ErrorKind, JobQueue};
+use folio_transport::{AmqpQueue, ErrorKind, JobQueue, ObjectStore, S3Store};
 use std::time::{Duration, Instant};
 use support::{job, next, Topology};
 
@@ -100,6 +103,7 @@ async fn publisher_and_consumer_survive_a_broker_restart() {
         }
     }
     got.sort_unstable();
+    eprintln!("after the restart: (page, redeliveries) = {got:?}");
     assert_eq!(got[0].0, 1);
     assert!(
         got[0].1 >= 1,
@@ -115,4 +119,60 @@ pub fn run(command: &str) {
         .status()
         .unwrap_or_else(|e| panic!("running {command}: {e}"));
     assert!(status.success(), "{command} failed: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_store_recovers_after_a_seaweedfs_restart() {
+    let Some(mut cfg) = env::s3() else { return };
+    let Some((stop, start)) = env::restart_commands("FOLIO_S3_STOP", "FOLIO_S3_START") else {
+        eprintln!("SKIPPED: no restartable S3 server (run `scripts/services/start`)");
+        return;
+    };
+    cfg.max_attempts = 2;
+    let store = S3Store::connect(cfg).await.unwrap();
+    let key = format!("{}/before", env::unique("s3restart"));
+    store
+        .put(&key, Bytes::from_static(b"kept"), "text/plain")
+        .await
+        .unwrap();
+
+    let stopper = stop.clone();
+    tokio::task::spawn_blocking(move || run(&stopper))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = store.get(&key).await.expect_err("S3 is down");
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    let err = store
+        .put(&key, Bytes::from_static(b"x"), "")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let starter = start.clone();
+    tokio::task::spawn_blocking(move || run(&starter))
+        .await
+        .unwrap();
+    // The same client (its connection pool had only dead connections) works again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        match store.get(&key).await {
+            Ok(bytes) => break bytes,
+            Err(e) if e.kind == ErrorKind::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("S3 did not recover: {e}"),
+        }
+    };
+    assert_eq!(
+        got,
+        Bytes::from_static(b"kept"),
+        "data survives the restart"
+    );
+    store.delete(&key).await.unwrap();
 }
