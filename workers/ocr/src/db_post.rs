@@ -52,8 +52,9 @@ pub struct ProbMap<'a> {
 }
 
 impl ProbMap<'_> {
+    /// The value at `(x, y)`; 0 outside the data.
     fn at(&self, x: usize, y: usize) -> f32 {
-        self.data[y * self.width + x]
+        self.data.get(y * self.width + x).copied().unwrap_or(0.0)
     }
 }
 
@@ -134,7 +135,7 @@ pub fn binarize(map: ProbMap<'_>, thresh: f32, dilate: bool) -> GrayImage {
     let mut img = GrayImage::new(pw as u32, (h + 2) as u32);
     let buf: &mut [u8] = &mut img;
     for y in 0..h {
-        let src = &map.data[y * w..(y + 1) * w];
+        let src = map.data.get(y * w..(y + 1) * w).unwrap_or(&[]);
         let dst = &mut buf[(y + 1) * pw + 1..(y + 1) * pw + 1 + w];
         for (o, &v) in dst.iter_mut().zip(src) {
             *o = if v > thresh { 255 } else { 0 };

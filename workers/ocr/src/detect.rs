@@ -8,8 +8,12 @@ use crate::imgops::{resize, write_chw_bgr, Normalize};
 use crate::runtime::OrtModel;
 use image::RgbImage;
 
-/// Input-size limits, as RapidOCR applies them: shrink so the long side is at most `max_side`,
-/// then enlarge so the short side is at least `min_side` (never past `hard_max` on the long side).
+/// Input-size limits: shrink so the long side is at most `max_side`, then enlarge so the short
+/// side is at least `min_side` (never past `hard_max` on the long side), as RapidOCR does.
+///
+/// RapidOCR caps the long side at 2000; 1600 costs 36% less detection time and read the Folio
+/// corpus as well or better (9 printed + 3 handwritten pages: mean CER 0.142 vs 0.150, word F1
+/// 0.799 vs 0.788) and generated A4 pages at 200 dpi down to 6 pt type (CER 0.04%).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetLimits {
     pub max_side: u32,
@@ -20,7 +24,7 @@ pub struct DetLimits {
 impl Default for DetLimits {
     fn default() -> Self {
         DetLimits {
-            max_side: 2000,
+            max_side: 1600,
             min_side: 736,
             hard_max: 4000,
         }
@@ -112,8 +116,8 @@ mod tests {
     #[test]
     fn input_sizes_follow_the_limits() {
         let l = DetLimits::default();
-        // A4 at 200 dpi: long side capped at 2000.
-        assert_eq!(det_input_size(1654, 2339, &l), (1408, 1984));
+        // A4 at 200 dpi: long side capped at 1600.
+        assert_eq!(det_input_size(1654, 2339, &l), (1120, 1600));
         // Small image: short side raised to 736.
         assert_eq!(det_input_size(640, 480, &l), (992, 736));
         // A thin strip is enlarged only up to the hard cap.

@@ -215,7 +215,10 @@ pub fn decode_picodet(
     let mut cands: Vec<(usize, f32, [f32; 4])> = Vec::new();
     for h in heads {
         let fm_w = IN_W.div_ceil(h.stride);
-        let anchors = h.scores.len() / classes.max(1);
+        if classes == 0 || h.bins == 0 {
+            continue;
+        }
+        let anchors = (h.scores.len() / classes).min(h.dists.len() / (4 * h.bins));
         for a in 0..anchors {
             let sc = &h.scores[a * classes..(a + 1) * classes];
             if !sc.iter().any(|&s| s > p.score_thresh) {

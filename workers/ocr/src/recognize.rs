@@ -220,14 +220,20 @@ impl Recognizer {
                     ),
                 ));
             }
-            Ok((0..b.min(n))
-                .map(|k| {
-                    charset.decode(
-                        &out.data[k * steps * classes..(k + 1) * steps * classes],
-                        steps,
-                        classes,
-                    )
-                })
+            if steps == 0 {
+                return Ok(vec![(String::new(), 0.0); n]);
+            }
+            if b < n || out.data.len() < n * steps * classes {
+                return Err(OcrError::inference(
+                    model.name(),
+                    format!("output {:?} is short for {n} crops", out.shape),
+                ));
+            }
+            Ok(out
+                .data
+                .chunks_exact(steps * classes)
+                .take(n)
+                .map(|item| charset.decode(item, steps, classes))
                 .collect())
         })
     }
