@@ -10,7 +10,12 @@ pub fn encode_png(img: &image::RgbImage) -> Result<Bytes, IngestError> {
     use image::ImageEncoder;
     let mut out = Vec::with_capacity(img.as_raw().len() / 4);
     PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .map_err(|e| IngestError::Sink(format!("PNG encoding failed: {e}")))?;
     Ok(Bytes::from(out))
 }

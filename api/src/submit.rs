@@ -68,7 +68,9 @@ pub async fn accept(
     .await
     .map_err(|e| SubmitError::Internal(format!("inspection task failed: {e}")))??;
     let pages = req.pages.select(summary.page_count)?;
-    let document_id = req.document_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let document_id = req
+        .document_id
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION.into(),
         tenant: req.tenant,
@@ -84,12 +86,24 @@ pub async fn accept(
         metadata: req.metadata,
     };
     let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
-    store.put(&keys.source(), req.bytes.clone(), summary.media_type.mime()).await?;
+    store
+        .put(&keys.source(), req.bytes.clone(), summary.media_type.mime())
+        .await?;
     let manifest_json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| SubmitError::Internal(format!("manifest serialisation: {e}")))?;
-    store.put(&keys.manifest(), Bytes::from(manifest_json), "application/json").await?;
+    store
+        .put(
+            &keys.manifest(),
+            Bytes::from(manifest_json),
+            "application/json",
+        )
+        .await?;
     tracing::info!(document_id = %manifest.document_id, pages = manifest.pages.len(), "document accepted");
-    Ok(Accepted { manifest, bytes: req.bytes, password: req.password })
+    Ok(Accepted {
+        manifest,
+        bytes: req.bytes,
+        password: req.password,
+    })
 }
 
 /// Rasterize the accepted document's pages, store each image and publish its job, in page order.
@@ -109,9 +123,13 @@ pub async fn enqueue_pages(
     let rasterizer = tokio::task::spawn_blocking(move || {
         ing.rasterize(&bytes, password.as_deref(), &pages, &mut |page| {
             let png = encode_png(&page.image)?;
-            let page = RasterPage { image: image::RgbImage::new(0, 0), ..page };
+            let page = RasterPage {
+                image: image::RgbImage::new(0, 0),
+                ..page
+            };
             // The receiver is gone only when the uploader failed; its error is reported instead.
-            tx.blocking_send((page, png)).map_err(|_| IngestError::Sink("uploader stopped".into()))
+            tx.blocking_send((page, png))
+                .map_err(|_| IngestError::Sink("uploader stopped".into()))
         })
     });
     let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
@@ -173,7 +191,13 @@ async fn record_unenqueued(
             attempts: 1,
         };
         let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
-        store.put(&keys.page_error(page), Bytes::from(body), "application/json").await?;
+        store
+            .put(
+                &keys.page_error(page),
+                Bytes::from(body),
+                "application/json",
+            )
+            .await?;
     }
     Ok(())
 }
