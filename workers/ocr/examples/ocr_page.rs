@@ -83,7 +83,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// User + system CPU seconds of this process from `/proc/self/stat` (0 where unavailable).
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
     // After the parenthesised command name come fields 3, 4, …; utime and stime are fields 14, 15.
     let rest = stat.rsplit_once(')').map_or("", |r| r.1);
     let f: Vec<&str> = rest.split_whitespace().collect();
