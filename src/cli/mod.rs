@@ -1,5 +1,6 @@
 //! Command-line interface: flags (clap, with `env`) and dispatch to one module per subcommand.
 
+mod ask;
 mod exit;
 mod parse;
 mod render;
@@ -34,6 +35,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Ask GLM-4.5V about images: `--model DIR IMAGE... "prompt"` (answer, reasoning, boxes).
+    Ask(ask::AskArgs),
     /// Parse documents on this machine (no broker, no S3): FILE... to DIR/<stem>/document.{json,md}.
     Parse(parse::ParseArgs),
     /// Rasterize a document's pages to PNG files DIR/00001.png… (what the service stores per page).
@@ -47,6 +50,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
     let runtime = crate::runtime::RuntimeLayout::new(cli.runtime_dir);
     match cli.command {
+        Command::Ask(args) => ask::run(args, &runtime),
         Command::Parse(args) => parse::run(args, &runtime),
         Command::Render(args) => render::run(args, &runtime),
         Command::Serve(args) => serve::run(args, &runtime),
