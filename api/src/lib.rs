@@ -5,4 +5,5 @@ pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod page_png;
+pub mod reprocess;
 pub mod submit;

@@ -7,6 +7,7 @@ mod render;
 mod serve;
 mod service;
 mod telemetry;
+mod trigger;
 mod work;
 
 pub use exit::{CliError, Exit};
@@ -45,6 +46,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run a worker: consume page jobs from RabbitMQ, run the engine, write results to S3.
     Work(work::WorkArgs),
+    /// Submit objects that land in watched buckets (S3 events from RabbitMQ and webhooks).
+    Trigger(trigger::TriggerArgs),
 }
 
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Render(args) => render::run(args, &runtime),
         Command::Serve(args) => serve::run(args, &runtime),
         Command::Work(args) => work::run(args, &runtime),
+        Command::Trigger(args) => trigger::run(args, &runtime),
     }
 }
 

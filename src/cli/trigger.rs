@@ -1,0 +1,204 @@
+//! `folio trigger`: submit the objects that land in watched buckets.
+//!
+//! Consumes AWS-format S3 event notifications from the RabbitMQ queue `{prefix}.events` (what
+//! MinIO and Ceph publish, and AWS through an SNS/SQS bridge) and, with `--listen`, also serves the
+//! webhooks `POST /v1/events/s3` and `POST /v1/events/seaweedfs` with `/metrics` and `/healthz`.
+//! Which buckets and prefixes belong to which tenant comes from the rules file (see
+//! `folio_api::events::rules`). Runs until SIGTERM or Ctrl-C, then finishes the events in hand.
+//!
+//! Exit codes: 0 stopped by a signal; 1 broker, store or listener failure at start; 2 bad flags or
+//! rules file; 4 PDFium missing.
+
+use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
+use super::{CliError, Exit};
+use crate::runtime::RuntimeLayout;
+use anyhow::Context;
+use clap::Args;
+use folio_api::events::consumer::{self, ConsumerConfig, ConsumerStats};
+use folio_api::events::http::trigger_ops_router;
+use folio_api::events::{
+    events_router, BucketFactory, EventFormat, EventsAuth, EventsEndpoint, RuleSet, Trigger,
+    TriggerConfig,
+};
+use folio_api::ingest::{IngestConfig, Ingestor};
+use folio_transport::amqp_events::{AmqpEventsConfig, AmqpEventsConsumer};
+use folio_transport::{JobQueue, ObjectStore, S3Store};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// Rules file (YAML or JSON): which bucket/prefix/suffix/content type goes to which tenant.
+    #[arg(long, env = "FOLIO_TRIGGER_RULES", value_name = "FILE")]
+    rules: PathBuf,
+    /// Also serve the webhooks (`/v1/events/s3`, `/v1/events/seaweedfs`), `/metrics` and
+    /// `/healthz` here; port 0 picks one (printed on stdout).
+    #[arg(long, env = "FOLIO_TRIGGER_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Do not consume the AMQP event queue (webhooks only).
+    #[arg(long)]
+    no_amqp: bool,
+    /// RabbitMQ URL of the event queue, when not the page-job broker's.
+    #[arg(long, env = "FOLIO_EVENTS_AMQP_URL", hide_env_values = true)]
+    events_amqp_url: Option<String>,
+    /// First segment of the event exchange and queues (`{prefix}.events`, `{prefix}.events.dead`).
+    #[arg(long, env = "FOLIO_EVENTS_PREFIX", default_value = "folio")]
+    events_prefix: String,
+    /// Deliveries of an event message before it is dead-lettered (the queue's `x-delivery-limit`).
+    #[arg(long, env = "FOLIO_EVENTS_DELIVERY_LIMIT", default_value_t = 20)]
+    events_delivery_limit: u32,
+    /// Event messages processed at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Shared secret of `POST /v1/events/s3` (header `X-Folio-Events-Secret`); the route is off without it.
+    #[arg(long, env = "FOLIO_EVENTS_SECRET", hide_env_values = true)]
+    events_secret: Option<String>,
+    /// Bearer token of `POST /v1/events/seaweedfs` (`bearer_token` in SeaweedFS's notification.toml).
+    #[arg(long, env = "FOLIO_SEAWEEDFS_TOKEN", hide_env_values = true)]
+    seaweedfs_token: Option<String>,
+    /// Largest object accepted, in bytes (the upload API's limit).
+    #[arg(long, env = "FOLIO_MAX_BODY_BYTES", default_value_t = 100 * 1024 * 1024)]
+    max_object_bytes: u64,
+    /// Most pages one document may have (the upload API's limit).
+    #[arg(long, env = "FOLIO_MAX_PAGES", default_value_t = 2000)]
+    max_pages: u32,
+    /// Seconds a dedup claim stays valid without renewal (a crashed holder's objects are taken over after it).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    lease_secs: u64,
+    /// SeaweedFS filer folder holding the buckets.
+    #[arg(long, default_value = "/buckets")]
+    seaweedfs_buckets_dir: String,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    bucket: BucketArgs,
+}
+
+pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
+    runtime
+        .check(&[runtime.pdfium()])
+        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+    let usage = |e: anyhow::Error| CliError::new(Exit::Usage, e);
+    let rules = RuleSet::load(&args.rules).map_err(|e| usage(e.into()))?;
+    if args.no_amqp && args.listen.is_none() {
+        return Err(usage(anyhow::anyhow!(
+            "--no-amqp needs --listen: there would be nothing to receive events from"
+        )));
+    }
+    let mut events = AmqpEventsConfig::new(
+        args.events_amqp_url
+            .clone()
+            .unwrap_or_else(|| args.broker.amqp_url.clone()),
+    )
+    .with_prefix(&args.events_prefix);
+    events.delivery_limit = args.events_delivery_limit;
+    events.prefetch = args.concurrency;
+    events.validate().map_err(|e| usage(e.into()))?;
+    let auth = EventsAuth {
+        s3_secret: args.events_secret.clone(),
+        seaweedfs_token: args.seaweedfs_token.clone(),
+        respond_within: Duration::ZERO,
+    };
+    let config = TriggerConfig {
+        max_object_bytes: args.max_object_bytes,
+        lease: Duration::from_secs(args.lease_secs),
+        seaweedfs_buckets_dir: args.seaweedfs_buckets_dir.clone(),
+        ..TriggerConfig::default()
+    };
+    let mut ingest = IngestConfig::new(runtime.pdfium());
+    ingest.max_pages = args.max_pages;
+    let ingestor = Ingestor::new(ingest);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::internal)?;
+    rt.block_on(async move {
+        let amqp = args.broker.connect().await?;
+        let store = args.bucket.connect().await?;
+        let source_config = args.bucket.config();
+        let sources = Arc::new(BucketFactory::new(move |name: &str| {
+            let mut cfg = source_config.clone();
+            cfg.bucket = name.to_string();
+            cfg.create_bucket = false;
+            S3Store::new(cfg).map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }));
+        let queue: Arc<dyn JobQueue> = amqp.clone();
+        let trigger = Arc::new(Trigger::new(store, queue, ingestor, sources, rules, config));
+        tracing::info!(rules = trigger.rules().rules.len(), buckets = ?trigger.rules().buckets(), "trigger starting");
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.cancel();
+        });
+        let endpoint = EventsEndpoint::new(trigger.clone(), auth).map_err(|e| usage(e.into()))?;
+        let http = match args.listen {
+            Some(addr) => Some(serve_webhooks(addr, endpoint.clone(), shutdown.clone()).await?),
+            None => None,
+        };
+        let stats = Arc::new(ConsumerStats::default());
+        if !args.no_amqp {
+            let stream = AmqpEventsConsumer::start(events).map_err(|e| usage(e.into()))?;
+            let cfg = ConsumerConfig {
+                concurrency: usize::from(args.concurrency),
+                ..ConsumerConfig::default()
+            };
+            consumer::run(
+                trigger,
+                EventFormat::Aws,
+                Box::new(stream),
+                cfg,
+                stats.clone(),
+                shutdown.clone(),
+            )
+            .await;
+        } else {
+            shutdown.cancelled().await;
+        }
+        if let Some(server) = http {
+            let _ = server.await;
+        }
+        // Webhook events that outlived their request finish before the process ends.
+        if tokio::time::timeout(Duration::from_secs(30), endpoint.wait_background())
+            .await
+            .is_err()
+        {
+            tracing::warn!("webhook events still in progress at exit; their claims expire with the lease");
+        }
+        eprintln!(
+            "folio trigger: stopped ({} messages: {} acked, {} requeued, {} dead-lettered)",
+            stats.get(&stats.received),
+            stats.get(&stats.acked),
+            stats.get(&stats.requeued),
+            stats.get(&stats.rejected)
+        );
+        Ok(Exit::Ok)
+    })
+}
+
+/// Bind and serve the webhook and ops routes in the background until `shutdown`.
+async fn serve_webhooks(
+    addr: SocketAddr,
+    endpoint: EventsEndpoint,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, CliError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+        .map_err(CliError::internal)?;
+    let local = listener.local_addr().map_err(CliError::internal)?;
+    println!("folio trigger: listening on http://{local}");
+    let app = events_router(endpoint).merge(trigger_ops_router());
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "the webhook server failed");
+        }
+    }))
+}
