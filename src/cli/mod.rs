@@ -4,6 +4,7 @@ mod ask;
 mod exit;
 mod parse;
 mod render;
+mod reprocess;
 mod serve;
 mod service;
 mod telemetry;
@@ -48,6 +49,8 @@ pub enum Command {
     Work(work::WorkArgs),
     /// Submit objects that land in watched buckets (S3 events from RabbitMQ and webhooks).
     Trigger(trigger::TriggerArgs),
+    /// Process a whole prefix again (new engine or profile), resumably: s3://BUCKET/PREFIX.
+    Reprocess(reprocess::ReprocessArgs),
 }
 
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Serve(args) => serve::run(args, &runtime),
         Command::Work(args) => work::run(args, &runtime),
         Command::Trigger(args) => trigger::run(args, &runtime),
+        Command::Reprocess(args) => reprocess::run(args, &runtime),
     }
 }
 

@@ -23,7 +23,7 @@ pub mod target;
 pub mod tracker;
 
 pub use runner::Reprocessor;
-pub use target::S3Url;
+pub use target::{parse_date, S3Url};
 
 use folio_schemas::EngineKind;
 use folio_transport::TransportError;

@@ -37,9 +37,34 @@ impl std::fmt::Display for S3Url {
     }
 }
 
+/// A `--since` date: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+pub fn parse_date(s: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_dates() {
+        assert_eq!(
+            parse_date("2026-03-01").unwrap(),
+            time::macros::datetime!(2026-03-01 00:00 UTC)
+        );
+        assert_eq!(
+            parse_date("2026-03-01T12:30:00+02:00").unwrap(),
+            time::macros::datetime!(2026-03-01 10:30 UTC)
+        );
+        assert!(parse_date("yesterday").is_err());
+    }
 
     #[test]
     fn parses_bucket_and_prefix() {
