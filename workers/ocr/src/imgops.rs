@@ -3,7 +3,6 @@
 //! Every model here was trained on OpenCV-decoded (BGR) images, so channel 0 of each tensor is
 //! blue; normalisation constants are given in that same channel order.
 
-use image::imageops::{self, FilterType};
 use image::RgbImage;
 
 /// `(value / 255 - mean[c]) / std[c]` per tensor channel `c` (BGR order).
@@ -26,13 +25,81 @@ impl Normalize {
     };
 }
 
-/// Resizes with a triangle (bilinear, anti-aliased when shrinking) filter; a no-op copy when the
-/// size already matches.
+/// Resizes with a triangle (bilinear, anti-aliased when shrinking) filter, like
+/// `image::imageops::resize` with `FilterType::Triangle` but specialised to 8-bit RGB (about
+/// three times faster, which matters for full pages); a copy when the size already matches.
 pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let (w, h) = (w.max(1), h.max(1));
     if img.width() == w && img.height() == h {
         return img.clone();
     }
-    imageops::resize(img, w.max(1), h.max(1), FilterType::Triangle)
+    if img.width() == 0 || img.height() == 0 {
+        return RgbImage::new(w, h);
+    }
+    let (sw, sh) = (img.width() as usize, img.height() as usize);
+    let (w, h) = (w as usize, h as usize);
+    let xt = triangle_taps(sw, w);
+    let yt = triangle_taps(sh, h);
+    // Horizontal pass into f32 rows (sh × w × 3), then vertical pass into the output.
+    let src = img.as_raw();
+    let mut mid = vec![0f32; sh * w * 3];
+    for y in 0..sh {
+        let row = &src[y * sw * 3..(y + 1) * sw * 3];
+        let out = &mut mid[y * w * 3..(y + 1) * w * 3];
+        for (x, (start, weights)) in xt.iter().enumerate() {
+            let mut acc = [0f32; 3];
+            for (k, &wt) in weights.iter().enumerate() {
+                let p = &row[(start + k) * 3..(start + k) * 3 + 3];
+                acc[0] += wt * f32::from(p[0]);
+                acc[1] += wt * f32::from(p[1]);
+                acc[2] += wt * f32::from(p[2]);
+            }
+            out[x * 3..x * 3 + 3].copy_from_slice(&acc);
+        }
+    }
+    let mut out = RgbImage::new(w as u32, h as u32);
+    let dst: &mut [u8] = &mut out;
+    let mut acc = vec![0f32; w * 3];
+    for (y, (start, weights)) in yt.iter().enumerate() {
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        for (k, &wt) in weights.iter().enumerate() {
+            let row = &mid[(start + k) * w * 3..(start + k + 1) * w * 3];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += wt * v;
+            }
+        }
+        for (o, &a) in dst[y * w * 3..(y + 1) * w * 3].iter_mut().zip(&acc) {
+            *o = a.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// For each of `dst` output positions: the first source index and the normalised triangle weights
+/// of the source pixels it covers (radius 1, widened by the shrink factor).
+fn triangle_taps(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = src as f32 / dst as f32;
+    let support = scale.max(1.0);
+    (0..dst)
+        .map(|d| {
+            let center = (d as f32 + 0.5) * scale;
+            let lo = ((center - support).floor().max(0.0) as usize).min(src - 1);
+            let hi = ((center + support).ceil() as usize).clamp(lo + 1, src);
+            let mut weights: Vec<f32> = (lo..hi)
+                .map(|i| (1.0 - ((i as f32 + 0.5 - center) / support).abs()).max(0.0))
+                .collect();
+            let sum: f32 = weights.iter().sum();
+            if sum > 0.0 {
+                weights.iter_mut().for_each(|v| *v /= sum);
+            } else {
+                // Only when enlarging past an edge: take the nearest pixel.
+                weights.iter_mut().for_each(|v| *v = 0.0);
+                let nearest = (center.floor() as usize).clamp(lo, hi - 1) - lo;
+                weights[nearest] = 1.0;
+            }
+            (lo, weights)
+        })
+        .collect()
 }
 
 /// Resizes like OpenCV's `INTER_LINEAR`: each output pixel interpolates the four source pixels
@@ -130,6 +197,30 @@ mod tests {
         // Plane 2 is red.
         assert_eq!(&t[12..15], &[1.0, -1.0, 9.0]);
         assert_eq!(&t[3..6], &[9.0, 9.0, 9.0]);
+    }
+
+    #[test]
+    fn triangle_resize_matches_the_image_crate() {
+        let img = RgbImage::from_fn(97, 61, |x, y| {
+            Rgb([
+                (x * 7 % 256) as u8,
+                (y * 13 % 256) as u8,
+                ((x * y) % 256) as u8,
+            ])
+        });
+        for (w, h) in [(40, 25), (97, 61), (150, 90), (13, 61), (1, 1)] {
+            let ours = resize(&img, w, h);
+            let theirs = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+            assert_eq!(ours.dimensions(), (w, h));
+            let worst = ours
+                .as_raw()
+                .iter()
+                .zip(theirs.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max();
+            assert!(worst.unwrap_or(0) <= 2, "{w}x{h}: differs by {worst:?}");
+        }
+        assert_eq!(resize(&RgbImage::new(0, 5), 3, 3).dimensions(), (3, 3));
     }
 
     #[test]
