@@ -11,6 +11,17 @@ pub const SERVICE_SUBCOMMANDS: &[&str] = &["serve", "work", "trigger", "reproces
 /// The engines; each has its queue `folio.pages.{engine}` and a worker.
 pub const ENGINES: &[&str] = &["ocr", "glm45v"];
 
+/// The variable that bounds how long a subcommand drains after SIGTERM: a worker finishes its
+/// batch within FOLIO_SHUTDOWN_GRACE_SECS; the API finishes in-flight requests, each bounded by
+/// FOLIO_REQUEST_TIMEOUT_SECS. The platform's stop grace must exceed it.
+pub fn drain_variable(subcommand: &str) -> Option<&'static str> {
+    match subcommand {
+        "serve" => Some("FOLIO_REQUEST_TIMEOUT_SECS"),
+        "work" => Some("FOLIO_SHUTDOWN_GRACE_SECS"),
+        _ => None,
+    }
+}
+
 /// The repository's deploy/ folder.
 pub fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")

@@ -36,6 +36,15 @@ pub const CONTRACT: &[&str] = &[
     "RUST_LOG",
 ];
 
+/// Contract variables whose reader is not in the binary yet, with that reader: the GLM-4.5V
+/// engine of `folio work`. The GPU worker's deploy files set them ahead of it. The check tolerates
+/// exactly these, and fails as soon as `--help` shows one, so that the entry is removed.
+pub const NOT_YET_READ: &[(&str, &str)] = &[
+    ("FOLIO_MODEL_DIR", "folio work --engine glm45v"),
+    ("FOLIO_DEVICE", "folio work --engine glm45v"),
+    ("FOLIO_MAX_BATCH", "folio work --engine glm45v"),
+];
+
 /// A variable set by a deploy file: name, value when literal, and where.
 pub struct Var {
     pub name: String,
@@ -185,9 +194,18 @@ fn every_folio_variable_set_in_deploy_is_read_by_the_binary() {
         );
     }
     let read = variables_read();
+    for (name, reader) in NOT_YET_READ {
+        assert!(CONTRACT.contains(name), "{name} is not in the CONTRACT");
+        assert!(
+            !read.contains(*name),
+            "`folio --help` now shows {name}: remove it from NOT_YET_READ"
+        );
+        eprintln!("{name}: set for {reader}, which does not read it yet");
+    }
+    let pending = |name: &str| NOT_YET_READ.iter().any(|(n, _)| *n == name);
     let unknown: Vec<String> = set
         .iter()
-        .filter(|v| v.name.starts_with("FOLIO_") && !read.contains(&v.name))
+        .filter(|v| v.name.starts_with("FOLIO_") && !read.contains(&v.name) && !pending(&v.name))
         .map(|v| format!("  {} ({})", v.name, v.at))
         .collect();
     assert!(

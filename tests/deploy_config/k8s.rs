@@ -117,16 +117,13 @@ fn kubernetes_workloads_are_consistent() {
                 }
                 _ => 0.0,
             };
-            let grace = env
-                .get("FOLIO_SHUTDOWN_GRACE_SECS")
-                .map(|g| g.parse::<f64>().expect("number"));
-            assert!(
-                grace.is_some() || sub != "work",
-                "{name}: workers need FOLIO_SHUTDOWN_GRACE_SECS"
-            );
-            if let Some(grace) = grace {
-                assert!(termination > grace + pre_stop,
-                    "{name}: terminationGracePeriodSeconds {termination} must exceed preStop {pre_stop} + FOLIO_SHUTDOWN_GRACE_SECS {grace}");
+            if let Some(var) = drain_variable(sub) {
+                let drain = env
+                    .get(var)
+                    .unwrap_or_else(|| panic!("{name}: {var} unset"));
+                let drain: f64 = drain.parse().expect("a number of seconds");
+                assert!(termination > drain + pre_stop,
+                    "{name}: terminationGracePeriodSeconds {termination} must exceed preStop {pre_stop} + {var} {drain}");
             }
             if sub != "work" {
                 continue;
