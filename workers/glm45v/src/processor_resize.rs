@@ -97,13 +97,40 @@ fn clip8(v: i64) -> u8 {
 
 const HALF: i64 = 1 << (PRECISION_BITS - 1);
 
+/// Runs `f(row_index, row)` over the `row_len`-byte rows of `out`, on up to 8 threads when the
+/// image is large enough to pay for them (rows are independent in both passes).
+fn par_rows(out: &mut [u8], row_len: usize, f: impl Fn(usize, &mut [u8]) + Sync) {
+    let rows = out.len() / row_len.max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(rows);
+    if threads <= 1 || out.len() < 1 << 18 {
+        out.chunks_mut(row_len.max(1))
+            .enumerate()
+            .for_each(|(i, row)| f(i, row));
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        for (ci, block) in out.chunks_mut(per * row_len).enumerate() {
+            s.spawn(move || {
+                for (j, row) in block.chunks_mut(row_len).enumerate() {
+                    f(ci * per + j, row);
+                }
+            });
+        }
+    });
+}
+
 /// Horizontal pass over rows `rows` of `src` (RGB, `w` wide) into `out_w`-wide rows.
 fn horizontal(src: &[u8], w: usize, rows: std::ops::Range<usize>, t: &Taps) -> Vec<u8> {
     let out_w = t.bounds.len();
     let mut out = vec![0u8; rows.len() * out_w * 3];
-    for (oy, y) in rows.enumerate() {
+    par_rows(&mut out, out_w * 3, |oy, dst| {
+        let y = rows.start + oy;
         let line = &src[y * w * 3..(y + 1) * w * 3];
-        let dst = &mut out[oy * out_w * 3..(oy + 1) * out_w * 3];
         for (xx, &(xmin, n)) in t.bounds.iter().enumerate() {
             let k = &t.weights[xx * t.ksize..xx * t.ksize + n];
             let (mut s0, mut s1, mut s2) = (HALF, HALF, HALF);
@@ -118,7 +145,7 @@ fn horizontal(src: &[u8], w: usize, rows: std::ops::Range<usize>, t: &Taps) -> V
             dst[xx * 3 + 1] = clip8(s1);
             dst[xx * 3 + 2] = clip8(s2);
         }
-    }
+    });
     out
 }
 
@@ -127,10 +154,10 @@ fn vertical(src: &[u8], w: usize, t: &Taps, first_row: usize) -> Vec<u8> {
     let out_h = t.bounds.len();
     let stride = w * 3;
     let mut out = vec![0u8; out_h * stride];
-    let mut acc = vec![0i64; stride];
-    for (yy, &(ymin, n)) in t.bounds.iter().enumerate() {
+    par_rows(&mut out, stride, |yy, dst| {
+        let (ymin, n) = t.bounds[yy];
         let k = &t.weights[yy * t.ksize..yy * t.ksize + n];
-        acc.iter_mut().for_each(|a| *a = HALF);
+        let mut acc = vec![HALF; stride];
         for (i, &kw) in k.iter().enumerate() {
             let row = ymin - first_row + i;
             let line = &src[row * stride..(row + 1) * stride];
@@ -139,10 +166,10 @@ fn vertical(src: &[u8], w: usize, t: &Taps, first_row: usize) -> Vec<u8> {
                 *a += i64::from(p) * kw;
             }
         }
-        for (o, &a) in out[yy * stride..(yy + 1) * stride].iter_mut().zip(&acc) {
+        for (o, &a) in dst.iter_mut().zip(&acc) {
             *o = clip8(a);
         }
-    }
+    });
     out
 }
 

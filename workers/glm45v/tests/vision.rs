@@ -73,6 +73,7 @@ fn vision_embeddings_match_transformers() {
         let emb = t.embed(&img).expect("embeds");
         let want = &refs[case["tensor"].as_str().expect("key")];
         let d = rel_max_diff(&rows_tensor(&emb.rows, emb.hidden), want);
+        eprintln!("{rel}: vision embeddings rel diff {d:e}");
         assert!(d <= TOL, "{rel}: vision embeddings differ (rel {d:e})");
     }
     // Two images in one call (segment mask) and one call per image agree with the reference.
@@ -101,6 +102,7 @@ fn fp16_export_stays_within_half_precision_noise() {
         &rows_tensor(&emb.rows, emb.hidden),
         &refs[case["tensor"].as_str().expect("key")],
     );
+    eprintln!("fp16 tower: rel diff {d:e}");
     assert!(d <= 1e-2, "fp16 tower rel diff {d:e}");
 }
 
@@ -195,6 +197,7 @@ fn image_prompts_match_transformers_end_to_end() {
             .squeeze(0)
             .expect("squeeze");
         let d = rel_max_diff(&logits, &refs[&format!("{name}.logits")]);
+        eprintln!("{name}: {} tokens, logits rel diff {d:e}", prompt.ids.len());
         assert!(d <= TOL, "{name}: logits differ (rel {d:e})");
 
         let params = GenerationParams::greedy(16, vec![]);
