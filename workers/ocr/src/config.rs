@@ -32,7 +32,9 @@ pub struct OcrConfig {
     pub layout: bool,
     /// Recognise table structure in table regions (needs `layout`).
     pub tables: bool,
-    /// Intra-op threads per model; `0` means all available cores.
+    /// CPU threads to use; `0` means all available cores. Detection, layout and tables run one
+    /// session each with this many intra-op threads; recognition spreads its batches over up to
+    /// four sessions that share them.
     pub threads: usize,
 }
 

@@ -121,16 +121,15 @@ impl Recognizer {
             charset,
             params: RecParams::default(),
         };
-        // Warm up and check that the alphabet matches the classifier's width.
+        // Warm every session up and check that the alphabet matches the output width.
         let probe = RgbImage::from_pixel(96, 48, image::Rgb([255, 255, 255]));
-        rec.run_batch(
-            0,
-            &[&probe],
-            &Batch {
-                items: vec![0],
-                width: rec.params.min_width,
-            },
-        )?;
+        let batch = Batch {
+            items: vec![0],
+            width: rec.params.min_width,
+        };
+        for worker in 0..rec.sessions.len() {
+            rec.run_batch(worker, &[&probe], &batch)?;
+        }
         Ok(rec)
     }
 
