@@ -5,7 +5,9 @@
 //!
 //! transformers' video processor resizes with torchvision, not Pillow; frames here go through the
 //! same Pillow-exact resize as images, so video pixel values can differ from a torchvision-based
-//! reference by resampling rounding (the layout, grids, sampling and timestamps do not).
+//! reference by resampling rounding (the layout, grids, sampling and timestamps do not). The tests
+//! check sampling, pixel layout, embeddings, prompt, positions and logits against transformers on
+//! frames that need no resize.
 
 use image::{DynamicImage, RgbImage};
 

@@ -2,7 +2,8 @@
 //! vision embeddings (each image, and two packed in one call) within 1e-4, the fp16 export within
 //! fp16 noise, then for one- and two-image prompts the expanded ids, mm token types, 3-D
 //! positions and rope delta exactly, logits at every position within 1e-4 and the same 16-token
-//! greedy continuation. Also the load-time checks and the CPU fallback of the CUDA switch.
+//! greedy continuation; a video clip (frame sampling, temporal pairs, timestamps, embeddings, ids,
+//! positions, logits). Also the load-time checks and the CPU fallback of the CUDA switch.
 
 use candle_core::{DType, Device, Tensor};
 use folio_glm45v::chat::{ChatMessage, ChatOptions};
@@ -254,4 +255,154 @@ fn load_checks_give_clear_errors_and_cuda_falls_back_to_cpu() {
     cuda.device = ExecutionDevice::Cuda { device_id: 0 };
     let t = VisionTower::load(&cuda, &vcfg).expect("falls back");
     assert_eq!(t.provider(), "cpu");
+}
+
+#[test]
+fn video_frames_match_transformers_end_to_end() {
+    use folio_glm45v::chat::{Content, ContentPart};
+    use folio_glm45v::processor_resize::to_rgb_over_white;
+    use folio_glm45v::processor_video::{
+        process_video, sample_frame_indices, VideoMetadata, VIDEO_FPS, VIDEO_MAX_DURATION,
+        VIDEO_MAX_PIXELS,
+    };
+
+    let meta = json("tiny/video_reference.json");
+    let refs = candle_core::safetensors::load(
+        fixture("tiny").join("video_reference.safetensors"),
+        &Device::Cpu,
+    )
+    .expect("video reference loads");
+    let as_usize = |v: &serde_json::Value| v.as_u64().expect("int") as usize;
+    for case in meta["sampling"].as_array().expect("sampling") {
+        let m = VideoMetadata {
+            total_frames: as_usize(&case["total_frames"]),
+            fps: case["fps"].as_f64().expect("fps"),
+            duration: case["duration"].as_f64(),
+        };
+        let want: Vec<usize> = case["indices"]
+            .as_array()
+            .expect("indices")
+            .iter()
+            .map(as_usize)
+            .collect();
+        let got = sample_frame_indices(&m, VIDEO_FPS, VIDEO_MAX_DURATION).expect("samples");
+        assert_eq!(got, want, "sampling {m:?}");
+    }
+
+    let clip = &meta["clip"];
+    let page = to_rgb_over_white(
+        &image::open(corpus(clip["source"].as_str().expect("source"))).expect("decodes"),
+    );
+    let frames: Vec<image::DynamicImage> = clip["windows"]
+        .as_array()
+        .expect("windows")
+        .iter()
+        .map(|w| {
+            let (x, y) = (as_usize(&w[0]) as u32, as_usize(&w[1]) as u32);
+            let crop = image::imageops::crop_imm(&page, x, y, 84, 56).to_image();
+            image::DynamicImage::ImageRgb8(crop)
+        })
+        .collect();
+    let indices: Vec<usize> = clip["indices"]
+        .as_array()
+        .expect("indices")
+        .iter()
+        .map(as_usize)
+        .collect();
+    let glm = load_glm();
+    let fps = clip["fps"].as_f64().expect("fps");
+    let video = process_video(
+        &glm.processor.config,
+        &frames,
+        &indices,
+        fps,
+        VIDEO_MAX_PIXELS,
+    )
+    .expect("video processes");
+    let grid: Vec<usize> = clip["grid"]
+        .as_array()
+        .expect("grid")
+        .iter()
+        .map(as_usize)
+        .collect();
+    assert_eq!(video.grid.to_vec(), grid);
+    let want_ts: Vec<f64> = clip["timestamps"]
+        .as_array()
+        .expect("timestamps")
+        .iter()
+        .map(|v| v.as_f64().expect("ts"))
+        .collect();
+    assert_eq!(video.timestamps, want_ts);
+    let pv = rows_tensor(&video.pixel_values, glm.processor.config.patch_dim());
+    let d = rel_max_diff(&pv, &refs["video.pixel_values"]);
+    assert!(d <= 1e-6, "video pixel values differ (rel {d:e})");
+
+    let tower = glm.vision.as_ref().expect("tower");
+    let rows = tower
+        .run(&video.pixel_values, &[video.grid])
+        .expect("embeds");
+    let d = rel_max_diff(&rows_tensor(&rows, 64), &refs["video.embeddings"]);
+    eprintln!("video: embeddings rel diff {d:e}");
+    assert!(d <= TOL, "video embeddings differ (rel {d:e})");
+
+    let messages = [ChatMessage {
+        role: "user".into(),
+        content: Content::Parts(vec![
+            ContentPart::Video,
+            ContentPart::Text {
+                text: clip["question"].as_str().expect("question").into(),
+            },
+        ]),
+        reasoning_content: None,
+    }];
+    let videos = [video];
+    let media = Media {
+        images: &[],
+        videos: &videos,
+    };
+    let got_ids = glm
+        .encode_with_media(&messages, ChatOptions::default(), media)
+        .expect("encodes");
+    assert_eq!(got_ids, ids(&refs["video.input_ids"]), "video prompt ids");
+    let types: Vec<i64> = mm_token_type_ids(&got_ids, &glm.special)
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    assert_eq!(
+        types,
+        refs["video.mm_token_type_ids"]
+            .to_vec1::<i64>()
+            .expect("types")
+    );
+    let prompt = glm.media_prompt(got_ids, media).expect("prompt");
+    let positions = prompt.positions.clone().expect("positions");
+    let want_pos = refs["video.positions"].to_vec2::<i64>().expect("positions");
+    for (got, want) in positions.rows.iter().zip(&want_pos) {
+        let got: Vec<i64> = got.iter().map(|&v| i64::from(v)).collect();
+        assert_eq!(&got, want, "video positions");
+    }
+    assert_eq!(
+        positions.rope_delta(),
+        refs["video.rope_delta"].to_vec1::<i64>().expect("delta")[0]
+    );
+    let embeds = prompt.embeds.clone().expect("embeds");
+    let pos = positions.to_tensor(&Device::Cpu).expect("positions tensor");
+    let mut cache = glm.model.new_cache();
+    let input = DecoderInput {
+        embeds: &embeds,
+        positions: &pos,
+        logits: LogitsSelection::All,
+        record: Record::default(),
+    };
+    let logits = glm
+        .model
+        .forward(input, &mut cache)
+        .expect("forward")
+        .logits
+        .expect("logits")
+        .squeeze(0)
+        .expect("squeeze");
+    let d = rel_max_diff(&logits, &refs["video.logits"]);
+    eprintln!("video: {} tokens, logits rel diff {d:e}", prompt.ids.len());
+    assert!(d <= TOL, "video logits differ (rel {d:e})");
 }
