@@ -6,7 +6,8 @@
 //! Which buckets and prefixes belong to which tenant comes from the rules file (see
 //! `folio_api::events::rules`). Runs until SIGTERM or Ctrl-C, then finishes the events in hand.
 //!
-//! Exit codes: 0 stopped by a signal; 1 broker, store or listener failure at start; 2 bad flags or
+//! Exit codes: 0 stopped by a signal; 1 broker, store or listener failure at start, or an event
+//! queue that cannot be consumed (declared with other arguments, refused credentials); 2 bad flags or
 //! rules file; 4 PDFium missing.
 
 use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
@@ -22,7 +23,7 @@ use folio_api::events::{
 };
 use folio_api::ingest::{IngestConfig, Ingestor};
 use folio_transport::amqp_events::{AmqpEventsConfig, AmqpEventsConsumer};
-use folio_transport::{JobQueue, ObjectStore, S3Store};
+use folio_transport::{AmqpQueue, JobQueue, ObjectStore, S3Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +42,10 @@ pub struct TriggerArgs {
     /// Do not consume the AMQP event queue (webhooks only).
     #[arg(long)]
     no_amqp: bool,
+    /// First segment of the page-job exchanges and queues (`{prefix}.pages.{engine}`): the
+    /// workers' `folio` unless a deployment (or a test) shares a broker.
+    #[arg(long, env = "FOLIO_AMQP_PREFIX", default_value = "folio")]
+    amqp_prefix: String,
     /// RabbitMQ URL of the event queue, when not the page-job broker's.
     #[arg(long, env = "FOLIO_EVENTS_AMQP_URL", hide_env_values = true)]
     events_amqp_url: Option<String>,
@@ -117,7 +122,7 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
         .build()
         .map_err(CliError::internal)?;
     rt.block_on(async move {
-        let amqp = args.broker.connect().await?;
+        let amqp = connect_queue(&args.broker, &args.amqp_prefix).await?;
         let store = args.bucket.connect().await?;
         let source_config = args.bucket.config();
         let sources = Arc::new(BucketFactory::new(move |name: &str| {
@@ -156,6 +161,8 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
                 shutdown.clone(),
             )
             .await;
+            // The consumer stops on its own only for good: take the webhooks down with it.
+            shutdown.cancel();
         } else {
             shutdown.cancelled().await;
         }
@@ -176,8 +183,28 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
             stats.get(&stats.requeued),
             stats.get(&stats.rejected)
         );
-        Ok(Exit::Ok)
+        match stats.fatal.get() {
+            Some(reason) => Err(CliError::internal(anyhow::anyhow!(
+                "the event queue cannot be consumed: {reason}"
+            ))),
+            None => Ok(Exit::Ok),
+        }
     })
+}
+
+/// The page-job queue with `prefix` as its topology prefix.
+pub(super) async fn connect_queue(
+    broker: &BrokerArgs,
+    prefix: &str,
+) -> Result<Arc<AmqpQueue>, CliError> {
+    let mut cfg = broker.config();
+    cfg.topology_prefix = prefix.to_string();
+    cfg.validate().map_err(|e| CliError::new(Exit::Usage, e))?;
+    let queue = AmqpQueue::connect(cfg)
+        .await
+        .context("connecting to RabbitMQ")
+        .map_err(CliError::internal)?;
+    Ok(Arc::new(queue))
 }
 
 /// Bind and serve the webhook and ops routes in the background until `shutdown`.

@@ -79,6 +79,9 @@ pub struct ConsumerStats {
     pub requeued: AtomicU64,
     pub rejected: AtomicU64,
     pub stream_errors: AtomicU64,
+    /// Why the loop stopped on its own: a stream error that retrying cannot fix (a queue declared
+    /// with other arguments, refused credentials).
+    pub fatal: std::sync::OnceLock<String>,
 }
 
 impl ConsumerStats {
@@ -87,7 +90,8 @@ impl ConsumerStats {
     }
 }
 
-/// Consume `stream` until it ends or `shutdown` is cancelled.
+/// Consume `stream` until it ends, `shutdown` is cancelled, or the stream fails in a way retrying
+/// cannot fix (recorded in [`ConsumerStats::fatal`]).
 pub async fn run(
     trigger: Arc<Trigger>,
     format: EventFormat,
@@ -111,6 +115,12 @@ pub async fn run(
         let message = match next {
             None => break,
             Some(Ok(m)) => m,
+            Some(Err(e)) if !e.is_transient() => {
+                stats.stream_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "receiving events failed for good; stopping");
+                let _ = stats.fatal.set(e.to_string());
+                break;
+            }
             Some(Err(e)) => {
                 stats.stream_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "receiving events failed; retrying");
