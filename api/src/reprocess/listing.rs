@@ -21,6 +21,8 @@ pub struct DocListing {
     pub results: BTreeSet<u32>,
     /// Pages with an error record (`results/{page:05}.error.json`).
     pub errors: BTreeSet<u32>,
+    /// `document.json` or `document.md` exists (the document was assembled).
+    pub assembled: bool,
 }
 
 impl DocListing {
@@ -37,6 +39,8 @@ impl DocListing {
     fn add(&mut self, rest: &str) {
         if rest == "manifest.json" {
             self.has_manifest = true;
+        } else if rest == "document.json" || rest == "document.md" {
+            self.assembled = true;
         } else if let Some(name) = rest.strip_prefix("pages/") {
             if let Some(page) = name.strip_suffix(".png").and_then(|n| n.parse().ok()) {
                 self.images.insert(page);
@@ -172,6 +176,7 @@ mod tests {
         assert_eq!(d1.prefix(), "acme/docs/d1/");
         assert_eq!(d1.images.iter().copied().collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(d1.failed_pages().into_iter().collect::<Vec<_>>(), vec![2]);
+        assert!(d1.assembled);
         assert_eq!(items[1].key(), "beta/docs/d3/");
         let one = document("acme", "d1", &k);
         assert_eq!(&one, d1);

@@ -335,8 +335,10 @@ impl Reprocessor {
                 .put(&keys.manifest(), Bytes::from(body), "application/json")
                 .await?;
         }
-        self.folio.delete(&keys.document_json()).await?;
-        self.folio.delete(&keys.document_md()).await?;
+        if d.assembled {
+            self.folio.delete(&keys.document_json()).await?;
+            self.folio.delete(&keys.document_md()).await?;
+        }
         for &p in pages {
             if d.results.contains(&p) {
                 self.folio.delete(&keys.page_result(p)).await?;
