@@ -69,13 +69,7 @@ struct Pipeline {
 }
 
 pub fn run(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
-    runtime
-        .check(&runtime.ocr_pieces())
-        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::internal)?;
+    let rt = super::ocr_engine::ocr_tokio_runtime(runtime)?;
     rt.block_on(run_async(args, runtime))
 }
 
@@ -86,18 +80,8 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
     let memory_queue = InProcessQueue::new(DELIVERY_LIMIT);
     let queue: Arc<dyn JobQueue> = Arc::new(memory_queue.clone());
 
-    let mut ocr_cfg = folio_ocr::OcrConfig::from_runtime_dir(runtime.root());
-    ocr_cfg.angle_classifier = args.angle_classifier;
-    ocr_cfg.threads = args.threads;
-    let engine = tokio::task::spawn_blocking(move || folio_ocr::OcrEngine::load(&ocr_cfg))
-        .await
-        .map_err(CliError::internal)?
-        .map_err(|e| {
-            CliError::new(
-                Exit::RuntimeMissing,
-                anyhow::anyhow!("cannot load the ocr engine: {e}"),
-            )
-        })?;
+    let engine =
+        super::ocr_engine::load_ocr_engine(runtime, args.threads, args.angle_classifier).await?;
     let worker_config = WorkerConfig {
         delivery_limit: DELIVERY_LIMIT,
         ..WorkerConfig::default()

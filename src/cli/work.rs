@@ -48,13 +48,7 @@ pub fn run(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
             ),
         ));
     }
-    runtime
-        .check(&runtime.ocr_pieces())
-        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::internal)?;
+    let rt = super::ocr_engine::ocr_tokio_runtime(runtime)?;
     rt.block_on(run_async(args, runtime))
 }
 
@@ -62,17 +56,7 @@ async fn run_async(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliE
     let metrics = super::telemetry::install_prometheus()?;
     let queue = args.broker.connect().await?;
     let store = args.bucket.connect().await?;
-    let mut ocr_cfg = folio_ocr::OcrConfig::from_runtime_dir(runtime.root());
-    ocr_cfg.threads = args.threads;
-    let engine = tokio::task::spawn_blocking(move || folio_ocr::OcrEngine::load(&ocr_cfg))
-        .await
-        .map_err(CliError::internal)?
-        .map_err(|e| {
-            CliError::new(
-                Exit::RuntimeMissing,
-                anyhow::anyhow!("cannot load the ocr engine: {e}"),
-            )
-        })?;
+    let engine = super::ocr_engine::load_ocr_engine(runtime, args.threads, false).await?;
     let engine: Arc<dyn Engine> = Arc::new(OcrAdapter::new(engine));
     let config = WorkerConfig {
         delivery_limit: args.broker.delivery_limit,
