@@ -75,7 +75,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/documents/{id}/result", get(status::get_result))
         .route("/v1/documents/{id}/pages/{page}", get(status::get_page))
         .route("/v1/events/s3", crate::events::http::s3_route())
-        .route("/v1/events/seaweedfs", crate::events::http::seaweedfs_route())
+        .route(
+            "/v1/events/seaweedfs",
+            crate::events::http::seaweedfs_route(),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
