@@ -143,15 +143,18 @@ pub struct CheckpointBackend {
 
 impl CheckpointBackend {
     fn load(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let raw = self.tensors.load(name, dev)?;
-        if raw.dtype() != DType::F8E4M3 {
-            return raw.to_dtype(dtype);
+        if DType::try_from(self.tensors.get(name)?.dtype())? != DType::F8E4M3 {
+            return self.tensors.load(name, dev)?.to_dtype(dtype);
         }
+        // FP8 is dequantised on the host and the result moved: candle 0.11.1's CUDA build failed
+        // here with CUDA_ERROR_NOT_FOUND on the H200 (docs/gpu-notes.md).
+        let host = Device::Cpu;
+        let raw = self.tensors.load(name, &host)?;
         let Some(stem) = name.strip_suffix(".weight") else {
             candle_core::bail!("FP8 tensor `{name}` is not a `.weight`; cannot dequantise it")
         };
         let scale_name = format!("{stem}.weight_scale");
-        let scale = match self.tensors.load(&scale_name, dev) {
+        let scale = match self.tensors.load(&scale_name, &host) {
             Ok(s) => s,
             Err(_)
                 if self
@@ -166,6 +169,7 @@ impl CheckpointBackend {
             Err(_) => candle_core::bail!("FP8 tensor `{name}` has no `{scale_name}`"),
         };
         crate::fp8::dequantize_per_channel(&raw, &scale, dtype)
+            .and_then(|w| w.to_device(dev))
             .map_err(|e| candle_core::Error::Msg(format!("dequantising `{name}`: {e}")))
     }
 }
