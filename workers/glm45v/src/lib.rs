@@ -48,6 +48,7 @@ pub mod processor;
 pub mod processor_prompt;
 pub mod processor_resize;
 pub mod processor_video;
+pub mod synthetic;
 pub mod text_model;
 pub mod tokenizer;
 pub mod vision_inputs;

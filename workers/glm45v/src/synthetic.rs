@@ -1,0 +1,318 @@
+//! Random weights of GLM-4.5V's real shapes, created directly on the device — for measuring
+//! speed without the 200 GB checkpoint (GPU benchmarks, `examples/gpu_bench.rs`).
+//!
+//! [`text_config`] is the real `text_config` (hidden 4096, 96 query / 8 KV heads of 128, 128
+//! experts of 1408 with top-8 and one shared expert, dense layer 0 of 10944, vocabulary 151552)
+//! with a chosen number of decoder layers; [`vision_config`] the real tower (depth 24 × 1536).
+//! [`var_builder`] hands any tensor the decoder asks for as N(0, σ²) values drawn on the target
+//! device (f32, then cast), norms as ones; it answers "present" for every name, so the decoder
+//! takes the fused expert layout (`experts.gate_up_proj` [E, 2I, H], `experts.down_proj`
+//! [E, H, I]). Each tensor is made once per name and kept, so a caller can ask the same
+//! [`VarBuilder`] again for the exact weights a module got (kernel checks against a reference).
+//! The Python side (`scripts/gpu/hf_bench.py`) builds the same shapes in transformers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
+
+use crate::config::{RopeParameters, TextConfig, VisionConfig};
+use crate::error::{Error, Result};
+
+/// Standard deviation of the random weights (transformers' `initializer_range` of GLM-4.5V).
+pub const WEIGHT_STD: f64 = 0.02;
+
+/// GLM-4.5V's real `text_config` with `layers` decoder layers (layer 0 dense, the rest MoE).
+pub fn text_config(layers: usize) -> Result<TextConfig> {
+    if layers == 0 {
+        return Err(Error::InvalidInput(
+            "synthetic model needs ≥ 1 layer".into(),
+        ));
+    }
+    let cfg = TextConfig {
+        vocab_size: 151_552,
+        hidden_size: 4096,
+        num_hidden_layers: layers,
+        num_attention_heads: 96,
+        num_key_value_heads: 8,
+        head_dim: Some(128),
+        intermediate_size: 10_944,
+        moe_intermediate_size: 1408,
+        n_routed_experts: 128,
+        n_shared_experts: 1,
+        num_experts_per_tok: 8,
+        first_k_dense_replace: 1,
+        n_group: 1,
+        topk_group: 1,
+        norm_topk_prob: true,
+        routed_scaling_factor: 1.0,
+        attention_bias: true,
+        use_qk_norm: false,
+        rms_norm_eps: 1e-5,
+        hidden_act: "silu".into(),
+        max_position_embeddings: 65_536,
+        tie_word_embeddings: false,
+        rope_theta: None,
+        partial_rotary_factor: None,
+        rope_scaling: None,
+        rope_parameters: Some(RopeParameters {
+            rope_type: Some("default".into()),
+            legacy_type: None,
+            rope_theta: Some(10_000.0),
+            partial_rotary_factor: Some(0.5),
+            mrope_section: Some(vec![8, 12, 12]),
+        }),
+        eos_token_id: None,
+        pad_token_id: None,
+        num_nextn_predict_layers: None,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// GLM-4.5V's real `vision_config` (24 blocks of 1536, 12 heads, patch 14, merge 2 → 4096).
+pub fn vision_config() -> VisionConfig {
+    VisionConfig {
+        depth: 24,
+        hidden_size: 1536,
+        num_heads: 12,
+        patch_size: 14,
+        temporal_patch_size: 2,
+        spatial_merge_size: 2,
+        image_size: 336,
+        in_channels: 3,
+        out_hidden_size: 4096,
+        intermediate_size: 10_944,
+        hidden_act: "silu".into(),
+        rms_norm_eps: 1e-5,
+        attention_bias: false,
+    }
+}
+
+/// Bytes of decoder weights one decode token must read, per layer kind, in `dtype`
+/// (attention projections + biases, dense MLP or top-k + shared experts, router, norms) and the
+/// `lm_head`; the basis of the roofline in the GPU benchmark.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeBytes {
+    pub dense_layer: f64,
+    pub moe_layer: f64,
+    pub lm_head: f64,
+    /// K and V of one cached position of one layer (read once per decode step).
+    pub kv_per_position: f64,
+}
+
+impl DecodeBytes {
+    /// Counts the bytes for `cfg` with weights of `dtype` (router in f32, as loaded).
+    pub fn of(cfg: &TextConfig, dtype: DType) -> Self {
+        let b = dtype.size_in_bytes() as f64;
+        let (h, d) = (cfg.hidden_size as f64, cfg.head_dim() as f64);
+        let (nh, nkv) = (
+            cfg.num_attention_heads as f64,
+            cfg.num_key_value_heads as f64,
+        );
+        let attn = (h * nh * d + 2.0 * h * nkv * d + nh * d * h + (nh + 2.0 * nkv) * d) * b;
+        let norms = 2.0 * h * b;
+        let dense = 3.0 * h * cfg.intermediate_size as f64 * b;
+        let active = (cfg.num_experts_per_tok + cfg.n_shared_experts) as f64;
+        let experts = active * 3.0 * h * cfg.moe_intermediate_size as f64 * b;
+        let router = cfg.n_routed_experts as f64 * (h + 1.0) * 4.0;
+        Self {
+            dense_layer: attn + norms + dense,
+            moe_layer: attn + norms + experts + router,
+            lm_head: cfg.vocab_size as f64 * h * b + h * b,
+            kv_per_position: 2.0 * nkv * d * b,
+        }
+    }
+
+    /// Bytes of one decode step of a model with `layers` layers after `context` cached tokens.
+    pub fn per_token(&self, cfg: &TextConfig, layers: usize, context: usize) -> f64 {
+        let dense = cfg.first_k_dense_replace.min(layers) as f64;
+        let moe = layers as f64 - dense;
+        dense * self.dense_layer
+            + moe * self.moe_layer
+            + self.lm_head
+            + layers as f64 * context as f64 * self.kv_per_position
+    }
+}
+
+/// The `SimpleBackend` behind [`var_builder`]: random tensors by name, made once and kept.
+struct SyntheticBackend {
+    std: f64,
+    made: Mutex<HashMap<String, Tensor>>,
+}
+
+impl SyntheticBackend {
+    fn make(
+        &self,
+        shape: &Shape,
+        name: &str,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let leaf = name.rsplit('.').next().unwrap_or(name);
+        let is_norm = leaf == "weight" && name.contains("norm");
+        let t = if is_norm {
+            Tensor::ones(shape, DType::F32, dev)?
+        } else if leaf == "bias" || leaf == "e_score_correction_bias" {
+            Tensor::randn(0f32, 0.01f32, shape, dev)?
+        } else {
+            Tensor::randn(0f32, self.std as f32, shape, dev)?
+        };
+        t.to_dtype(dtype)
+    }
+}
+
+impl SimpleBackend for SyntheticBackend {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let mut made = self
+            .made
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("synthetic weights: lock poisoned".into()))?;
+        if let Some(t) = made.get(name) {
+            if t.shape() != &s {
+                candle_core::bail!(
+                    "synthetic tensor `{name}` was made as {:?}, now asked as {:?}",
+                    t.shape(),
+                    s
+                );
+            }
+            return t.to_dtype(dtype);
+        }
+        let t = self.make(&s, name, dtype, dev)?;
+        made.insert(name.to_string(), t.clone());
+        Ok(t)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let made = self
+            .made
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("synthetic weights: lock poisoned".into()))?;
+        match made.get(name) {
+            Some(t) => t.to_dtype(dtype),
+            None => candle_core::bail!("synthetic tensor `{name}` has no known shape yet"),
+        }
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        true
+    }
+}
+
+/// A `VarBuilder` of random weights in `dtype` on `device`, seeded with `seed`.
+///
+/// Asking it for a name twice returns the same tensor (in the asked dtype).
+pub fn var_builder(dtype: DType, device: &Device, seed: u64) -> Result<VarBuilder<'static>> {
+    if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+        return Err(Error::InvalidInput(format!(
+            "synthetic weights in {dtype:?}: only bf16, f16, f32"
+        )));
+    }
+    // The CPU backend cannot be seeded (its draws differ per run); CPU use is for dry runs.
+    if !device.is_cpu() {
+        device.set_seed(seed)?;
+    }
+    let backend = SyntheticBackend {
+        std: WEIGHT_STD,
+        made: Mutex::new(HashMap::new()),
+    };
+    Ok(VarBuilder::from_backend(
+        Box::new(backend),
+        dtype,
+        device.clone(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text_model::TextModel;
+
+    #[test]
+    fn real_config_validates_and_counts_bytes() {
+        let cfg = text_config(46).expect("config");
+        let bytes = DecodeBytes::of(&cfg, DType::BF16);
+        // 9 experts × 3 × 4096 × 1408 × 2 B ≈ 311 MB plus ≈ 218 MB of attention per MoE layer.
+        assert!(
+            (bytes.moe_layer / 1e6 - 530.0).abs() < 5.0,
+            "{}",
+            bytes.moe_layer
+        );
+        let total = bytes.per_token(&cfg, 46, 0) / 1e9;
+        assert!((24.0..27.0).contains(&total), "{total} GB per token");
+    }
+
+    #[test]
+    fn same_name_gives_the_same_tensor_and_a_small_model_runs() {
+        let mut cfg = text_config(2).expect("config");
+        // Shrink to CPU size; the shapes logic is what is under test.
+        cfg.hidden_size = 64;
+        cfg.num_attention_heads = 4;
+        cfg.num_key_value_heads = 2;
+        cfg.head_dim = Some(32);
+        cfg.intermediate_size = 96;
+        cfg.moe_intermediate_size = 32;
+        cfg.n_routed_experts = 16;
+        cfg.num_experts_per_tok = 4;
+        cfg.vocab_size = 512;
+        cfg.rope_parameters = Some(RopeParameters {
+            rope_type: Some("default".into()),
+            legacy_type: None,
+            rope_theta: Some(10_000.0),
+            partial_rotary_factor: Some(0.5),
+            mrope_section: Some(vec![2, 3, 3]),
+        });
+        let vb = var_builder(DType::F32, &Device::Cpu, 7).expect("vb");
+        let model = TextModel::new(&cfg, vb.clone()).expect("model");
+        let w = vb
+            .pp("model.language_model.layers.1.mlp.experts")
+            .get((16, 64, 64), "gate_up_proj")
+            .expect("cached");
+        let again = vb
+            .pp("model.language_model.layers.1.mlp.experts")
+            .get((16, 64, 64), "gate_up_proj")
+            .expect("cached");
+        let diff = (w - again)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .sum_all()
+            .expect("sum")
+            .to_scalar::<f32>()
+            .expect("scalar");
+        assert_eq!(diff, 0.0);
+        let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).expect("ids");
+        let embeds = model.embed(&ids).expect("embed");
+        let pos = crate::mrope::text_positions(1, 0, 3, &Device::Cpu).expect("pos");
+        let mut cache = model.new_cache();
+        let out = model
+            .forward(
+                crate::text_model::DecoderInput {
+                    embeds: &embeds,
+                    positions: &pos,
+                    logits: crate::text_model::LogitsSelection::Last,
+                    record: Default::default(),
+                },
+                &mut cache,
+            )
+            .expect("forward");
+        let logits = out.logits.expect("logits");
+        assert_eq!(logits.dims(), &[1, 1, 512]);
+        let max = logits.abs().expect("abs").max_all().expect("max");
+        assert!(max.to_scalar::<f32>().expect("scalar") > 0.0);
+    }
+}
