@@ -239,6 +239,7 @@ async fn aws_events_on_rabbitmq_to_results() {
         .delete_topology()
         .await
         .unwrap();
+    publisher.delete_topology().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,6 +307,7 @@ async fn an_event_delivered_three_times_is_processed_once() {
     );
     drop(trigger);
     queue.delete_topology().await.unwrap();
+    publisher.delete_topology().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,6 +365,7 @@ async fn malformed_events_are_dead_lettered_and_the_trigger_keeps_running() {
     trigger.signal("-TERM");
     assert_eq!(trigger.wait(60), Some(0), "{}", trigger.log());
     queue.delete_topology().await.unwrap();
+    publisher.delete_topology().await.unwrap();
 }
 
 /// `copies + 1` documents of the 4-page PDF stored in `store` under `tenant` (one submitted through

@@ -262,5 +262,6 @@ async fn trigger_latency() {
     }
     drop(consumer);
     queue.delete_topology().await.unwrap();
+    publisher.delete_topology().await.unwrap();
     report("AWS event on RabbitMQ: PUT start -> page job", amqp);
 }

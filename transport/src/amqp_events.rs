@@ -22,8 +22,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueuePurgeOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -460,6 +460,24 @@ impl AmqpEventsPublisher {
                 .queue_purge(short(queue)?, QueuePurgeOptions::default())
                 .await
                 .map_err(|e| amqp_error(format!("purging {queue}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Delete both queues (with their messages) and both exchanges. For tests and tooling; a
+    /// running consumer declares them again when it reconnects.
+    pub async fn delete_topology(&self) -> Result<(), TransportError> {
+        for queue in [&self.config.queue, &self.config.dead_letter] {
+            self.channel
+                .queue_delete(short(queue)?, QueueDeleteOptions::default())
+                .await
+                .map_err(|e| amqp_error(format!("deleting {queue}"), e))?;
+        }
+        for exchange in [&self.config.exchange, &self.config.dead_letter] {
+            self.channel
+                .exchange_delete(short(exchange)?, ExchangeDeleteOptions::default())
+                .await
+                .map_err(|e| amqp_error(format!("deleting {exchange}"), e))?;
         }
         Ok(())
     }
