@@ -5,11 +5,17 @@
 //! largest), top-k; the *weights* are the un-biased `s` of the chosen experts, normalised when
 //! `norm_topk_prob`, times `routed_scaling_factor`. Output = Σ_k w_k·expert_k(h) + shared(h).
 //!
-//! Experts run grouped: tokens are bucketed per expert (routing is read back to the host, one
-//! small [N, E] copy per layer), each expert does one matmul over its bucket, and results are
-//! scattered back with `index_add` in expert order. Both checkpoint layouts load: per-expert
-//! `experts.E.{gate,up,down}_proj.weight` and the fused transformers-v5 `experts.gate_up_proj`
-//! [E, 2I, H] (gate rows first) + `experts.down_proj` [E, H, I].
+//! Three kernels ([`MoeKernel`]). `Grouped` (every device): tokens are bucketed per expert
+//! (routing is read back to the host, one small [N, E] copy per layer), each expert does one
+//! matmul over its bucket, and results are scattered back with `index_add` in expert order.
+//! `Fused` (CUDA, f32/bf16; `moe/cuda.rs`): routing, bucketing and the experts run on the device
+//! as five launches with no host round trip — one grouped GEMV over every (token, expert) pair
+//! for gate/up, SiLU·up, one for down with the routing weight — for decode-sized batches.
+//! `Batched` (`moe/batched.rs`): host routing, padded buckets, two batched GEMMs (an experiment
+//! for prefill; measured slower than `Grouped` on the H200, see docs/gpu-notes.md).
+//! Both checkpoint layouts load into stacked [E, 2I, H] / [E, H, I] tensors (per-expert
+//! `experts.E.{gate,up,down}_proj.weight` are stacked once at load; the fused transformers-v5
+//! `experts.gate_up_proj` (gate rows first) + `experts.down_proj` are used as they are).
 
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
@@ -17,6 +23,31 @@ use candle_nn::VarBuilder;
 use crate::config::TextConfig;
 use crate::error::{Error, Result};
 use crate::layers::SwiGlu;
+
+mod batched;
+#[cfg(feature = "cuda")]
+mod cuda;
+
+/// Largest token count that [`MoeKernel::Auto`] sends to the fused kernel.
+pub const FUSED_MAX_TOKENS: usize = 64;
+
+/// How the routed experts of an MoE block run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MoeKernel {
+    /// Host routing, one matmul chain per active expert (every device; the reference path).
+    Grouped,
+    /// Device routing and grouped GEMVs without a host round trip (CUDA, f32/bf16 only; an
+    /// error elsewhere).
+    Fused,
+    /// Host routing, buckets padded to the largest, two batched GEMMs over all experts
+    /// (`moe/batched.rs`; every device). Measured slower than `Grouped` for the 1,300-token
+    /// prefill on the H200 (docs/gpu-notes.md), so `Auto` does not pick it.
+    Batched,
+    /// On CUDA (f32/bf16): `Fused` for at most [`FUSED_MAX_TOKENS`] tokens, else `Grouped`.
+    /// Elsewhere: `Grouped`.
+    #[default]
+    Auto,
+}
 
 /// The experts chosen for each token and their weights, row-major [tokens, top_k].
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +62,9 @@ pub struct RouterChoice {
 pub struct Router {
     weight: Tensor,
     bias: Vec<f32>,
+    /// The same correction bias on the weights' device (for the fused kernel).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    bias_device: Tensor,
     n_experts: usize,
     top_k: usize,
     n_group: usize,
@@ -45,10 +79,12 @@ impl Router {
         let (e, h) = (cfg.n_routed_experts, cfg.hidden_size);
         let vb = vb.to_dtype(DType::F32);
         let weight = vb.get((e, h), "weight")?;
-        let bias = vb.get(e, "e_score_correction_bias")?.to_vec1::<f32>()?;
+        let bias_device = vb.get(e, "e_score_correction_bias")?;
+        let bias = bias_device.to_vec1::<f32>()?;
         Ok(Self {
             weight,
             bias,
+            bias_device,
             n_experts: e,
             top_k: cfg.num_experts_per_tok,
             n_group: cfg.n_group,
@@ -117,7 +153,8 @@ impl Router {
     }
 }
 
-/// One routed expert with gate and up fused: `gate_up` [2I, H], `down` [H, I].
+/// One routed expert with gate and up fused: `gate_up` [2I, H], `down` [H, I] (views of the
+/// block's stacked tensors).
 #[derive(Debug, Clone)]
 struct Expert {
     gate_up: Tensor,
@@ -139,7 +176,10 @@ impl Expert {
 pub struct Moe {
     router: Router,
     experts: Vec<Expert>,
+    /// All experts' gate/up [E, 2I, H] and down [E, H, I]; `experts` are views into these.
+    stacked: (Tensor, Tensor),
     shared: SwiGlu,
+    kernel: MoeKernel,
 }
 
 impl Moe {
@@ -152,44 +192,62 @@ impl Moe {
         );
         let router = Router::new(cfg, vb.pp("gate"))?;
         let ve = vb.pp("experts");
-        let experts = if ve.contains_tensor("gate_up_proj") {
-            let gate_up = ve.get((e, 2 * i, h), "gate_up_proj")?;
-            let down = ve.get((e, h, i), "down_proj")?;
-            (0..e)
-                .map(|x| {
-                    Ok(Expert {
-                        gate_up: gate_up.get(x)?,
-                        down: down.get(x)?,
-                        inter: i,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?
+        let (gate_up, down) = if ve.contains_tensor("gate_up_proj") {
+            (
+                ve.get((e, 2 * i, h), "gate_up_proj")?,
+                ve.get((e, h, i), "down_proj")?,
+            )
         } else {
-            (0..e)
-                .map(|x| {
-                    let vx = ve.pp(x);
-                    let gate = vx.pp("gate_proj").get((i, h), "weight")?;
-                    let up = vx.pp("up_proj").get((i, h), "weight")?;
-                    Ok(Expert {
-                        gate_up: Tensor::cat(&[&gate, &up], 0)?,
-                        down: vx.pp("down_proj").get((h, i), "weight")?,
-                        inter: i,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?
+            let mut gate_up = Vec::with_capacity(e);
+            let mut down = Vec::with_capacity(e);
+            for x in 0..e {
+                let vx = ve.pp(x);
+                let gate = vx.pp("gate_proj").get((i, h), "weight")?;
+                let up = vx.pp("up_proj").get((i, h), "weight")?;
+                gate_up.push(Tensor::cat(&[&gate, &up], 0)?);
+                down.push(vx.pp("down_proj").get((h, i), "weight")?);
+            }
+            (Tensor::stack(&gate_up, 0)?, Tensor::stack(&down, 0)?)
         };
+        let experts = (0..e)
+            .map(|x| {
+                Ok(Expert {
+                    gate_up: gate_up.get(x)?,
+                    down: down.get(x)?,
+                    inter: i,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let shared = SwiGlu::new(h, i * cfg.n_shared_experts, vb.pp("shared_experts"))?;
         Ok(Self {
             router,
             experts,
+            stacked: (gate_up, down),
             shared,
+            kernel: MoeKernel::default(),
         })
     }
 
-    /// `x` [B, T, H] → ([B, T, H], routing of the B·T tokens).
-    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, RouterChoice)> {
+    /// Chooses how the routed experts run from now on.
+    pub fn set_kernel(&mut self, kernel: MoeKernel) {
+        self.kernel = kernel;
+    }
+
+    /// `x` [B, T, H] → ([B, T, H], routing of the B·T tokens when `record`).
+    pub fn forward(&self, x: &Tensor, record: bool) -> Result<(Tensor, Option<RouterChoice>)> {
         let (b, t, h) = x.dims3()?;
         let flat = x.reshape((b * t, h))?;
+        let kernel = match self.kernel {
+            MoeKernel::Auto if self.fused_supported(&flat) && b * t <= FUSED_MAX_TOKENS => {
+                MoeKernel::Fused
+            }
+            MoeKernel::Auto => MoeKernel::Grouped,
+            other => other,
+        };
+        if kernel == MoeKernel::Fused {
+            let (out, choice) = self.forward_fused(&flat, record)?;
+            return Ok((out.reshape((b, t, h))?, choice));
+        }
         let choice = self.router.route(&flat)?;
         let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); self.experts.len()];
         let mut weights: Vec<Vec<f32>> = vec![Vec::new(); self.experts.len()];
@@ -200,6 +258,12 @@ impl Moe {
             }
             tokens[bucket].push((slot / choice.top_k) as u32);
             weights[bucket].push(w);
+        }
+        if kernel == MoeKernel::Batched {
+            let (gate_up, down) = &self.stacked;
+            let routed = batched::experts(&flat, &tokens, &weights, gate_up, down)?;
+            let out = (routed.to_dtype(x.dtype())? + self.shared.forward(&flat)?)?;
+            return Ok((out.reshape((b, t, h))?, record.then_some(choice)));
         }
         let mut out = flat.zeros_like()?;
         for (ex, expert) in self.experts.iter().enumerate() {
@@ -217,7 +281,65 @@ impl Moe {
             out = out.index_add(&idx, &y, 0)?;
         }
         let out = (out + self.shared.forward(&flat)?)?;
-        Ok((out.reshape((b, t, h))?, choice))
+        Ok((out.reshape((b, t, h))?, record.then_some(choice)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn fused_supported(&self, flat: &Tensor) -> bool {
+        let (_, two_i, h) = self.stacked.0.dims3().unwrap_or((0, 1, 1));
+        cuda::supported(flat, &self.router, h, two_i / 2)
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn fused_supported(&self, _flat: &Tensor) -> bool {
+        false
+    }
+
+    /// The fused path on `flat` [N, H]: device router, grouped GEMVs, f32 sum, + shared expert.
+    #[cfg(feature = "cuda")]
+    fn forward_fused(&self, flat: &Tensor, record: bool) -> Result<(Tensor, Option<RouterChoice>)> {
+        if !self.fused_supported(flat) {
+            return Err(Error::InvalidInput(format!(
+                "the fused MoE kernel does not support {:?} {:?} tensors on {:?}",
+                flat.dims(),
+                flat.dtype(),
+                flat.device()
+            )));
+        }
+        let logits = flat
+            .to_dtype(DType::F32)?
+            .matmul(&self.router.weight.t()?)?;
+        let (ids, weights) = cuda::route(&logits, &self.router)?;
+        let routed = cuda::experts(
+            &flat.contiguous()?,
+            &ids,
+            &weights,
+            &self.stacked.0,
+            &self.stacked.1,
+        )?;
+        let out = (routed.to_dtype(flat.dtype())? + self.shared.forward(flat)?)?;
+        let choice = if record {
+            Some(RouterChoice {
+                top_k: self.router.top_k,
+                experts: ids.flatten_all()?.to_vec1::<u32>()?,
+                weights: weights.flatten_all()?.to_vec1::<f32>()?,
+            })
+        } else {
+            None
+        };
+        Ok((out, choice))
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn forward_fused(
+        &self,
+        flat: &Tensor,
+        _record: bool,
+    ) -> Result<(Tensor, Option<RouterChoice>)> {
+        Err(Error::InvalidInput(format!(
+            "the fused MoE kernel needs a CUDA build (tensors on {:?})",
+            flat.device()
+        )))
     }
 }
 
@@ -229,6 +351,7 @@ mod tests {
     fn router(n_group: usize, topk_group: usize, bias: Vec<f32>) -> Router {
         Router {
             weight: Tensor::zeros((8, 2), DType::F32, &Device::Cpu).expect("zeros"),
+            bias_device: Tensor::new(bias.as_slice(), &Device::Cpu).expect("bias"),
             bias,
             n_experts: 8,
             top_k: 2,
@@ -237,6 +360,34 @@ mod tests {
             norm_topk_prob: true,
             scaling: 2.0,
         }
+    }
+
+    #[test]
+    fn batched_kernel_matches_grouped() {
+        let mut cfg = crate::synthetic::text_config(2).expect("config");
+        cfg.hidden_size = 32;
+        cfg.moe_intermediate_size = 16;
+        cfg.n_routed_experts = 8;
+        cfg.num_experts_per_tok = 3;
+        let vb = crate::synthetic::var_builder(DType::F32, &Device::Cpu, 1).expect("vb");
+        // Larger router weights than the 0.02 default so that routing spreads over experts.
+        let vb = vb.pp("mlp");
+        let mut moe = Moe::new(&cfg, vb).expect("moe");
+        let x = Tensor::randn(0f32, 1f32, (2, 5, 32), &Device::Cpu).expect("x");
+        moe.set_kernel(MoeKernel::Grouped);
+        let (a, ca) = moe.forward(&x, true).expect("grouped");
+        moe.set_kernel(MoeKernel::Batched);
+        let (b, cb) = moe.forward(&x, true).expect("batched");
+        assert_eq!(ca, cb);
+        let diff = (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("diff");
+        assert!(diff < 1e-5, "max diff {diff}");
+        let experts = ca.expect("choice").experts;
+        let distinct: std::collections::BTreeSet<u32> = experts.iter().copied().collect();
+        assert!(distinct.len() > 3, "routing used only {distinct:?}");
     }
 
     #[test]

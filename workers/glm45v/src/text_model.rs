@@ -23,7 +23,7 @@ use crate::config::TextConfig;
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
 use crate::layers::{RmsNorm, SwiGlu};
-use crate::moe::{Moe, RouterChoice};
+use crate::moe::{Moe, MoeKernel, RouterChoice};
 use crate::mrope::MropeTable;
 
 /// Which positions get logits.
@@ -166,6 +166,15 @@ impl TextModel {
         })
     }
 
+    /// Chooses the MoE kernel of every MoE layer (see [`MoeKernel`]).
+    pub fn set_moe_kernel(&mut self, kernel: MoeKernel) {
+        for layer in &mut self.layers {
+            if let Mlp::Moe(m) = &mut layer.mlp {
+                m.set_kernel(kernel);
+            }
+        }
+    }
+
     /// Number of decoder layers (the size a [`KvCache`] needs).
     pub fn num_layers(&self) -> usize {
         self.layers.len()
@@ -257,10 +266,7 @@ impl TextModel {
             let normed = layer.post_attention_layernorm.forward(&x)?;
             let (mlp, choice) = match &layer.mlp {
                 Mlp::Dense(m) => (m.forward(&normed)?, None),
-                Mlp::Moe(m) => {
-                    let (y, c) = m.forward(&normed)?;
-                    (y, Some(c))
-                }
+                Mlp::Moe(m) => m.forward(&normed, input.record.router)?,
             };
             x = (x + mlp)?;
             if input.record.hidden_states {

@@ -1,0 +1,364 @@
+//! CUDA side of the fused MoE path (feature `cuda`): the kernels of `kernels.cu`, compiled once
+//! per process with NVRTC for the device's architecture, and their launches.
+//!
+//! [`route`] replaces the host router (no device→host copy), [`experts`] runs the top-k experts
+//! of every token as two grouped GEMVs around a SiLU·up kernel and returns Σ_k w_k·expert_k(x)
+//! in f32. Supported: f32 and bf16 activations/weights, hidden and expert widths that are
+//! multiples of 8, up to 1024 experts in up to 32 groups ([`supported`]).
+
+#![allow(unsafe_code)]
+
+use std::sync::OnceLock;
+
+use candle_core::cuda_backend::cudarc::driver::{
+    sys, CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
+};
+use candle_core::cuda_backend::{CudaDType, CudaDevice};
+use candle_core::op::BackpropOp;
+use candle_core::{CudaStorage, DType, Layout, Storage, Tensor};
+
+use super::Router;
+use crate::error::{Error, Result};
+
+const SOURCE: &str = include_str!("kernels.cu");
+const MODULE: &str = "folio_moe_kernels";
+const ROUTE_WARPS: u32 = 4;
+const GEMV_ROWS_PER_BLOCK: usize = 8 * 2;
+const GEMV_THREADS: u32 = 256;
+
+/// PTX of `kernels.cu` for one architecture, compiled on first use.
+static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+
+fn fail(what: &str) -> impl FnOnce(String) -> Error + '_ {
+    move |e| Error::Candle(candle_core::Error::Msg(format!("fused MoE: {what}: {e}")))
+}
+
+fn cuda_device(t: &Tensor) -> Result<CudaDevice> {
+    match t.device() {
+        candle_core::Device::Cuda(d) => Ok(d.clone()),
+        other => Err(Error::InvalidInput(format!(
+            "fused MoE needs CUDA tensors, got {other:?}"
+        ))),
+    }
+}
+
+fn arch_of(dev: &CudaDevice) -> Option<&'static str> {
+    let ctx = dev.cuda_stream();
+    let ctx = ctx.context();
+    let major = ctx
+        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+        .ok()?;
+    let minor = ctx
+        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+        .ok()?;
+    Some(match (major, minor) {
+        (7, 5) => "compute_75",
+        (8, 0) => "compute_80",
+        (8, 6) => "compute_86",
+        (8, 9) => "compute_89",
+        (9, 0) => "compute_90",
+        (10, 0) => "compute_100",
+        (12, 0) => "compute_120",
+        _ => return None,
+    })
+}
+
+fn ptx(dev: &CudaDevice) -> Result<&'static str> {
+    let compiled = PTX.get_or_init(|| {
+        let opts = candle_core::cuda_backend::cudarc::nvrtc::CompileOptions {
+            arch: arch_of(dev),
+            options: vec!["--std=c++17".into()],
+            ..Default::default()
+        };
+        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
+            .map(|p| p.to_src())
+            .map_err(|e| format!("{e:?}"))
+    });
+    match compiled {
+        Ok(src) => Ok(src.as_str()),
+        Err(e) => Err(fail("compiling kernels.cu with NVRTC")(e.clone())),
+    }
+}
+
+/// True when [`route`] and [`experts`] can run this block on `x`'s device and dtype.
+pub(super) fn supported(x: &Tensor, router: &Router, hidden: usize, inter: usize) -> bool {
+    x.device().is_cuda()
+        && matches!(x.dtype(), DType::F32 | DType::BF16)
+        && router.n_group <= 32
+        && router.n_experts <= 1024
+        && router.top_k <= router.n_experts
+        && hidden % 8 == 0
+        && inter % 8 == 0
+}
+
+/// The contiguous device data of `t` as a view (errors on CPU tensors, strided or unaligned data).
+fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, T>> {
+    let Storage::Cuda(c) = storage else {
+        return Err(Error::InvalidInput(
+            "fused MoE: tensor is not on CUDA".into(),
+        ));
+    };
+    let slice = c.as_cuda_slice::<T>()?;
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| Error::InvalidInput("fused MoE: tensor is not contiguous".into()))?;
+    if (start * std::mem::size_of::<T>()) % 16 != 0 {
+        return Err(Error::InvalidInput(
+            "fused MoE: tensor data is not 16-byte aligned".into(),
+        ));
+    }
+    Ok(slice.slice(start..end))
+}
+
+fn wrap<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
+    let storage = CudaStorage::wrap_cuda_slice(slice, dev.clone());
+    Tensor::from_storage(
+        Storage::Cuda(storage),
+        shape.to_vec(),
+        BackpropOp::none(),
+        false,
+    )
+}
+
+fn alloc<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
+    // SAFETY: every buffer allocated here is fully written by the kernel that receives it
+    // before anything reads it (route: ids/w per token; align: all outputs; gemv: every row of
+    // every pair, since each pair belongs to exactly one active expert; silu_mul: all elements).
+    Ok(unsafe { dev.alloc::<T>(len.max(1)) }?)
+}
+
+fn i32_arg(v: usize, what: &str) -> Result<i32> {
+    i32::try_from(v)
+        .map_err(|_| Error::InvalidInput(format!("fused MoE: {what} {v} overflows i32")))
+}
+
+/// Router on the device: `logits` [N, E] f32 → (ids [N, k] u32, weights [N, k] f32).
+pub(super) fn route(logits: &Tensor, router: &Router) -> Result<(Tensor, Tensor)> {
+    let dev = cuda_device(logits)?;
+    let (n, e) = logits.dims2()?;
+    if e != router.n_experts || logits.dtype() != DType::F32 {
+        return Err(Error::InvalidInput(format!(
+            "fused MoE: router logits {:?} {:?}, want [N, {}] f32",
+            logits.dims(),
+            logits.dtype(),
+            router.n_experts
+        )));
+    }
+    let k = router.top_k;
+    let mut ids = alloc::<u32>(&dev, n * k)?;
+    let mut w = alloc::<f32>(&dev, n * k)?;
+    {
+        let (ls, ll) = logits.storage_and_layout();
+        let (bs, bl) = router.bias_device.storage_and_layout();
+        let lv = view::<f32>(&ls, ll)?;
+        let bv = view::<f32>(&bs, bl)?;
+        let func = dev.get_or_load_custom_func("moe_route", MODULE, ptx(&dev)?)?;
+        let mut b = func.builder();
+        let (n_i, e_i, k_i) = (
+            i32_arg(n, "tokens")?,
+            i32_arg(e, "experts")?,
+            i32_arg(k, "top_k")?,
+        );
+        let (g_i, tg_i) = (
+            i32_arg(router.n_group, "n_group")?,
+            i32_arg(router.topk_group, "topk_group")?,
+        );
+        let norm = i32::from(router.norm_topk_prob);
+        b.arg(&lv)
+            .arg(&bv)
+            .arg(&n_i)
+            .arg(&e_i)
+            .arg(&k_i)
+            .arg(&g_i)
+            .arg(&tg_i)
+            .arg(&norm)
+            .arg(&router.scaling)
+            .arg(&mut ids)
+            .arg(&mut w);
+        let cfg = LaunchConfig {
+            grid_dim: ((n as u32).div_ceil(ROUTE_WARPS).max(1), 1, 1),
+            block_dim: (32 * ROUTE_WARPS, 1, 1),
+            shared_mem_bytes: ROUTE_WARPS * 2 * e as u32 * 4,
+        };
+        // SAFETY: argument order and types match `moe_route`; the views cover [N, E] and [E]
+        // and the outputs hold N·k elements; shared memory is sized as the kernel expects.
+        unsafe { b.launch(cfg) }.map_err(|e| fail("launching moe_route")(e.to_string()))?;
+    }
+    Ok((wrap(ids, &dev, &[n, k]), wrap(w, &dev, &[n, k])))
+}
+
+/// Names of the kernels for one activation dtype.
+struct Kernels {
+    gemv_same: &'static str,
+    gemv_f32_out: &'static str,
+    silu_mul: &'static str,
+}
+
+/// Σ_k w_k · down_e(silu(gate_e x) ⊙ up_e x) for `x` [N, H] with the experts of `ids`/`w`
+/// [N, k]; `gate_up` [E, 2I, H], `down` [E, H, I] in `x`'s dtype. Returns [N, H] f32.
+pub(super) fn experts(
+    x: &Tensor,
+    ids: &Tensor,
+    w: &Tensor,
+    gate_up: &Tensor,
+    down: &Tensor,
+) -> Result<Tensor> {
+    match x.dtype() {
+        DType::F32 => experts_t::<f32>(
+            x,
+            ids,
+            w,
+            gate_up,
+            down,
+            &Kernels {
+                gemv_same: "moe_gemv_f32_f32",
+                gemv_f32_out: "moe_gemv_f32_f32",
+                silu_mul: "moe_silu_mul_f32",
+            },
+        ),
+        DType::BF16 => experts_t::<half::bf16>(
+            x,
+            ids,
+            w,
+            gate_up,
+            down,
+            &Kernels {
+                gemv_same: "moe_gemv_bf16_bf16",
+                gemv_f32_out: "moe_gemv_bf16_f32",
+                silu_mul: "moe_silu_mul_bf16",
+            },
+        ),
+        other => Err(Error::InvalidInput(format!(
+            "fused MoE supports f32 and bf16, not {other:?}"
+        ))),
+    }
+}
+
+fn experts_t<T: CudaDType + DeviceRepr>(
+    x: &Tensor,
+    ids: &Tensor,
+    w: &Tensor,
+    gate_up: &Tensor,
+    down: &Tensor,
+    names: &Kernels,
+) -> Result<Tensor> {
+    let dev = cuda_device(x)?;
+    let (n, h) = x.dims2()?;
+    let (n2, k) = ids.dims2()?;
+    let (e, two_i, h2) = gate_up.dims3()?;
+    let (e2, h3, inter) = down.dims3()?;
+    if n2 != n || h2 != h || h3 != h || e2 != e || two_i != 2 * inter || w.dims() != ids.dims() {
+        return Err(Error::InvalidInput(format!(
+            "fused MoE shapes: x {:?} ids {:?} w {:?} gate_up {:?} down {:?}",
+            x.dims(),
+            ids.dims(),
+            w.dims(),
+            gate_up.dims(),
+            down.dims()
+        )));
+    }
+    let pairs = n * k;
+    let ptx = ptx(&dev)?;
+    let mut offsets = alloc::<i32>(&dev, e + 1)?;
+    let mut sorted = alloc::<i32>(&dev, pairs)?;
+    let mut active = alloc::<i32>(&dev, e)?;
+    let mut n_active = alloc::<i32>(&dev, 1)?;
+    let mut gu = alloc::<T>(&dev, pairs * two_i)?;
+    let mut act = alloc::<T>(&dev, pairs * inter)?;
+    let mut out = alloc::<f32>(&dev, pairs * h)?;
+    let (pairs_i, e_i) = (i32_arg(pairs, "pairs")?, i32_arg(e, "experts")?);
+    let (h_i, two_i_i, inter_i) = (
+        i32_arg(h, "hidden")?,
+        i32_arg(two_i, "2·inter")?,
+        i32_arg(inter, "inter")?,
+    );
+    let k_i = i32_arg(k, "top_k")?;
+    let one = 1i32;
+    let null_ptr = 0u64;
+    let slots = pairs.min(e) as u32;
+    {
+        let (xs, xl) = x.storage_and_layout();
+        let (is, il) = ids.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (gs, gl) = gate_up.storage_and_layout();
+        let (ds, dl) = down.storage_and_layout();
+        let xv = view::<T>(&xs, xl)?;
+        let iv = view::<u32>(&is, il)?;
+        let wv = view::<f32>(&ws, wl)?;
+        let gv = view::<T>(&gs, gl)?;
+        let dv = view::<T>(&ds, dl)?;
+
+        let func = dev.get_or_load_custom_func("moe_align", MODULE, ptx)?;
+        let mut b = func.builder();
+        b.arg(&iv)
+            .arg(&pairs_i)
+            .arg(&e_i)
+            .arg(&mut offsets)
+            .arg(&mut sorted)
+            .arg(&mut active)
+            .arg(&mut n_active);
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (1024, 1, 1),
+            shared_mem_bytes: 2 * e as u32 * 4,
+        };
+        // SAFETY: matches `moe_align`'s signature; ids holds `pairs` values < E (from `route`).
+        unsafe { b.launch(cfg) }.map_err(|e| fail("launching moe_align")(e.to_string()))?;
+
+        let func = dev.get_or_load_custom_func(names.gemv_same, MODULE, ptx)?;
+        let mut b = func.builder();
+        b.arg(&xv)
+            .arg(&gv)
+            .arg(&offsets)
+            .arg(&sorted)
+            .arg(&active)
+            .arg(&n_active)
+            .arg(&null_ptr)
+            .arg(&mut gu)
+            .arg(&two_i_i)
+            .arg(&h_i)
+            .arg(&k_i);
+        let cfg = LaunchConfig {
+            grid_dim: (two_i.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, slots.max(1), 1),
+            block_dim: (GEMV_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: x rows are pair / k < N; weights [E, 2I, H]; gu holds pairs × 2I.
+        unsafe { b.launch(cfg) }.map_err(|e| fail("launching gate_up GEMV")(e.to_string()))?;
+
+        let func = dev.get_or_load_custom_func(names.silu_mul, MODULE, ptx)?;
+        let mut b = func.builder();
+        b.arg(&gu).arg(&mut act).arg(&pairs_i).arg(&inter_i);
+        let total = (pairs * inter) as u32;
+        let cfg = LaunchConfig {
+            grid_dim: (total.div_ceil(256).clamp(1, 65_535), 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: gu is [pairs, 2I], act [pairs, I].
+        unsafe { b.launch(cfg) }.map_err(|e| fail("launching silu_mul")(e.to_string()))?;
+
+        let func = dev.get_or_load_custom_func(names.gemv_f32_out, MODULE, ptx)?;
+        let mut b = func.builder();
+        b.arg(&act)
+            .arg(&dv)
+            .arg(&offsets)
+            .arg(&sorted)
+            .arg(&active)
+            .arg(&n_active)
+            .arg(&wv)
+            .arg(&mut out)
+            .arg(&h_i)
+            .arg(&inter_i)
+            .arg(&one);
+        let cfg = LaunchConfig {
+            grid_dim: (h.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, slots.max(1), 1),
+            block_dim: (GEMV_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: act rows are pairs; weights [E, H, I]; pair weights [pairs]; out [pairs, H].
+        unsafe { b.launch(cfg) }.map_err(|e| fail("launching down GEMV")(e.to_string()))?;
+    }
+    let per_pair = wrap(out, &dev, &[n, k, h]);
+    Ok(per_pair.sum(1)?)
+}
