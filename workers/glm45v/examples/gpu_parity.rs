@@ -1,0 +1,545 @@
+//! Parity of the GLM-4.5V decoder on the GPU (the CPU suite's checks, run on CUDA).
+//!
+//! `gpu_parity [--cpu] [--fixtures DIR] [--out FILE.jsonl] [--small]`
+//!
+//! 1. f32, both MoE kernels, the committed tiny fixtures against transformers' reference
+//!    (`reference.safetensors`): per-layer hidden states, router choices, logits (≤ 1e-4, max
+//!    abs diff over max |ref|), image M-RoPE positions, KV-cache decoding, the FP8 layout.
+//! 2. bf16, both kernels: layer-0 hidden state ‖a−b‖/‖b‖ within METHOD.md's bf16 band (≤ 1e-2)
+//!    and argmax agreement with the f32 reference (routing flips dominate whole-model bf16).
+//! 3. The MoE block at GLM-4.5V's real shapes (4096 × 128 experts of 1408, top-8 + shared;
+//!    random weights made on the device) on fresh random inputs of 1, 8 and 64 tokens, each
+//!    kernel against an f64 CPU reference that uses the kernel's own routing: bf16 ≤ 1e-2 and
+//!    f32 ≤ 1e-4 relative L2 error; both kernels must route identically.
+//!
+//! Prints one line per check and exits 1 if any fails. `--cpu` runs the same logic on the CPU
+//! (the fused kernel is then reported as not applicable) and `--small` shrinks check 3.
+
+#[path = "gpu_common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, D};
+use common::{rel_l2, rel_max_diff, AnyResult, Args, JsonLines};
+use folio_glm45v::config::{ModelConfig, TextConfig};
+use folio_glm45v::moe::{Moe, MoeKernel, RouterChoice};
+use folio_glm45v::mrope::text_positions;
+use folio_glm45v::text_model::{DecoderInput, DecoderOutput, LogitsSelection, Record, TextModel};
+use folio_glm45v::weights::Checkpoint;
+use serde_json::json;
+
+const TOL_F32: f64 = 1e-4;
+const BAND_BF16: f64 = 1e-2;
+
+/// Collects check results, prints them, and remembers failures.
+struct Report {
+    lines: JsonLines,
+    failed: Vec<String>,
+}
+
+impl Report {
+    fn check(&mut self, name: &str, value: f64, limit: f64, detail: &str) -> AnyResult<()> {
+        let ok = value.is_finite() && value <= limit;
+        println!(
+            "{:<4} {name:<58} {value:>10.3e} (limit {limit:.0e}) {detail}",
+            if ok { "ok" } else { "FAIL" }
+        );
+        self.lines
+            .write(&json!({"check": name, "value": value, "limit": limit,
+            "ok": ok, "detail": detail}))?;
+        if !ok {
+            self.failed.push(name.to_string());
+        }
+        Ok(())
+    }
+
+    fn at_least(&mut self, name: &str, value: f64, min: f64) -> AnyResult<()> {
+        let ok = value >= min;
+        println!(
+            "{:<4} {name:<58} {value:>10.3} (min {min})",
+            if ok { "ok" } else { "FAIL" }
+        );
+        self.lines
+            .write(&json!({"check": name, "value": value, "min": min, "ok": ok}))?;
+        if !ok {
+            self.failed.push(name.to_string());
+        }
+        Ok(())
+    }
+
+    /// Records an error that stopped a group of checks as one failed check, and goes on.
+    fn guard(&mut self, group: &str, r: AnyResult<()>) -> AnyResult<()> {
+        let Err(e) = r else { return Ok(()) };
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("").to_string();
+        println!("FAIL {group:<58} stopped: {first}");
+        self.lines.write(
+            &json!({"check": format!("{group} (stopped)"), "value": null,
+            "limit": 0.0, "ok": false, "detail": first}),
+        )?;
+        self.failed.push(format!("{group}: {first}"));
+        Ok(())
+    }
+
+    fn note(&mut self, name: &str, detail: &str) -> AnyResult<()> {
+        println!("--   {name:<58} {detail}");
+        self.lines.write(&json!({"check": name, "note": detail}))
+    }
+}
+
+fn load(
+    dir: &Path,
+    dtype: DType,
+    dev: &Device,
+    kernel: MoeKernel,
+) -> AnyResult<(ModelConfig, TextModel)> {
+    let cfg = ModelConfig::load(&dir.join("config.json"))?;
+    let vb = Checkpoint::open(dir)?.var_builder(dtype, dev)?;
+    let mut model = TextModel::new(&cfg.text_config, vb)?;
+    model.set_moe_kernel(kernel);
+    Ok((cfg, model))
+}
+
+fn ids(t: &Tensor) -> AnyResult<Vec<u32>> {
+    t.to_vec1::<i64>()?
+        .into_iter()
+        .map(|v| u32::try_from(v).map_err(|e| e.into()))
+        .collect()
+}
+
+fn run_all(model: &TextModel, embeds: &Tensor, positions: &Tensor) -> AnyResult<DecoderOutput> {
+    let mut cache = model.new_cache();
+    let input = DecoderInput {
+        embeds,
+        positions,
+        logits: LogitsSelection::All,
+        record: Record {
+            hidden_states: true,
+            router: true,
+        },
+    };
+    Ok(model.forward(input, &mut cache)?)
+}
+
+fn text_inputs(model: &TextModel, ids: &[u32]) -> AnyResult<(Tensor, Tensor)> {
+    let dev = model.device();
+    let t = Tensor::new(ids, dev)?.unsqueeze(0)?;
+    Ok((model.embed(&t)?, text_positions(1, 0, ids.len(), dev)?))
+}
+
+/// Largest per-layer hidden diff, router mismatches, logits diff of one prompt.
+fn compare(
+    out: &DecoderOutput,
+    refs: &HashMap<String, Tensor>,
+    name: &str,
+) -> AnyResult<(f64, usize, f64, f64)> {
+    let mut hidden = 0f64;
+    for (layer, h) in out.layer_hidden.iter().enumerate() {
+        let want = &refs[&format!("{name}.layer{layer}.hidden")];
+        hidden = hidden.max(rel_max_diff(&h.squeeze(0)?, want)?);
+    }
+    let (mut mismatches, mut wdiff) = (0usize, 0f64);
+    for (layer, choice) in out.router.iter().enumerate() {
+        let Some(choice) = choice else { continue };
+        let want_e = refs[&format!("{name}.layer{layer}.router_experts")].to_vec2::<i64>()?;
+        let want_w = refs[&format!("{name}.layer{layer}.router_weights")].to_vec2::<f32>()?;
+        for (tok, (we, ww)) in want_e.iter().zip(&want_w).enumerate() {
+            let got = sorted_choice(choice, tok);
+            let got_e: Vec<i64> = got.iter().map(|p| i64::from(p.0)).collect();
+            if &got_e != we {
+                mismatches += 1;
+                continue;
+            }
+            for (g, w) in got.iter().zip(ww) {
+                wdiff = wdiff.max(f64::from((g.1 - w).abs()));
+            }
+        }
+    }
+    let logits = out.logits.as_ref().ok_or("no logits")?.squeeze(0)?;
+    let l = rel_max_diff(&logits, &refs[&format!("{name}.logits")])?;
+    Ok((hidden, mismatches, wdiff, l))
+}
+
+fn sorted_choice(choice: &RouterChoice, tok: usize) -> Vec<(u32, f32)> {
+    let k = choice.top_k;
+    let mut got: Vec<(u32, f32)> = (0..k)
+        .map(|j| (choice.experts[tok * k + j], choice.weights[tok * k + j]))
+        .collect();
+    got.sort_by_key(|p| p.0);
+    got
+}
+
+fn f32_fixture_checks(
+    rep: &mut Report,
+    fixtures: &Path,
+    dev: &Device,
+    kernel: MoeKernel,
+    tag: &str,
+) -> AnyResult<()> {
+    let (_, model) = load(&fixtures.join("tiny"), DType::F32, dev, kernel)?;
+    let refs =
+        candle_core::safetensors::load(fixtures.join("tiny/reference.safetensors"), &Device::Cpu)?;
+    for name in ["chat", "nothink", "raw", "mm"] {
+        let (embeds, positions) = if name == "mm" {
+            (
+                refs["mm.inputs_embeds"].unsqueeze(0)?.to_device(dev)?,
+                refs["mm.positions"].unsqueeze(1)?.to_device(dev)?,
+            )
+        } else {
+            text_inputs(&model, &ids(&refs[&format!("{name}.input_ids")])?)?
+        };
+        let out = run_all(&model, &embeds, &positions)?;
+        let (hidden, mism, wdiff, logits) = compare(&out, &refs, name)?;
+        rep.check(
+            &format!("f32 {tag} tiny/{name} hidden (all layers)"),
+            hidden,
+            TOL_F32,
+            "",
+        )?;
+        rep.check(
+            &format!("f32 {tag} tiny/{name} router weights"),
+            wdiff,
+            1e-5,
+            "",
+        )?;
+        rep.check(
+            &format!("f32 {tag} tiny/{name} router expert-set mismatches"),
+            mism as f64,
+            0.0,
+            "",
+        )?;
+        rep.check(
+            &format!("f32 {tag} tiny/{name} logits"),
+            logits,
+            TOL_F32,
+            "",
+        )?;
+    }
+    // KV-cache decoding: 20-token prefill, then single steps and one 5-token chunk.
+    let all = ids(&refs["raw.input_ids"])?;
+    let want = &refs["raw.logits"];
+    let mut cache = model.new_cache();
+    let mut worst = 0f64;
+    let mut pos = 0;
+    while pos < all.len() {
+        let n = match pos {
+            0 => 20,
+            30 => 5,
+            _ => 1,
+        }
+        .min(all.len() - pos);
+        let t = Tensor::new(&all[pos..pos + n], dev)?.unsqueeze(0)?;
+        let embeds = model.embed(&t)?;
+        let positions = text_positions(1, pos, n, dev)?;
+        let input = DecoderInput {
+            embeds: &embeds,
+            positions: &positions,
+            logits: LogitsSelection::All,
+            record: Record::default(),
+        };
+        let out = model
+            .forward(input, &mut cache)?
+            .logits
+            .ok_or("no logits")?;
+        worst = worst.max(rel_max_diff(&out.squeeze(0)?, &want.narrow(0, pos, n)?)?);
+        pos += n;
+    }
+    rep.check(
+        &format!("f32 {tag} tiny/raw cached decoding logits"),
+        worst,
+        TOL_F32,
+        "",
+    )?;
+    let (_, fp8) = load(&fixtures.join("tiny-fp8"), DType::F32, dev, kernel)?;
+    let refs8 = candle_core::safetensors::load(
+        fixtures.join("tiny-fp8/reference.safetensors"),
+        &Device::Cpu,
+    )?;
+    for name in ["chat", "raw"] {
+        let (embeds, positions) = text_inputs(&fp8, &ids(&refs8[&format!("{name}.input_ids")])?)?;
+        let out = run_all(&fp8, &embeds, &positions)?;
+        let l = rel_max_diff(
+            &out.logits.ok_or("no logits")?.squeeze(0)?,
+            &refs8[&format!("{name}.logits")],
+        )?;
+        rep.check(&format!("f32 {tag} tiny-fp8/{name} logits"), l, TOL_F32, "")?;
+    }
+    Ok(())
+}
+
+fn bf16_fixture_checks(
+    rep: &mut Report,
+    fixtures: &Path,
+    dev: &Device,
+    kernel: MoeKernel,
+    tag: &str,
+) -> AnyResult<()> {
+    let (_, model) = load(&fixtures.join("tiny"), DType::BF16, dev, kernel)?;
+    let refs =
+        candle_core::safetensors::load(fixtures.join("tiny/reference.safetensors"), &Device::Cpu)?;
+    for (name, min_agree) in [("raw", 0.8), ("chat", 0.95)] {
+        let (embeds, positions) = text_inputs(&model, &ids(&refs[&format!("{name}.input_ids")])?)?;
+        let out = run_all(&model, &embeds, &positions)?;
+        let h0 = rel_l2(
+            &out.layer_hidden[0].squeeze(0)?,
+            &refs[&format!("{name}.layer0.hidden")],
+        )?;
+        rep.check(
+            &format!("bf16 {tag} tiny/{name} layer-0 hidden rel L2"),
+            h0,
+            BAND_BF16,
+            "dense layer, no routing",
+        )?;
+        let logits = out.logits.ok_or("no logits")?.squeeze(0)?;
+        let got = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let want = refs[&format!("{name}.logits")]
+            .argmax(D::Minus1)?
+            .to_vec1::<u32>()?;
+        let agree =
+            got.iter().zip(&want).filter(|(a, b)| a == b).count() as f64 / want.len() as f64;
+        rep.at_least(
+            &format!("bf16 {tag} tiny/{name} argmax agreement"),
+            agree,
+            min_agree,
+        )?;
+        let l2 = rel_l2(&logits, &refs[&format!("{name}.logits")])?;
+        rep.note(
+            &format!("bf16 {tag} tiny/{name} logits rel L2"),
+            &format!("{l2:.3e} (routing flips; informative)"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The MoE kernels checked on `dev` (the fused one needs CUDA).
+fn kernels_for(dev: &Device) -> Vec<(MoeKernel, &'static str)> {
+    let mut k = vec![
+        (MoeKernel::Grouped, "grouped"),
+        (MoeKernel::Batched, "batched"),
+    ];
+    if dev.is_cuda() {
+        k.push((MoeKernel::Fused, "fused"));
+    }
+    k
+}
+
+/// The MoE block config of check 3 (real, or shrunk for CPU dry runs).
+fn moe_config(small: bool) -> AnyResult<TextConfig> {
+    let mut cfg = folio_glm45v::synthetic::text_config(2)?;
+    if small {
+        cfg.hidden_size = 256;
+        cfg.moe_intermediate_size = 128;
+        cfg.n_routed_experts = 32;
+        cfg.num_experts_per_tok = 4;
+    }
+    Ok(cfg)
+}
+
+/// f64 reference of one MoE block output for `x` [N, H] with a given routing (`vb` = `mlp`):
+/// plain loops over host copies of the weights, tokens spread over the CPU cores.
+fn moe_reference(
+    vb: &candle_nn::VarBuilder,
+    cfg: &TextConfig,
+    x: &Tensor,
+    choice: &RouterChoice,
+) -> AnyResult<Tensor> {
+    let (e, h, i) = (
+        cfg.n_routed_experts,
+        cfg.hidden_size,
+        cfg.moe_intermediate_size,
+    );
+    let ve = vb.pp("experts");
+    let gate_up = ve.get((e, 2 * i, h), "gate_up_proj")?;
+    let down = ve.get((e, h, i), "down_proj")?;
+    let vs = vb.pp("shared_experts");
+    let host = |t: Tensor| -> AnyResult<Vec<f32>> {
+        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let shared = (
+        host(vs.pp("gate_proj").get((i, h), "weight")?)?,
+        host(vs.pp("up_proj").get((i, h), "weight")?)?,
+        host(vs.pp("down_proj").get((h, i), "weight")?)?,
+    );
+    let mut experts: HashMap<u32, (Vec<f32>, Vec<f32>)> = HashMap::new();
+    for &ex in &choice.experts {
+        if let std::collections::hash_map::Entry::Vacant(slot) = experts.entry(ex) {
+            let gu = host(gate_up.get(ex as usize)?)?;
+            let dn = host(down.get(ex as usize)?)?;
+            slot.insert((gu, dn));
+        }
+    }
+    let xs = host(x.clone())?;
+    let n = xs.len() / h;
+    let k = choice.top_k;
+    // down · (silu(gate · x) ⊙ (up · x)) in f64; `gate`/`up` rows [i, h], `down` rows [h, i].
+    let swiglu = |gate: &[f32], up: &[f32], dn: &[f32], x: &[f32], out: &mut [f64], w: f64| {
+        let dot = |row: &[f32]| -> f64 {
+            row.iter()
+                .zip(x)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum()
+        };
+        let act: Vec<f64> = (0..i)
+            .map(|r| {
+                let g = dot(&gate[r * h..(r + 1) * h]);
+                let u = dot(&up[r * h..(r + 1) * h]);
+                g / (1.0 + (-g).exp()) * u
+            })
+            .collect();
+        for (o, row) in out.iter_mut().zip(dn.chunks_exact(i)) {
+            let y: f64 = row.iter().zip(&act).map(|(a, b)| f64::from(*a) * b).sum();
+            *o += w * y;
+        }
+    };
+    let mut result = vec![0f64; n * h];
+    let threads = std::thread::available_parallelism()
+        .map_or(4, |p| p.get())
+        .min(n.max(1));
+    let per = n.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        for (c, chunk) in result.chunks_mut(per * h).enumerate() {
+            let (experts, shared, xs, swiglu) = (&experts, &shared, &xs, &swiglu);
+            scope.spawn(move || {
+                for (j, out) in chunk.chunks_mut(h).enumerate() {
+                    let t = c * per + j;
+                    let xt = &xs[t * h..(t + 1) * h];
+                    swiglu(&shared.0, &shared.1, &shared.2, xt, out, 1.0);
+                    for s in 0..k {
+                        let ex = choice.experts[t * k + s];
+                        let (gu, dn) = &experts[&ex];
+                        let w = f64::from(choice.weights[t * k + s]);
+                        swiglu(&gu[..i * h], &gu[i * h..], dn, xt, out, w);
+                    }
+                }
+            });
+        }
+    });
+    Ok(Tensor::from_vec(result, (n, h), &Device::Cpu)?)
+}
+
+fn moe_real_shape_checks(rep: &mut Report, dev: &Device, small: bool) -> AnyResult<()> {
+    let cfg = moe_config(small)?;
+    let kernels = kernels_for(dev);
+    for dtype in [DType::BF16, DType::F32] {
+        let vb = folio_glm45v::synthetic::var_builder(dtype, dev, 1234)?;
+        let mut moe = Moe::new(&cfg, vb.pp("mlp"))?;
+        let limit = if dtype == DType::BF16 {
+            BAND_BF16
+        } else {
+            TOL_F32
+        };
+        let sizes: &[usize] = if dtype == DType::BF16 {
+            &[1, 8, 64]
+        } else {
+            &[1, 8]
+        };
+        for &n in sizes {
+            // Fresh inputs per size: unit-variance rows like normed hidden states.
+            let x = Tensor::randn(0f32, 1f32, (1, n, cfg.hidden_size), dev)?.to_dtype(dtype)?;
+            let mut choices = Vec::new();
+            for (kernel, tag) in &kernels {
+                moe.set_kernel(*kernel);
+                let (y, choice) = moe.forward(&x, true)?;
+                let choice = choice.ok_or("no router record")?;
+                let reference = moe_reference(&vb.pp("mlp"), &cfg, &x.squeeze(0)?, &choice)?;
+                let err = rel_l2(&y.squeeze(0)?, &reference)?;
+                rep.check(
+                    &format!("moe {dtype:?} {tag} real-shape N={n} vs f64"),
+                    err,
+                    limit,
+                    &format!(
+                        "H={} E={} I={}",
+                        cfg.hidden_size, cfg.n_routed_experts, cfg.moe_intermediate_size
+                    ),
+                )?;
+                choices.push(choice);
+            }
+            if let Some(fused) = kernels.iter().position(|(k, _)| *k == MoeKernel::Fused) {
+                let (host, device) = (&choices[0], &choices[fused]);
+                let same = (0..n)
+                    .filter(|&t| {
+                        sorted_choice(host, t)
+                            .iter()
+                            .map(|p| p.0)
+                            .eq(sorted_choice(device, t).iter().map(|p| p.0))
+                    })
+                    .count();
+                let wd = (0..n)
+                    .flat_map(|t| {
+                        sorted_choice(host, t)
+                            .into_iter()
+                            .zip(sorted_choice(device, t))
+                            .map(|(a, b)| f64::from((a.1 - b.1).abs()))
+                            .collect::<Vec<_>>()
+                    })
+                    .fold(0f64, f64::max);
+                rep.check(
+                    &format!("moe {dtype:?} N={n} device vs host routing: tokens differing"),
+                    (n - same) as f64,
+                    0.0,
+                    "",
+                )?;
+                rep.check(
+                    &format!("moe {dtype:?} N={n} device vs host routing: weight diff"),
+                    wd,
+                    1e-5,
+                    "",
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(1),
+        Err(e) => {
+            eprintln!("gpu_parity: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> AnyResult<bool> {
+    let mut args = Args::from_env();
+    let cpu = args.flag("--cpu");
+    let small = args.flag("--small");
+    let fixtures = PathBuf::from(
+        args.value("--fixtures")?
+            .unwrap_or_else(|| "workers/glm45v/tests/fixtures".into()),
+    );
+    let out = args.value("--out")?;
+    args.finish()?;
+    let dev = common::device(cpu)?;
+    let mut rep = Report {
+        lines: JsonLines::open(out.as_deref())?,
+        failed: Vec::new(),
+    };
+    println!("device: {dev:?}");
+    if !dev.is_cuda() {
+        rep.note("fused MoE kernel", "not applicable on the CPU")?;
+    }
+    for (kernel, tag) in kernels_for(&dev) {
+        let r = f32_fixture_checks(&mut rep, &fixtures, &dev, kernel, tag);
+        rep.guard(&format!("f32 {tag} fixtures"), r)?;
+        let r = bf16_fixture_checks(&mut rep, &fixtures, &dev, kernel, tag);
+        rep.guard(&format!("bf16 {tag} fixtures"), r)?;
+    }
+    let r = moe_real_shape_checks(&mut rep, &dev, small);
+    rep.guard("moe real-shape", r)?;
+    rep.note(
+        "vision tower",
+        "checked by scripts/gpu/vision_bench.py (ONNX export on ORT's CUDA EP vs transformers fp32)",
+    )?;
+    if rep.failed.is_empty() {
+        println!("parity: all checks passed");
+        Ok(true)
+    } else {
+        println!("parity: {} FAILED: {:?}", rep.failed.len(), rep.failed);
+        Ok(false)
+    }
+}
