@@ -98,9 +98,13 @@ fn run(args: &Args) -> folio_glm45v::Result<String> {
     let mut decode = Vec::new();
     for _ in 0..args.repeats {
         let params = GenerationParams::greedy(args.new, vec![]);
-        let out = generate(&model, &Prompt::text(ids.clone()), &params, &mut |_| {
-            Flow::Continue
-        })?;
+        let out = generate(
+            &model,
+            &Prompt::text(ids.clone()),
+            &params,
+            None,
+            &mut |_| Flow::Continue,
+        )?;
         // The first token comes from the prefill logits; decode_secs covers the other new-1 steps.
         decode.push(out.decode_secs / (out.tokens.len().saturating_sub(1).max(1)) as f64);
     }

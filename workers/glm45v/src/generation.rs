@@ -3,7 +3,8 @@
 //! penalty, stop on any stop id, a token budget, and a per-token callback that may stop early.
 //!
 //! Logit processing follows transformers' order: repetition penalty → temperature → top-k →
-//! top-p. Decode positions continue after the prompt's largest M-RoPE position
+//! top-p, with an optional [`TokenConstraint`] masking the logits first (schema-constrained
+//! decoding) and told every chosen token. Decode positions continue after the prompt's largest M-RoPE position
 //! (`cache_len + rope_delta`, spec §2.4), so image prompts decode correctly.
 
 use std::time::Instant;
@@ -13,6 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::GenerationConfig;
+use crate::constraint::TokenConstraint;
 use crate::error::{Error, Result};
 use crate::mrope::{decode_positions, Positions3};
 use crate::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
@@ -155,11 +157,13 @@ pub struct Generation {
     pub decode_secs: f64,
 }
 
-/// Generates after `prompt`; `on_token` sees every kept token as it is produced.
+/// Generates after `prompt`; `on_token` sees every kept token as it is produced. With a
+/// `constraint`, only tokens it allows are chosen (it should allow the stop ids once complete).
 pub fn generate(
     model: &TextModel,
     prompt: &Prompt,
     params: &GenerationParams,
+    mut constraint: Option<&mut dyn TokenConstraint>,
     on_token: &mut dyn FnMut(u32) -> Flow,
 ) -> Result<Generation> {
     params.validate()?;
@@ -185,6 +189,9 @@ pub fn generate(
     }
     let rope_delta = positions.rope_delta();
     let mut sampler = Sampler::new(params, &prompt.ids, model.vocab_size());
+    if let Some(c) = constraint.as_deref_mut() {
+        c.set_max_tokens(params.max_new_tokens);
+    }
     let mut cache = model.new_cache();
     let mut out = Generation {
         tokens: Vec::new(),
@@ -202,7 +209,7 @@ pub fn generate(
     out.prefill_secs = start.elapsed().as_secs_f64();
     let start = Instant::now();
     loop {
-        let token = sampler.next(&mut logits)?;
+        let token = sampler.next_with(&mut logits, constraint.as_deref_mut())?;
         if params.stop_ids.contains(&token) {
             out.finish = FinishReason::Stop(token);
             break;
@@ -274,12 +281,31 @@ impl Sampler {
 
     /// Picks the next token from `logits` (modified in place) and records it as seen.
     pub fn next(&mut self, logits: &mut [f32]) -> Result<u32> {
+        self.next_with(logits, None)
+    }
+
+    /// [`Sampler::next`] under `constraint`: disallowed logits are set to -inf before any other
+    /// processing, and the chosen token is committed to the constraint.
+    pub fn next_with<'c>(
+        &mut self,
+        logits: &mut [f32],
+        constraint: Option<&mut (dyn TokenConstraint + 'c)>,
+    ) -> Result<u32> {
         if logits.len() != self.seen.len() {
             return Err(Error::InvalidInput(format!(
                 "logits of width {} for a vocabulary of {}",
                 logits.len(),
                 self.seen.len()
             )));
+        }
+        let mut constraint = constraint;
+        if let Some(c) = constraint.as_deref_mut() {
+            c.mask(logits)?;
+            if !logits.iter().any(|l| *l > f32::NEG_INFINITY) {
+                return Err(Error::InvalidInput(
+                    "the token constraint allows no token".into(),
+                ));
+            }
         }
         if self.penalty != 1.0 {
             for (l, &s) in logits.iter_mut().zip(&self.seen) {
@@ -297,6 +323,9 @@ impl Sampler {
             Decoding::Sample(p) => sample(logits, p, &mut self.rng),
         };
         self.seen[token as usize] = true;
+        if let Some(c) = constraint {
+            c.commit(token)?;
+        }
         Ok(token)
     }
 }
@@ -353,7 +382,12 @@ fn sample(logits: &[f32], p: SamplingParams, rng: &mut StdRng) -> u32 {
             return c.0 as u32;
         }
     }
-    cand.last().map_or(0, |c| c.0 as u32)
+    // Rounding left `r` past the last sum: the last candidate that has any probability.
+    cand.iter()
+        .zip(&probs)
+        .rev()
+        .find(|(_, pr)| **pr > 0.0)
+        .map_or(cand[0].0 as u32, |(c, _)| c.0 as u32)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! | [`tokenizer`], [`chat`] | `tokenizer.json`, special ids, chat template (minijinja or built-in) |
 //! | [`text_model`] | the decoder: [`mrope`], [`attention`], [`moe`], [`layers`], [`kv_cache`] |
 //! | [`generation`], [`output`] | greedy/sampled generation, reasoning/answer/box parsing |
+//! | [`profiles`], [`page_parse`], [`constraint`] | prompt profiles, answer → page blocks, JSON-schema constrained decoding |
 //! | [`processor`], [`processor_resize`], [`processor_prompt`], [`processor_video`] | pixels → `pixel_values`, grids, placeholder expansion |
 //! | [`vision_inputs`], [`vision_onnx`] | rotary / bicubic / segment inputs; the ort session of the tower |
 //! | [`vision_merge`], [`vision_prompt`] | `get_rope_index`, ort → candle hand-off, splice; image prompts end to end |
@@ -35,6 +36,7 @@
 pub mod attention;
 pub mod chat;
 pub mod config;
+pub mod constraint;
 pub mod error;
 pub mod fp8;
 pub mod generation;
@@ -44,10 +46,12 @@ pub mod model;
 pub mod moe;
 pub mod mrope;
 pub mod output;
+pub mod page_parse;
 pub mod processor;
 pub mod processor_prompt;
 pub mod processor_resize;
 pub mod processor_video;
+pub mod profiles;
 pub mod synthetic;
 pub mod text_model;
 pub mod tokenizer;

@@ -155,19 +155,16 @@ impl Glm45v {
     ) -> Result<ChatReply> {
         let mut stream = TextStream::new(&self.tokenizer);
         let mut stream_err = None;
-        let generation = generate(
-            &self.model,
-            prompt,
-            params,
-            &mut |token| match stream.push(token) {
-                Ok(delta) if !delta.is_empty() => on_text(&delta),
-                Ok(_) => Flow::Continue,
-                Err(e) => {
-                    stream_err = Some(e);
-                    Flow::Stop
-                }
-            },
-        )?;
+        let generation = generate(&self.model, prompt, params, None, &mut |token| match stream
+            .push(token)
+        {
+            Ok(delta) if !delta.is_empty() => on_text(&delta),
+            Ok(_) => Flow::Continue,
+            Err(e) => {
+                stream_err = Some(e);
+                Flow::Stop
+            }
+        })?;
         if let Some(e) = stream_err {
             return Err(e);
         }

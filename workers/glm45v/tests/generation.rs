@@ -20,7 +20,8 @@ fn load(dir: &str) -> Glm45v {
 
 fn greedy(glm: &Glm45v, prompt: &Prompt, n: usize) -> Vec<u32> {
     let params = GenerationParams::greedy(n, vec![]);
-    let out = generate(&glm.model, prompt, &params, &mut |_| Flow::Continue).expect("generate");
+    let out =
+        generate(&glm.model, prompt, &params, None, &mut |_| Flow::Continue).expect("generate");
     assert_eq!(out.finish, FinishReason::Length);
     out.tokens
 }
@@ -83,7 +84,8 @@ fn stops_on_a_stop_id_and_on_request() {
     let stop = full[5];
     let first = full.iter().position(|&t| t == stop).expect("present");
     let params = GenerationParams::greedy(16, vec![stop]);
-    let out = generate(&glm.model, &prompt, &params, &mut |_| Flow::Continue).expect("generate");
+    let out =
+        generate(&glm.model, &prompt, &params, None, &mut |_| Flow::Continue).expect("generate");
     assert_eq!(out.finish, FinishReason::Stop(stop));
     assert_eq!(out.tokens, full[..first].to_vec());
     let mut seen = 0;
@@ -91,6 +93,7 @@ fn stops_on_a_stop_id_and_on_request() {
         &glm.model,
         &prompt,
         &GenerationParams::greedy(16, vec![]),
+        None,
         &mut |_| {
             seen += 1;
             if seen == 3 {
@@ -148,7 +151,7 @@ fn seeded_sampling_is_reproducible() {
             repetition_penalty: 1.2,
             stop_ids: vec![],
         };
-        generate(&glm.model, &prompt, &params, &mut |_| Flow::Continue)
+        generate(&glm.model, &prompt, &params, None, &mut |_| Flow::Continue)
             .expect("generate")
             .tokens
     };

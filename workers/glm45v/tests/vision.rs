@@ -202,8 +202,8 @@ fn image_prompts_match_transformers_end_to_end() {
         assert!(d <= TOL, "{name}: logits differ (rel {d:e})");
 
         let params = GenerationParams::greedy(16, vec![]);
-        let out =
-            generate(&glm.model, &prompt, &params, &mut |_| Flow::Continue).expect("generate");
+        let out = generate(&glm.model, &prompt, &params, None, &mut |_| Flow::Continue)
+            .expect("generate");
         assert_eq!(out.finish, FinishReason::Length);
         assert_eq!(
             out.tokens,
