@@ -5,7 +5,8 @@
 //! `put_if_absent` links the finished temporary file to the key with `hard_link`, which fails if the
 //! key exists: exactly one racing writer wins.
 
-use crate::{ErrorKind, ObjectStore, TransportError};
+use crate::local_writer::LocalWriter;
+use crate::{ErrorKind, ObjectStore, ObjectWriter, TransportError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io::Write;
@@ -33,7 +34,7 @@ impl LocalDirStore {
         &self.root
     }
 
-    fn path_of(&self, key: &str) -> Result<PathBuf, TransportError> {
+    pub(crate) fn path_of(&self, key: &str) -> Result<PathBuf, TransportError> {
         let rel = Path::new(key);
         let valid = !key.is_empty()
             && !key.ends_with('/')
@@ -47,12 +48,17 @@ impl LocalDirStore {
         Ok(self.root.join(rel))
     }
 
-    /// Write `body` to a fresh temporary file next to `path` and fsync it.
-    fn write_temp(&self, path: &Path, body: &[u8]) -> Result<PathBuf, TransportError> {
+    /// A fresh temporary file name next to `path` (its directory created), which `list` skips.
+    pub(crate) fn temp_path(&self, path: &Path) -> Result<PathBuf, TransportError> {
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+        Ok(dir.join(format!(".tmp-{}-{n}", std::process::id())))
+    }
+
+    /// Write `body` to a fresh temporary file next to `path` and fsync it.
+    fn write_temp(&self, path: &Path, body: &[u8]) -> Result<PathBuf, TransportError> {
+        let tmp = self.temp_path(path)?;
         let mut f = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
         f.write_all(body)
             .and_then(|_| f.sync_data())
@@ -61,7 +67,7 @@ impl LocalDirStore {
     }
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> TransportError {
+pub(crate) fn io_error(path: &Path, e: std::io::Error) -> TransportError {
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => ErrorKind::NotFound,
         std::io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
@@ -84,6 +90,10 @@ impl ObjectStore for LocalDirStore {
         let path = self.path_of(key)?;
         let tmp = self.write_temp(&path, &body)?;
         blocking(move || std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))).await
+    }
+
+    fn writer<'a>(&'a self, key: &str, _content_type: &str) -> Box<dyn ObjectWriter + 'a> {
+        Box::new(LocalWriter::new(self, key))
     }
 
     async fn put_if_absent(

@@ -3,7 +3,8 @@
 //! Static credentials, a custom endpoint with path-style addressing, the SDK's standard retry mode
 //! (jittered exponential backoff over transient errors, `max_attempts` in all) and connect and
 //! per-attempt timeouts. Bodies below `multipart_threshold` go up in one `PutObject`, larger ones
-//! in `part_size` parts (see [`multipart`]). With `checksums` on, writes carry a CRC32
+//! in `part_size` parts (see [`multipart`]); [`ObjectStore::writer`] streams a body in parts as
+//! it arrives (see [`writer`]). With `checksums` on, writes carry a CRC32
 //! (`x-amz-checksum-crc32`) that the server checks, and reads ask for it back and the SDK checks it.
 //!
 //! `put_if_absent` is `PutObject` with `If-None-Match: *`: the server lets exactly one writer create
@@ -13,10 +14,11 @@
 mod config;
 mod errors;
 mod multipart;
+mod writer;
 
 pub use config::S3Config;
 
-use crate::{ErrorKind, ObjectStore, TransportError};
+use crate::{ErrorKind, ObjectStore, ObjectWriter, TransportError};
 use async_trait::async_trait;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -205,6 +207,10 @@ impl ObjectStore for S3Store {
         self.put_once(key, body, content_type, false)
             .await
             .map_err(|e| s3_error("put", key, e))
+    }
+
+    fn writer<'a>(&'a self, key: &str, content_type: &str) -> Box<dyn ObjectWriter + 'a> {
+        Box::new(writer::S3Writer::new(self, key, content_type))
     }
 
     async fn put_if_absent(
