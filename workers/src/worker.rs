@@ -4,6 +4,12 @@
 //! Nothing is acked before its outcome is durable: a result (or error record) is written first; when
 //! that write fails the message is requeued. On shutdown the loop stops taking deliveries and finishes
 //! the batch in hand; anything unsettled returns to the queue.
+//!
+//! An object-store outage does not spend a page's delivery budget: while the store answers with
+//! transient errors, the worker holds the page unsettled and retries the same call with backoff
+//! (for up to [`WorkerConfig::outage_wait`]); only then does the failure policy apply. Otherwise a
+//! short outage would push every page in hand past the queue's delivery limit, and the broker would
+//! dead-letter a page whose error record could not be written either.
 
 use crate::assemble::{bytes_of::to_bytes, try_assemble, Completion};
 use crate::disposition::{disposition, error_code, Disposition, Failure};
@@ -12,6 +18,7 @@ use crate::markdown::page_markdown;
 use crate::metrics;
 use folio_schemas::{DocKeys, PageError, PageImage, PageJob, PageResult, SCHEMA_VERSION};
 use folio_transport::{Delivery, JobQueue, ObjectStore, TransportError};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -23,15 +30,23 @@ use tracing::Instrument;
 pub struct WorkerConfig {
     /// Deliveries after which a transiently failing page is recorded and dead-lettered.
     pub delivery_limit: u32,
-    /// Wait before requeueing a transient failure, so a broken dependency is not hammered.
+    /// Wait before requeueing a transient failure, so a broken dependency is not hammered; also
+    /// the first wait before retrying a store call in place (doubled up to [`MAX_STORE_BACKOFF`]).
     pub retry_delay: Duration,
+    /// How long a page is held while the object store is unreachable before the failure policy
+    /// applies (zero: at once).
+    pub outage_wait: Duration,
 }
+
+/// Longest wait between two tries of a store call during an outage.
+pub const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             delivery_limit: 5,
             retry_delay: Duration::from_millis(500),
+            outage_wait: Duration::from_secs(300),
         }
     }
 }
@@ -189,8 +204,7 @@ impl Worker {
         };
         let span = tracing::info_span!("page", document_id = %job.document_id, page = job.page);
         let bytes = match self
-            .store
-            .get(&job.image_key)
+            .store_call("reading the page image", || self.store.get(&job.image_key))
             .instrument(span.clone())
             .await
         {
@@ -257,13 +271,11 @@ impl Worker {
         metrics::page_engine_time(engine, elapsed);
         let result = self.page_result(&p, output, elapsed);
         let keys = DocKeys::new(&p.job.tenant, &p.job.document_id);
+        let (key, body) = (keys.page_result(p.job.page), to_bytes(&result));
         if let Err(e) = self
-            .store
-            .put(
-                &keys.page_result(p.job.page),
-                to_bytes(&result),
-                "application/json",
-            )
+            .store_call("writing the result", || {
+                self.store.put(&key, body.clone(), "application/json")
+            })
             .await
         {
             self.fail(
@@ -346,9 +358,11 @@ impl Worker {
                     attempts: attempt,
                 };
                 let key = DocKeys::new(&job.tenant, &job.document_id).page_error(job.page);
+                let body = to_bytes(&record);
                 if let Err(e) = self
-                    .store
-                    .put(&key, to_bytes(&record), "application/json")
+                    .store_call("writing the error record", || {
+                        self.store.put(&key, body.clone(), "application/json")
+                    })
                     .await
                 {
                     tracing::warn!(error = %e, "cannot write the error record; requeueing");
@@ -377,7 +391,14 @@ impl Worker {
     /// transiently, so the caller requeues instead of settling (the document must not be left
     /// unassembled after its last page is acked).
     async fn complete_if_last(&self, job: &PageJob) -> bool {
-        match try_assemble(self.store.as_ref(), &job.tenant, &job.document_id).await {
+        let assembled = self
+            .retry_while_unavailable(
+                "assembling the document",
+                || try_assemble(self.store.as_ref(), &job.tenant, &job.document_id),
+                |e| e.is_transient(),
+            )
+            .await;
+        match assembled {
             Ok(Completion::Assembled(_)) => {
                 metrics::document_assembled(self.engine.kind().as_str());
                 tracing::info!("document assembled");
@@ -395,6 +416,55 @@ impl Worker {
             Err(e) => {
                 tracing::error!(error = %e, "document cannot be assembled");
                 true
+            }
+        }
+    }
+
+    /// A store call, retried in place while the store is unreachable (see the module docs).
+    async fn store_call<T, Fut>(
+        &self,
+        what: &'static str,
+        op: impl FnMut() -> Fut,
+    ) -> Result<T, TransportError>
+    where
+        Fut: Future<Output = Result<T, TransportError>>,
+    {
+        self.retry_while_unavailable(what, op, TransportError::is_transient)
+            .await
+    }
+
+    /// Run `op` until it succeeds, fails for good, or has failed transiently for
+    /// `outage_wait`; backoff from `retry_delay`, doubled up to [`MAX_STORE_BACKOFF`].
+    async fn retry_while_unavailable<T, E, Fut>(
+        &self,
+        what: &'static str,
+        mut op: impl FnMut() -> Fut,
+        transient: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let deadline = Instant::now() + self.config.outage_wait;
+        let mut delay = self.config.retry_delay.min(MAX_STORE_BACKOFF);
+        let mut tries = 0u32;
+        loop {
+            let result = op().await;
+            match &result {
+                Err(e) if transient(e) && Instant::now() + delay <= deadline => {
+                    if tries == 0 {
+                        tracing::warn!(error = %e, what, "object store unavailable; holding the page until it answers");
+                    }
+                    tries += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_STORE_BACKOFF);
+                }
+                _ => {
+                    if tries > 0 && result.is_ok() {
+                        tracing::info!(what, tries, "object store answers again");
+                    }
+                    return result;
+                }
             }
         }
     }

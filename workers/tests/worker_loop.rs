@@ -181,28 +181,83 @@ async fn submit(
     }
 }
 
-async fn run_until_done(
-    worker: Worker,
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>,
-    doc: &str,
-) {
-    let shutdown = CancellationToken::new();
-    let task = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move { worker.run(shutdown).await })
-    };
-    let wait = async {
-        while let Some(e) = events.recv().await {
-            if matches!(&e, WorkerEvent::DocumentDone { document_id, .. } if document_id == doc) {
-                return;
-            }
+/// A local-folder store (behind a [`FlakyStore`] when result writes should fail first) and an
+/// in-process queue with a delivery limit of 3.
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn ObjectStore>,
+    flaky: Option<Arc<FlakyStore>>,
+    queue: InProcessQueue,
+}
+
+impl Setup {
+    /// `failures`: result writes that fail transiently before the store works (0: no wrapper).
+    fn new(failures: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalDirStore::new(dir.path()).unwrap();
+        let (store, flaky): (Arc<dyn ObjectStore>, _) = if failures == 0 {
+            (Arc::new(local), None)
+        } else {
+            let flaky = Arc::new(FlakyStore {
+                inner: local,
+                failures: AtomicU32::new(failures),
+            });
+            (flaky.clone(), Some(flaky))
+        };
+        Setup {
+            _dir: dir,
+            store,
+            flaky,
+            queue: InProcessQueue::new(3),
         }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .expect("document completes");
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    }
+
+    /// Submit `pages` pages of `doc` (page `corrupt` unreadable), run a worker until the document
+    /// is assembled, and read it back.
+    async fn process(
+        &self,
+        doc: &str,
+        pages: u32,
+        corrupt: Option<u32>,
+        engine: TestEngine,
+        config: WorkerConfig,
+    ) -> (DocumentResult, Bytes) {
+        submit(self.store.as_ref(), &self.queue, doc, pages, corrupt).await;
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let worker = Worker::new(
+            self.store.clone(),
+            Arc::new(self.queue.clone()),
+            Arc::new(engine),
+            config,
+        )
+        .with_events(tx);
+        let shutdown = CancellationToken::new();
+        let task = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { worker.run(shutdown).await })
+        };
+        let wait = async {
+            while let Some(e) = events.recv().await {
+                if matches!(&e, WorkerEvent::DocumentDone { document_id, .. } if document_id == doc)
+                {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .expect("document completes");
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+        document(self.store.as_ref(), doc).await
+    }
+
+    /// Result writes of the flaky store still to fail.
+    fn failures_left(&self) -> u32 {
+        self.flaky
+            .as_ref()
+            .map_or(0, |f| f.failures.load(Ordering::SeqCst))
+    }
 }
 
 async fn document(store: &dyn ObjectStore, doc: &str) -> (DocumentResult, Bytes) {
@@ -213,29 +268,34 @@ async fn document(store: &dyn ObjectStore, doc: &str) -> (DocumentResult, Bytes)
     (serde_json::from_slice(&bytes).unwrap(), bytes)
 }
 
-fn config() -> WorkerConfig {
+/// Delivery limit 3, short waits; `outage_wait`: how long a page is held while the store fails.
+fn config(outage_wait: Duration) -> WorkerConfig {
     WorkerConfig {
         delivery_limit: 3,
         retry_delay: Duration::from_millis(10),
+        outage_wait,
+    }
+}
+
+impl TestEngine {
+    fn echo() -> Self {
+        TestEngine {
+            fail_page: None,
+            panic_page: None,
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_once_failures_recorded_and_dead_lettered() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalDirStore::new(dir.path()).unwrap());
-    let queue = InProcessQueue::new(3);
-    submit(store.as_ref(), &queue, "d1", 5, Some(4)).await;
-    let engine = Arc::new(TestEngine {
+    let setup = Setup::new(0);
+    let engine = TestEngine {
         fail_page: Some(2),
         panic_page: Some(5),
-    });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker =
-        Worker::new(store.clone(), Arc::new(queue.clone()), engine, config()).with_events(tx);
-    run_until_done(worker, &mut rx, "d1").await;
-
-    let (doc, bytes) = document(store.as_ref(), "d1").await;
+    };
+    let (doc, bytes) = setup
+        .process("d1", 5, Some(4), engine, config(Duration::ZERO))
+        .await;
     assert_eq!(doc.status, DocumentStatus::Partial);
     assert_eq!(
         doc.pages.iter().map(|p| p.page).collect::<Vec<_>>(),
@@ -258,64 +318,58 @@ async fn every_page_once_failures_recorded_and_dead_lettered() {
         doc.pages[1].blocks[0].text.as_deref(),
         Some("page 3 is 30x20")
     );
+    let queue = &setup.queue;
     assert_eq!(queue.dead_letters(EngineKind::Ocr).len(), 3);
     assert_eq!(queue.ready_len(EngineKind::Ocr), 0);
     // Assembling again gives the same bytes.
-    folio_workers::assemble::try_assemble(store.as_ref(), "t", "d1")
+    folio_workers::assemble::try_assemble(setup.store.as_ref(), "t", "d1")
         .await
         .unwrap();
-    assert_eq!(document(store.as_ref(), "d1").await.1, bytes);
+    assert_eq!(document(setup.store.as_ref(), "d1").await.1, bytes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_store_failures_are_retried_without_losing_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let flaky = Arc::new(FlakyStore {
-        inner: LocalDirStore::new(dir.path()).unwrap(),
-        failures: AtomicU32::new(2),
-    });
-    let store: Arc<dyn ObjectStore> = flaky.clone();
-    let queue = InProcessQueue::new(3);
-    submit(store.as_ref(), &queue, "d2", 3, None).await;
-    let engine = Arc::new(TestEngine {
-        fail_page: None,
-        panic_page: None,
-    });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker =
-        Worker::new(store.clone(), Arc::new(queue.clone()), engine, config()).with_events(tx);
-    run_until_done(worker, &mut rx, "d2").await;
-    let (doc, _) = document(store.as_ref(), "d2").await;
+    let setup = Setup::new(2);
+    let (doc, _) = setup
+        .process("d2", 3, None, TestEngine::echo(), config(Duration::ZERO))
+        .await;
     assert_eq!(doc.status, DocumentStatus::Complete);
     assert_eq!(doc.pages.len(), 3);
-    assert_eq!(
-        flaky.failures.load(Ordering::SeqCst),
-        0,
-        "the failures happened"
-    );
-    assert!(queue.dead_letters(EngineKind::Ocr).is_empty());
+    assert_eq!(setup.failures_left(), 0, "the failures happened");
+    assert!(setup.queue.dead_letters(EngineKind::Ocr).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_failing_past_the_delivery_limit_is_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let flaky = Arc::new(FlakyStore {
-        inner: LocalDirStore::new(dir.path()).unwrap(),
-        failures: AtomicU32::new(3),
-    });
-    let store: Arc<dyn ObjectStore> = flaky.clone();
-    let queue = InProcessQueue::new(3);
-    submit(store.as_ref(), &queue, "d3", 1, None).await;
-    let engine = Arc::new(TestEngine {
-        fail_page: None,
-        panic_page: None,
-    });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker =
-        Worker::new(store.clone(), Arc::new(queue.clone()), engine, config()).with_events(tx);
-    run_until_done(worker, &mut rx, "d3").await;
-    let (doc, _) = document(store.as_ref(), "d3").await;
+    let setup = Setup::new(3);
+    let (doc, _) = setup
+        .process("d3", 1, None, TestEngine::echo(), config(Duration::ZERO))
+        .await;
     assert_eq!(doc.status, DocumentStatus::Partial);
     assert_eq!(doc.errors[0].code, "delivery_limit");
     assert_eq!(doc.errors[0].attempts, 3);
+}
+
+/// More failing writes than the delivery limit allows: held in place, the pages still complete,
+/// each on its first delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_is_ridden_out_without_spending_deliveries() {
+    let setup = Setup::new(8);
+    let (doc, _) = setup
+        .process(
+            "d4",
+            3,
+            None,
+            TestEngine::echo(),
+            config(Duration::from_secs(10)),
+        )
+        .await;
+    assert_eq!(doc.status, DocumentStatus::Complete, "{:?}", doc.errors);
+    assert_eq!(
+        doc.pages.iter().map(|p| p.page).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(setup.failures_left(), 0, "the failures happened");
+    assert!(setup.queue.dead_letters(EngineKind::Ocr).is_empty());
 }
