@@ -89,6 +89,8 @@ def main() -> int:
                 step46 = head + per_layer * REAL_LAYERS
             roof = 100.0 * floor46 / step46 if floor46 and step46 else None
             name = f"{r['engine']} {r.get('kernel') or r.get('impl')}"
+            if r.get("path"):
+                name += f" ({r['path']} attention/norms)"
             rows.append([name, layers, r.get("context"), step, 1000.0 / step, per_layer, step46,
                          1000.0 / step46 if step46 else None, roof])
         out.append("### Decode, batch 1, bf16\n")
@@ -105,7 +107,8 @@ def main() -> int:
 
     pre = by.get("prefill", [])
     if pre:
-        rows = [[f"{r['engine']} {r.get('kernel') or r.get('impl')}", r["layers"], r["tokens"], r["ms"], r["tok_s"],
+        rows = [[f"{r['engine']} {r.get('kernel') or r.get('impl')}" + (f" ({r['path']})" if r.get("path") else ""),
+                 r["layers"], r["tokens"], r["ms"], r["tok_s"],
                  r.get("TFLOPs"), r.get("matmul_pct")] for r in pre]
         out.append("### Prefill of the 1,300-token page prompt, bf16\n")
         out.append(table(["engine", "layers", "tokens", "ms", "tok/s", "TFLOP/s", "% of matmul ceiling"], rows))
@@ -118,10 +121,45 @@ def main() -> int:
     if bat:
         rows = []
         for r in sorted(bat, key=lambda r: (r["batch"], r["engine"], str(r.get("kernel") or r.get("impl")))):
-            rows.append([r["batch"], f"{r['engine']} {r.get('kernel') or r.get('impl')}", r["step_ms"], r["tok_s"],
+            name = f"{r['engine']} {r.get('kernel') or r.get('impl')}" + (f" ({r['path']})" if r.get("path") else "")
+            rows.append([r["batch"], name, r["step_ms"], r["tok_s"],
                          r.get("bound_ms"), r.get("bound", "—"), r.get("bound_pct")])
         out.append("### Batched decode, bf16 (context 128 + steps)\n")
         out.append(table(["batch", "engine", "ms/step", "tok/s", "bound ms", "bound by", "% of bound"], rows))
+
+    for r in by.get("fused_selfcheck", []):
+        out.append(f"Fused decode kernels self-check ({r.get('by', 'gpu_bench')}): "
+                   f"{'ok' if r.get('ok') else 'FAILED — candle path measured instead'} ({r.get('detail')}).\n")
+    paired = {}
+    for r in folio:
+        paired.setdefault(r.get("kernel"), {})[r.get("path")] = r
+    for kernel, paths in paired.items():
+        if "candle" in paths and "fused" in paths:
+            a, b = paths["candle"], paths["fused"]
+            out.append(f"Fused attention + norms, {kernel} MoE: {a['step_ms']:.2f} → {b['step_ms']:.2f} ms/step "
+                       f"({a['step_ms'] / b['step_ms']:.2f}×); per layer {a.get('per_layer_ms', 0):.3f} → "
+                       f"{b.get('per_layer_ms', 0):.3f} ms.\n")
+
+    stages = by.get("pages_stage", [])
+    pages = by.get("pages", [])
+    if stages or pages:
+        out.append("### Pages per hour (synthetic real-shape weights, fixed output length)\n")
+        rows = []
+        for r in stages:
+            if r.get("measured"):
+                extra = {k: r[k] for k in ("provider", "dtype", "patches", "tokens", "image_tokens", "chars", "blocks") if k in r}
+                rows.append([r["stage"], r["ms"], ", ".join(f"{k} {v}" for k, v in extra.items())])
+            else:
+                rows.append([r["stage"], "not measured", r.get("why", "")])
+        out.append(table(["stage (one page)", "ms", "detail"], rows))
+        rows = [[r["batch"], r["layers"], r["prompt_tokens"], r["out_tokens"], r["decode_step_ms"],
+                 r["decode_ms_per_page"], r["pages_per_hour_serial"], r["pages_per_hour_overlapped"],
+                 r["pages_per_hour_serial_46"], r["pages_per_hour_overlapped_46"],
+                 "yes" if r.get("vision_measured") else "NO (excluded)"] for r in pages]
+        if rows:
+            out.append(table(["batch", "layers", "prompt", "out tokens", "decode ms/step", "decode ms/page",
+                              "pages/h serial", "pages/h overlapped", "46L serial", "46L overlapped",
+                              "vision in total"], rows))
 
     vis = by.get("vision", [])
     if vis:

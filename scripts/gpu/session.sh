@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# scripts/gpu/session.sh — the whole GPU session's work in one device call (run from the repo root
-# on the device machine, with `gpu-carry` carried): GPU parity, Folio's benchmark, transformers'
-# benchmark with the same shapes, then the tables. Logs and JSON lines go to $OUT.
+# scripts/gpu/session.sh — a GPU session's work (run from the repo root on the device machine, with
+# gpu-carry/bin carried): GPU parity, Folio's benchmark, pages per hour, transformers' benchmark
+# with the same shapes, the vision tower on ORT's CUDA EP, then the tables. Logs and JSON lines go
+# to $OUT. One device command may run at most 10 minutes, so the session is two calls (presets):
 #
-#   scripts/gpu/session.sh [STEP...]       steps: info parity bench hf report (default: all),
-#                                          bench-events-off, ort-part, ort-install, vision
+#   scripts/gpu/session.sh ort-part                   calls 1..3: one part of ONNX Runtime GPU each
+#                                                     (carry gpu-carry/ort1, then ort2, then ort3)
+#   scripts/gpu/session.sh first                      call 4 (carry gpu-carry/bin gpu-carry/ort4):
+#                                                     ort-part ort-install info parity bench
+#   scripts/gpu/session.sh second                     call 5 (carry gpu-carry/bin gpu-carry/page):
+#                                                     vision-export pages hf vision report
+#   scripts/gpu/session.sh [STEP...]                  any steps, in the order given
 #
-# The vision step needs ONNX Runtime GPU carried in parts first (scripts/gpu/pack-ort; one
-# `ort-part` call per part with gpu-carry/ort/ holding it, back to back on a warm machine, then
-# `ort-part ort-install vision` in the last) and gpu-carry/whl/ with transformers' wheel.
+# Steps: info parity bench vision-export pages hf vision report ort-part ort-install
+# bench-events-off. Every step runs under `timeout` (T_<STEP> seconds, defaults below) so one hang
+# cannot eat the call, and every step runs even when an earlier one fails; the exit status is the
+# first failure's. Calls 1..5 must be back to back on a warm machine (/tmp/chunks, /tmp/ortpy and
+# /tmp/folio-vision live outside the repository and are lost when the machine goes back).
 #
 # Environment: LAYERS (26), KERNELS (grouped,fused), HF_IMPL ("eager sdpa"), BIN_DIR (where the
 # unpacked binaries go; /tmp/folio-gpu), PY (python3), DRY=1 for a CPU dry run here (binaries
-# from target/debug, --cpu --tiny, .venv-glm's python), EXTRA_BENCH (more gpu_bench args).
-# Every step runs even when an earlier one fails; the exit status is the first failure's.
+# from target/debug, --cpu --tiny, .venv-glm's python), EXTRA_BENCH (more gpu_bench args),
+# OUT (target-cuda/session-out).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -27,35 +35,54 @@ PY="${PY:-python3}"
 EXTRA_BENCH="${EXTRA_BENCH:-}"
 LOG="$OUT/session.log"
 STATUS=0
+# Seconds per step (the two presets fit in 600 s each with these).
+T_INFO="${T_INFO:-30}"
+T_PARITY="${T_PARITY:-200}"
+T_BENCH="${T_BENCH:-290}"
+T_VISION_EXPORT="${T_VISION_EXPORT:-170}"
+T_PAGES="${T_PAGES:-170}"
+T_HF="${T_HF:-160}"
+T_VISION="${T_VISION:-60}"
 
 if [[ "${DRY:-0}" == 1 ]]; then
   BIN_DIR="$ROOT/target/debug/examples"
   PY="$ROOT/.venv-glm/bin/python"
+  [[ -x "$PY" ]] || PY=python3
   CPU_ARGS=(--cpu)
   TINY_BENCH=(--tiny --batches 2,4 --batch-context 8 --steps 4 --warmup 1)
   TINY_HF=(--tiny --layers 3 --prefill 40 --batches 2,4 --batch-context 8 --steps 4 --warmup 1)
+  TINY_PAGES=(--tiny)
+  TINY_VISION=(--tiny)
   PARITY_EXTRA=(--small)
   LAYERS=3
 else
   CPU_ARGS=()
-  TINY_BENCH=()
+  TINY_BENCH=(--batch-kernels fused --prefill-kernels grouped)
   TINY_HF=(--layers "$LAYERS")
+  TINY_PAGES=()
+  TINY_VISION=()
   PARITY_EXTRA=()
+fi
+
+unpack() { # the carried binaries into $BIN_DIR (once per call)
+  [[ "${DRY:-0}" == 1 ]] && return 0
   mkdir -p "$BIN_DIR"
   for xzf in gpu-carry/bin/*.xz; do
     [[ -f "$xzf" ]] || continue
     xz -dc "$xzf" >"$BIN_DIR/$(basename "$xzf" .xz)"
     chmod +x "$BIN_DIR/$(basename "$xzf" .xz)"
   done
-fi
+}
 
-step() { # step NAME CMD... — runs, logs, keeps going
-  local name=$1 start rc
-  shift
+step() { # step NAME SECONDS CMD... — runs under timeout, logs, keeps going (functions of this
+  local name=$1 limit=$2 start rc          # script run as `$0 _fn NAME` so timeout can kill them)
+  shift 2
   start=$(date +%s)
-  echo "=== $name: $*" | tee -a "$LOG"
-  "$@" 2>&1 | tee -a "$LOG"
+  echo "=== $name (≤ ${limit} s): $*" | tee -a "$LOG"
+  if [[ $(type -t "$1") == function ]]; then set -- "$ROOT/scripts/gpu/session.sh" _fn "$@"; fi
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG"
   rc=${PIPESTATUS[0]}
+  [[ $rc == 124 || $rc == 137 ]] && echo "=== $name: TIMED OUT after $limit s" | tee -a "$LOG"
   echo "=== $name: rc=$rc in $(($(date +%s) - start)) s" | tee -a "$LOG"
   if [[ $rc != 0 && $STATUS == 0 ]]; then STATUS=$rc; fi
 }
@@ -65,15 +92,25 @@ info() {
     --format=csv 2>&1 || echo "no nvidia-smi"
   "$PY" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>&1
   uname -r
+  nproc
 }
 
-ort_part() { # carry one part of the ONNX Runtime CUDA provider into /tmp/chunks
+ort_part() { # carry the parts of the ONNX Runtime CUDA provider (gpu-carry/ort*/) into /tmp/chunks
   mkdir -p /tmp/chunks
-  cp -v gpu-carry/ort/* /tmp/chunks/
+  local found=0
+  for f in gpu-carry/ort*/*; do
+    [[ -f "$f" ]] || continue
+    cp -v "$f" /tmp/chunks/
+    found=1
+  done
   ls -la /tmp/chunks
+  [[ $found == 1 ]] || { echo "no gpu-carry/ort*/ parts carried in this call"; return 1; }
 }
 
 ort_install() { # join the carried parts, check them, unpack the Python package into /tmp/ortpy
+  if [[ -f /tmp/ortpy/onnxruntime/capi/libonnxruntime_providers_cuda.so ]]; then
+    echo "already installed"; return 0
+  fi
   mkdir -p /tmp/ortpy
   (cd /tmp/chunks && cat cuda.xz.part-* >/tmp/ortpy/cuda.xz && cd /tmp/ortpy && sha256sum -c /tmp/chunks/SHA256SUMS) || return 1
   tar -C /tmp/ortpy -xJf /tmp/chunks/rest.tar.xz || return 1
@@ -82,36 +119,63 @@ ort_install() { # join the carried parts, check them, unpack the Python package 
   ls -la /tmp/ortpy/onnxruntime/capi | grep '\.so'
 }
 
-vision() { # ORT CUDA EP vs PyTorch for the vision tower (needs ort-install first, same machine)
-  local nv
-  nv=$(ls -d /opt/torch/.venv/lib/python3.12/site-packages/nvidia/*/lib 2>/dev/null | tr '\n' :)
+nv_libs() { # cuDNN, cuBLAS, cuFFT, cuRAND of the PyTorch venv, for ORT's CUDA provider
+  ls -d /opt/torch/.venv/lib/python3.12/site-packages/nvidia/*/lib 2>/dev/null | tr '\n' :
+}
+
+vision_py() { # vision_bench.py --part PART (needs ort-install first on the same machine)
   if ls gpu-carry/whl/*.whl >/dev/null 2>&1; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/tf gpu-carry/whl/*.whl || return 1
   fi
   env PYTHONUNBUFFERED=1 PYTHONPATH="/tmp/tf:/tmp/ortpy${PYTHONPATH:+:$PYTHONPATH}" \
-    LD_LIBRARY_PATH="$nv${LD_LIBRARY_PATH:-}" "$PY" scripts/gpu/vision_bench.py --out "$OUT/vision.jsonl" \
-    --dir /tmp/folio-vision ${VISION_ARGS:-}
+    LD_LIBRARY_PATH="$(nv_libs)${LD_LIBRARY_PATH:-}" "$PY" scripts/gpu/vision_bench.py --out "$OUT/vision.jsonl" \
+    --dir /tmp/folio-vision --part "$1" "${TINY_VISION[@]}" ${VISION_ARGS:-}
 }
 
+pages() { # gpu_pages with Folio's vision tower on ORT's CUDA EP (the vision-export step's fp16 export)
+  local image=gpu-carry/page/page.jpg
+  [[ -f $image ]] || image=$(ls /work/shared/corpus/printed/*.jpg 2>/dev/null | head -1)
+  env LD_LIBRARY_PATH="$(nv_libs)${LD_LIBRARY_PATH:-}" "$BIN_DIR/gpu_pages" "${CPU_ARGS[@]}" "${TINY_PAGES[@]}" \
+    --layers "$LAYERS" --image "$image" --vision-onnx /tmp/folio-vision/vision.fp16.onnx \
+    --ort-lib /tmp/ortpy/onnxruntime/capi/libonnxruntime.so.1.31.1 --out "$OUT/pages.jsonl"
+}
+
+if [[ "${1:-}" == _fn ]]; then # internal: run one function of this script (see `step`)
+  shift
+  "$@"
+  exit $?
+fi
+
+unpack
 STEPS=("$@")
-[[ ${#STEPS[@]} -eq 0 ]] && STEPS=(info parity bench hf report)
+[[ ${#STEPS[@]} -eq 0 ]] && STEPS=(first)
+EXPANDED=()
 for s in "${STEPS[@]}"; do
   case "$s" in
-    info) step info info ;;
-    parity) step parity "$BIN_DIR/gpu_parity" "${CPU_ARGS[@]}" "${PARITY_EXTRA[@]}" --out "$OUT/parity.jsonl" ;;
-    bench) step bench "$BIN_DIR/gpu_bench" "${CPU_ARGS[@]}" "${TINY_BENCH[@]}" --layers "$LAYERS" \
+    first) EXPANDED+=(ort-part ort-install info parity bench) ;;
+    second) EXPANDED+=(vision-export pages hf vision report) ;;
+    *) EXPANDED+=("$s") ;;
+  esac
+done
+for s in "${EXPANDED[@]}"; do
+  case "$s" in
+    info) step info "$T_INFO" info ;;
+    parity) step parity "$T_PARITY" "$BIN_DIR/gpu_parity" "${CPU_ARGS[@]}" "${PARITY_EXTRA[@]}" --out "$OUT/parity.jsonl" ;;
+    bench) step bench "$T_BENCH" "$BIN_DIR/gpu_bench" "${CPU_ARGS[@]}" "${TINY_BENCH[@]}" --layers "$LAYERS" \
       --kernels "$KERNELS" --out "$OUT/bench.jsonl" $EXTRA_BENCH ;;
-    bench-events-off) step bench-events-off "$BIN_DIR/gpu_bench" "${CPU_ARGS[@]}" "${TINY_BENCH[@]}" \
+    bench-events-off) step bench-events-off "$T_BENCH" "$BIN_DIR/gpu_bench" "${CPU_ARGS[@]}" "${TINY_BENCH[@]}" \
       --layers "$LAYERS" --kernels fused --events off --skip-ceilings --batches 8 --out "$OUT/bench-events-off.jsonl" ;;
+    vision-export) step vision-export "$T_VISION_EXPORT" vision_py ort ;;
+    pages) step pages "$T_PAGES" pages ;;
     hf)
       impl_args=()
       for i in $HF_IMPL; do impl_args+=(--impl "$i"); done
-      step hf env PYTHONUNBUFFERED=1 "$PY" scripts/gpu/hf_bench.py "${TINY_HF[@]}" "${impl_args[@]}" \
-        --out "$OUT/bench.jsonl"
+      step hf "$T_HF" env PYTHONUNBUFFERED=1 "$PY" scripts/gpu/hf_bench.py "${TINY_HF[@]}" "${impl_args[@]}" \
+        --skip-vision --out "$OUT/bench.jsonl"
       ;;
-    ort-part) step ort-part ort_part ;;
-    ort-install) step ort-install ort_install ;;
-    vision) step vision vision ;;
+    vision) step vision "$T_VISION" vision_py torch ;;
+    ort-part) step ort-part 60 ort_part ;;
+    ort-install) step ort-install 120 ort_install ;;
     report)
       "$PY" scripts/gpu/report.py "$OUT"/*.jsonl >"$OUT/tables.md" 2>>"$LOG"
       cat "$OUT/tables.md"

@@ -5,7 +5,12 @@
 //! `gpu_bench [--cpu --tiny] [--layers 26] [--kernels grouped,fused] [--prefill 1300]
 //! [--prefill-kernels grouped,batched] [--batch-kernels fused,batched] [--steps 20]
 //! [--warmup 3] [--batches 8,32,64] [--batch-context 128] [--events on|off]
-//! [--pool keep|default] [--skip-ceilings] [--out FILE.jsonl]`
+//! [--pool keep|default] [--paths candle,fused] [--skip-ceilings] [--out FILE.jsonl]`
+//!
+//! `--paths`: decode (b = 1 and batched) runs once per path — `candle` (candle's ops for
+//! attention and norms) and `fused` (`folio_glm45v::kernels`: fused decode attention with the
+//! in-place KV append, fused residual add + RMSNorm) — after a self-check of the fused path
+//! against the candle path; if that fails, only the candle path is measured.
 //!
 //! `--pool keep` (default) raises the CUDA default memory pool's release threshold so freed
 //! memory stays pooled; `--events off` turns off cudarc's per-launch event bookkeeping.
@@ -22,6 +27,7 @@ mod common;
 use candle_core::{DType, Device, Tensor, D};
 use common::{median, spread, timed, AnyResult, Args, JsonLines};
 use folio_glm45v::config::TextConfig;
+use folio_glm45v::kernels::{fused_enabled, set_fused_enabled};
 use folio_glm45v::moe::MoeKernel;
 use folio_glm45v::mrope::{decode_positions, text_positions, Positions3};
 use folio_glm45v::synthetic::{self, DecodeBytes};
@@ -44,6 +50,8 @@ struct Opts {
     batch_context: usize,
     skip_ceilings: bool,
     tiny: bool,
+    /// Decode paths compared: "candle" (candle ops) and "fused" (`folio_glm45v::kernels`).
+    paths: Vec<&'static str>,
 }
 
 /// Measured ceilings of this device.
@@ -277,35 +285,39 @@ fn bench_decode(
     let mut cfg46 = cfg.clone();
     cfg46.num_hidden_layers = REAL_LAYERS;
     for &(kernel, tag) in &opts.kernels {
-        model.set_moe_kernel(kernel);
-        let (mut cache, delta, _) = prefill(model, dev, opts, 0)?;
-        let context = cache.seq_len();
-        let times = decode_b1(model, dev, &mut cache, delta, opts.warmup + opts.steps)?;
-        let timed = &times[opts.warmup..];
-        let step = median(timed);
-        let (lo, hi) = spread(timed);
-        let layers = opts.layers as f64;
-        let per_layer = (step - head).max(0.0) / layers;
-        let step46 = head + per_layer * REAL_LAYERS as f64;
-        let bytes_l = bytes.per_token(cfg, opts.layers, context);
-        let bytes46 = bytes.per_token(&cfg46, REAL_LAYERS, context);
-        let floor_l = bytes_l / ceil.copy_bytes_per_s;
-        let floor46 = bytes46 / ceil.copy_bytes_per_s;
-        println!(
-            "decode b=1 {tag:<8} {:>8.2} ms/step ({:.2}–{:.2}) {:>7.1} tok/s | per layer {:.3} ms | 46 layers {:.2} ms = {:.1} tok/s | roofline {:.1}% ({}L) {:.1}% (46L)",
+        for &path in &opts.paths {
+            set_fused_enabled(path == "fused");
+            model.set_moe_kernel(kernel);
+            let (mut cache, delta, _) = prefill(model, dev, opts, 0)?;
+            let context = cache.seq_len();
+            let times = decode_b1(model, dev, &mut cache, delta, opts.warmup + opts.steps)?;
+            let timed = &times[opts.warmup..];
+            let step = median(timed);
+            let (lo, hi) = spread(timed);
+            let layers = opts.layers as f64;
+            let per_layer = (step - head).max(0.0) / layers;
+            let step46 = head + per_layer * REAL_LAYERS as f64;
+            let bytes_l = bytes.per_token(cfg, opts.layers, context);
+            let bytes46 = bytes.per_token(&cfg46, REAL_LAYERS, context);
+            let floor_l = bytes_l / ceil.copy_bytes_per_s;
+            let floor46 = bytes46 / ceil.copy_bytes_per_s;
+            println!(
+            "decode b=1 {tag:<8} {path:<6} {:>8.2} ms/step ({:.2}–{:.2}) {:>7.1} tok/s | per layer {:.3} ms | 46 layers {:.2} ms = {:.1} tok/s | roofline {:.1}% ({}L) {:.1}% (46L)",
             step * 1e3, lo * 1e3, hi * 1e3, 1.0 / step, per_layer * 1e3, step46 * 1e3, 1.0 / step46,
             100.0 * floor_l / step, opts.layers, 100.0 * floor46 / step46
         );
-        out.write(
-            &json!({"bench": "decode_b1", "engine": "folio", "kernel": tag,
+            out.write(
+                &json!({"bench": "decode_b1", "engine": "folio", "kernel": tag, "path": path,
             "layers": opts.layers, "context": context, "steps": timed.len(), "step_ms": step * 1e3,
             "step_ms_min": lo * 1e3, "step_ms_max": hi * 1e3, "tok_s": 1.0 / step,
             "head_ms": head * 1e3, "per_layer_ms": per_layer * 1e3, "step46_ms": step46 * 1e3,
             "tok_s_46": 1.0 / step46, "bytes_per_token": bytes_l, "bytes_per_token_46": bytes46,
             "floor_ms": floor_l * 1e3, "floor46_ms": floor46 * 1e3,
             "roofline_pct": 100.0 * floor_l / step, "roofline46_pct": 100.0 * floor46 / step46}),
-        )?;
+            )?;
+        }
     }
+    set_fused_enabled(opts.paths.contains(&"fused"));
     Ok(())
 }
 
@@ -346,7 +358,8 @@ fn prefill_one(
         tflops,
         100.0 * flops / s / ceil.matmul_flops.max(1.0)
     );
-    out.write(&json!({"bench": "prefill", "engine": "folio", "kernel": tag, "layers": opts.layers,
+    let path = if fused_enabled() { "fused" } else { "candle" };
+    out.write(&json!({"bench": "prefill", "engine": "folio", "kernel": tag, "path": path, "layers": opts.layers,
         "tokens": opts.prefill, "ms": s * 1e3, "runs": times.len(), "tok_s": opts.prefill as f64 / s,
         "flops": flops, "TFLOPs": tflops, "matmul_pct": 100.0 * flops / s / ceil.matmul_flops.max(1.0)}))?;
     Ok(())
@@ -387,60 +400,64 @@ fn bench_batched(
 ) -> AnyResult<()> {
     let h = model.hidden_size();
     for &batch in &opts.batches {
-        for &(kernel, tag) in &opts.batch_kernels {
-            let ctx = opts.batch_context;
-            model.set_moe_kernel(MoeKernel::Auto);
-            let embeds = (Tensor::randn(0f32, 1f32, (batch, ctx, h), dev)? * 0.02)?
-                .to_dtype(model.dtype())?;
-            let mut cache = model.new_cache();
-            forward(
-                model,
-                &embeds,
-                &text_positions(batch, 0, ctx, dev)?,
-                &mut cache,
-            )?;
-            model.set_moe_kernel(kernel);
-            let mut ids = vec![1u32; batch];
-            let mut times = Vec::new();
-            for step in 0..opts.warmup + opts.steps {
-                let start = std::time::Instant::now();
-                let tok = Tensor::from_vec(ids.clone(), (batch, 1), dev)?;
-                let e = model.embed(&tok)?;
-                let p = text_positions(batch, ctx + step, 1, dev)?;
-                let logits = forward(model, &e, &p, &mut cache)?;
-                ids = logits.squeeze(1)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
-                if step >= opts.warmup {
-                    times.push(start.elapsed().as_secs_f64());
+        for &path in &opts.paths {
+            set_fused_enabled(path == "fused");
+            for &(kernel, tag) in &opts.batch_kernels {
+                let ctx = opts.batch_context;
+                model.set_moe_kernel(MoeKernel::Auto);
+                let embeds = (Tensor::randn(0f32, 1f32, (batch, ctx, h), dev)? * 0.02)?
+                    .to_dtype(model.dtype())?;
+                let mut cache = model.new_cache();
+                forward(
+                    model,
+                    &embeds,
+                    &text_positions(batch, 0, ctx, dev)?,
+                    &mut cache,
+                )?;
+                model.set_moe_kernel(kernel);
+                let mut ids = vec![1u32; batch];
+                let mut times = Vec::new();
+                for step in 0..opts.warmup + opts.steps {
+                    let start = std::time::Instant::now();
+                    let tok = Tensor::from_vec(ids.clone(), (batch, 1), dev)?;
+                    let e = model.embed(&tok)?;
+                    let p = text_positions(batch, ctx + step, 1, dev)?;
+                    let logits = forward(model, &e, &p, &mut cache)?;
+                    ids = logits.squeeze(1)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+                    if step >= opts.warmup {
+                        times.push(start.elapsed().as_secs_f64());
+                    }
                 }
-            }
-            let s = median(&times);
-            let (bytes, flops) = batch_bounds(
-                cfg,
-                opts.layers,
-                batch,
-                ctx + opts.warmup + opts.steps / 2,
-                model.dtype(),
-            );
-            let t_bw = bytes / ceil.copy_bytes_per_s;
-            let t_fl = flops / ceil.matmul_flops.max(1.0);
-            let bound = t_bw.max(t_fl);
-            println!(
-                "decode b={batch:<3} {tag:<8} {:>8.2} ms/step {:>8.1} tok/s | bound {:.2} ms ({}) → {:.1}%",
+                let s = median(&times);
+                let (bytes, flops) = batch_bounds(
+                    cfg,
+                    opts.layers,
+                    batch,
+                    ctx + opts.warmup + opts.steps / 2,
+                    model.dtype(),
+                );
+                let t_bw = bytes / ceil.copy_bytes_per_s;
+                let t_fl = flops / ceil.matmul_flops.max(1.0);
+                let bound = t_bw.max(t_fl);
+                println!(
+                "decode b={batch:<3} {tag:<8} {path:<6} {:>8.2} ms/step {:>8.1} tok/s | bound {:.2} ms ({}) → {:.1}%",
                 s * 1e3,
                 batch as f64 / s,
                 bound * 1e3,
                 if t_bw >= t_fl { "bandwidth" } else { "compute" },
                 100.0 * bound / s
             );
-            out.write(
-                &json!({"bench": "decode_batched", "engine": "folio", "kernel": tag,
+                out.write(
+                &json!({"bench": "decode_batched", "engine": "folio", "kernel": tag, "path": path,
                 "layers": opts.layers, "batch": batch, "context": ctx, "step_ms": s * 1e3,
                 "tok_s": batch as f64 / s, "bytes": bytes, "flops": flops, "bound_ms": bound * 1e3,
                 "bound": if t_bw >= t_fl { "bandwidth" } else { "compute" },
                 "bound_pct": 100.0 * bound / s}),
             )?;
+            }
         }
     }
+    set_fused_enabled(opts.paths.contains(&"fused"));
     Ok(())
 }
 
@@ -464,9 +481,22 @@ fn parse() -> AnyResult<(bool, String, Option<String>, Opts)> {
         batch_context: a.parsed("--batch-context", 128)?,
         skip_ceilings,
         tiny,
+        paths: path_list(a.value("--paths")?)?,
     };
     a.finish()?;
     Ok((cpu, format!("events {events}, pool {pool}"), out, opts))
+}
+
+fn path_list(v: Option<String>) -> AnyResult<Vec<&'static str>> {
+    v.unwrap_or_else(|| "candle,fused".into())
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p {
+            "candle" => Ok("candle"),
+            "fused" => Ok("fused"),
+            other => Err(format!("unknown path {other} (candle, fused)").into()),
+        })
+        .collect()
 }
 
 fn kernel_list(v: Option<String>, default: &str) -> AnyResult<Vec<(MoeKernel, &'static str)>> {
@@ -535,9 +565,56 @@ fn run() -> AnyResult<()> {
         &json!({"bench": "build", "engine": "folio", "layers": opts.layers, "seconds": build_s,
         "settings": settings}),
     )?;
+    if opts.paths.contains(&"fused") && dev.is_cuda() {
+        fused_self_check(&model, &dev, &mut opts, &mut out)?;
+    }
+    set_fused_enabled(opts.paths.contains(&"fused"));
     bench_decode(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
     bench_prefill(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
     bench_batched(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
+    Ok(())
+}
+
+/// The fused kernels against the candle ops on this model (a 64-token prompt, 4 steps); when
+/// they disagree (layer 0 outside the bf16 band) or fail, the benchmark measures the candle
+/// path only and says so.
+fn fused_self_check(
+    model: &TextModel,
+    dev: &Device,
+    opts: &mut Opts,
+    out: &mut JsonLines,
+) -> AnyResult<()> {
+    let t = 64;
+    let embeds = (Tensor::randn(0f32, 1f32, (1, t, model.hidden_size()), dev)? * 0.02)?
+        .to_dtype(model.dtype())?;
+    let positions = text_positions(1, 0, t, dev)?;
+    let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(1, len, 1, dev)?) };
+    let result = common::fused::fused_vs_candle(model, &embeds, &positions, 4, &next);
+    let (ok, detail) = match &result {
+        Ok(d) => (
+            d.layer0_rel_l2.is_finite() && d.layer0_rel_l2 <= 1e-2 && d.rel_l2.is_finite(),
+            format!(
+                "layer-0 rel L2 {:.3e}, logits rel L2 {:.3e}",
+                d.layer0_rel_l2, d.rel_l2
+            ),
+        ),
+        Err(e) => (false, format!("error: {e}")),
+    };
+    println!(
+        "fused kernels self-check: {} ({detail})",
+        if ok {
+            "ok"
+        } else {
+            "FAILED — measuring the candle path only"
+        }
+    );
+    out.write(&json!({"bench": "fused_selfcheck", "ok": ok, "detail": detail}))?;
+    if !ok {
+        opts.paths.retain(|p| *p != "fused");
+        if opts.paths.is_empty() {
+            opts.paths.push("candle");
+        }
+    }
     Ok(())
 }
 

@@ -1,7 +1,11 @@
 //! Parity of the GLM-4.5V decoder on the GPU (the CPU suite's checks, run on CUDA).
 //!
-//! `gpu_parity [--cpu] [--fixtures DIR] [--out FILE.jsonl] [--small]`
+//! `gpu_parity [--cpu] [--fixtures DIR] [--out FILE.jsonl] [--small] [--only-fused]`
 //!
+//! 0. First (new in version 3): the fused CUDA decode kernels against candle's ops on the same
+//!    model (tiny fixture f32/bf16 at B = 1 across the KV-cache growth and B = 2; two synthetic
+//!    layers of the real shapes), then the f32 real-shape MoE case of 8 tokens (check 3's case
+//!    that session D did not reach). `--only-fused` stops after these.
 //! 1. f32, both MoE kernels, the committed tiny fixtures against transformers' reference
 //!    (`reference.safetensors`): per-layer hidden states, router choices, logits (≤ 1e-4, max
 //!    abs diff over max |ref|), image M-RoPE positions, KV-cache decoding, the FP8 layout.
@@ -22,6 +26,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, D};
+use common::fused::{fused_vs_candle, PathDiff};
 use common::{rel_l2, rel_max_diff, AnyResult, Args, JsonLines};
 use folio_glm45v::config::{ModelConfig, TextConfig};
 use folio_glm45v::moe::{Moe, MoeKernel, RouterChoice};
@@ -313,6 +318,92 @@ fn bf16_fixture_checks(
     Ok(())
 }
 
+/// Check 0: the fused CUDA decode kernels (attention with the in-place KV append, RMSNorm with
+/// the residual add) against the candle ops on the same model: the tiny fixture (B = 1 across
+/// the 256-position cache growth, B = 2), then two synthetic layers of the real shapes.
+fn fused_decode_checks(
+    rep: &mut Report,
+    fixtures: &Path,
+    dev: &Device,
+    small: bool,
+) -> AnyResult<()> {
+    if !dev.is_cuda() {
+        return rep.note("fused decode kernels", "not applicable on the CPU");
+    }
+    for dtype in [DType::F32, DType::BF16] {
+        let (cfg, model) = load(&fixtures.join("tiny"), dtype, dev, MoeKernel::Fused)?;
+        let vocab = cfg.text_config.vocab_size;
+        for (b, t, steps) in [(1usize, 250usize, 12usize), (2, 37, 8)] {
+            let ids: Vec<u32> = (0..b * t)
+                .map(|i| ((i * 7919 + 13) % vocab) as u32)
+                .collect();
+            let embeds = model.embed(&Tensor::from_vec(ids, (b, t), dev)?)?;
+            let positions = text_positions(b, 0, t, dev)?;
+            let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(b, len, 1, dev)?) };
+            let d = fused_vs_candle(&model, &embeds, &positions, steps, &next)?;
+            fused_report(
+                rep,
+                &format!("{dtype:?} tiny B={b} T={t}+{steps}"),
+                dtype,
+                &d,
+            )?;
+        }
+    }
+    let (t, steps) = if small { (40, 3) } else { (300, 4) };
+    for dtype in [DType::BF16, DType::F32] {
+        let cfg = folio_glm45v::synthetic::text_config(2)?;
+        let vb = folio_glm45v::synthetic::var_builder(dtype, dev, 77)?;
+        let mut model = TextModel::new(&cfg, vb)?;
+        model.set_moe_kernel(MoeKernel::Fused);
+        let embeds =
+            (Tensor::randn(0f32, 1f32, (1, t, cfg.hidden_size), dev)? * 0.02)?.to_dtype(dtype)?;
+        let positions = text_positions(1, 0, t, dev)?;
+        let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(1, len, 1, dev)?) };
+        let d = fused_vs_candle(&model, &embeds, &positions, steps, &next)?;
+        fused_report(
+            rep,
+            &format!("{dtype:?} real-shape 2 layers T={t}+{steps}"),
+            dtype,
+            &d,
+        )?;
+    }
+    Ok(())
+}
+
+/// f32: logits and layer 0 within 1e-4; bf16: layer 0 within the band (logits informative:
+/// a routing flip in a later layer moves them by more than rounding).
+fn fused_report(rep: &mut Report, what: &str, dtype: DType, d: &PathDiff) -> AnyResult<()> {
+    let detail = format!("{} calls, fused kernels vs candle ops", d.steps);
+    if dtype == DType::F32 {
+        rep.check(
+            &format!("fused decode {what} logits"),
+            d.rel_max,
+            TOL_F32,
+            &detail,
+        )?;
+        rep.check(
+            &format!("fused decode {what} layer-0 rel L2"),
+            d.layer0_rel_l2,
+            TOL_F32,
+            &detail,
+        )
+    } else {
+        rep.check(
+            &format!("fused decode {what} layer-0 rel L2"),
+            d.layer0_rel_l2,
+            BAND_BF16,
+            &detail,
+        )?;
+        rep.note(
+            &format!("fused decode {what} logits"),
+            &format!(
+                "rel L2 {:.3e}, rel max {:.3e} (informative)",
+                d.rel_l2, d.rel_max
+            ),
+        )
+    }
+}
+
 /// The MoE kernels checked on `dev` (the fused one needs CUDA).
 fn kernels_for(dev: &Device) -> Vec<(MoeKernel, &'static str)> {
     let mut k = vec![
@@ -419,10 +510,23 @@ fn moe_reference(
     Ok(Tensor::from_vec(result, (n, h), &Device::Cpu)?)
 }
 
-fn moe_real_shape_checks(rep: &mut Report, dev: &Device, small: bool) -> AnyResult<()> {
+fn moe_real_shape_checks(
+    rep: &mut Report,
+    dev: &Device,
+    small: bool,
+    cases: &[(DType, usize)],
+) -> AnyResult<()> {
     let cfg = moe_config(small)?;
     let kernels = kernels_for(dev);
-    for dtype in [DType::BF16, DType::F32] {
+    for dtype in [DType::F32, DType::BF16] {
+        let sizes: Vec<usize> = cases
+            .iter()
+            .filter(|(d, _)| *d == dtype)
+            .map(|(_, n)| *n)
+            .collect();
+        if sizes.is_empty() {
+            continue;
+        }
         let vb = folio_glm45v::synthetic::var_builder(dtype, dev, 1234)?;
         let mut moe = Moe::new(&cfg, vb.pp("mlp"))?;
         let limit = if dtype == DType::BF16 {
@@ -430,12 +534,7 @@ fn moe_real_shape_checks(rep: &mut Report, dev: &Device, small: bool) -> AnyResu
         } else {
             TOL_F32
         };
-        let sizes: &[usize] = if dtype == DType::BF16 {
-            &[1, 8, 64]
-        } else {
-            &[1, 8]
-        };
-        for &n in sizes {
+        for &n in &sizes {
             // Fresh inputs per size: unit-variance rows like normed hidden states.
             let x = Tensor::randn(0f32, 1f32, (1, n, cfg.hidden_size), dev)?.to_dtype(dtype)?;
             let mut choices = Vec::new();
@@ -508,6 +607,7 @@ fn run() -> AnyResult<bool> {
     let mut args = Args::from_env();
     let cpu = args.flag("--cpu");
     let small = args.flag("--small");
+    let only_fused = args.flag("--only-fused");
     let fixtures = PathBuf::from(
         args.value("--fixtures")?
             .unwrap_or_else(|| "workers/glm45v/tests/fixtures".into()),
@@ -523,23 +623,42 @@ fn run() -> AnyResult<bool> {
     if !dev.is_cuda() {
         rep.note("fused MoE kernel", "not applicable on the CPU")?;
     }
+    let r = fused_decode_checks(&mut rep, &fixtures, &dev, small);
+    rep.guard("fused decode kernels", r)?;
+    if only_fused {
+        return Ok(finish(&rep));
+    }
+    // The f32 real-shape MoE case of 8 tokens first: it was not reached in session D.
+    let r = moe_real_shape_checks(&mut rep, &dev, small, &[(DType::F32, 8)]);
+    rep.guard("moe real-shape f32 N=8", r)?;
     for (kernel, tag) in kernels_for(&dev) {
         let r = f32_fixture_checks(&mut rep, &fixtures, &dev, kernel, tag);
         rep.guard(&format!("f32 {tag} fixtures"), r)?;
         let r = bf16_fixture_checks(&mut rep, &fixtures, &dev, kernel, tag);
         rep.guard(&format!("bf16 {tag} fixtures"), r)?;
     }
-    let r = moe_real_shape_checks(&mut rep, &dev, small);
+    let cases = [
+        (DType::BF16, 1),
+        (DType::BF16, 8),
+        (DType::BF16, 64),
+        (DType::F32, 1),
+    ];
+    let r = moe_real_shape_checks(&mut rep, &dev, small, &cases);
     rep.guard("moe real-shape", r)?;
     rep.note(
         "vision tower",
         "checked by scripts/gpu/vision_bench.py (ONNX export on ORT's CUDA EP vs transformers fp32)",
     )?;
+    Ok(finish(&rep))
+}
+
+/// Prints the verdict; true when every check passed.
+fn finish(rep: &Report) -> bool {
     if rep.failed.is_empty() {
         println!("parity: all checks passed");
-        Ok(true)
+        true
     } else {
         println!("parity: {} FAILED: {:?}", rep.failed.len(), rep.failed);
-        Ok(false)
+        false
     }
 }

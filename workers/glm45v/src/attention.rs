@@ -12,6 +12,11 @@ use crate::error::Result;
 use crate::kv_cache::KvCache;
 use crate::mrope::MropeTable;
 
+/// The fused decode-attention fast path (CUDA only).
+#[cfg(feature = "cuda")]
+#[path = "attention_cuda.rs"]
+mod cuda;
+
 /// One attention block (`self_attn.*`).
 #[derive(Debug, Clone)]
 pub struct Attention {
@@ -55,6 +60,10 @@ impl Attention {
         mask: Option<&Tensor>,
         cache: &mut KvCache,
     ) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if let Some(out) = cuda::try_forward(self, x, rope.rotary_dim(), cos, sin, cache)? {
+            return Ok(out);
+        }
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let q = self

@@ -1,4 +1,5 @@
 //! Small building blocks of the text decoder: RMSNorm (spec §2.3 numerics) and the SwiGLU MLP.
+//! On CUDA the norm (and the residual add before it) is one kernel of `kernels/decode.cu`.
 
 use candle_core::{Module, Tensor};
 use candle_nn::{linear_no_bias, Linear, VarBuilder};
@@ -27,6 +28,14 @@ impl RmsNorm {
 
     /// Normalises over the last dim.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if crate::kernels::fused_enabled() {
+            if let Some((_, normed)) =
+                crate::kernels::cuda::rms_norm(x, None, &self.weight, self.eps)?
+            {
+                return Ok(normed);
+            }
+        }
         let ones = if x.dtype() == self.ones.dtype() {
             self.ones.clone()
         } else {
@@ -34,6 +43,24 @@ impl RmsNorm {
         };
         let normed = candle_nn::ops::rms_norm(&x.contiguous()?, &ones, self.eps as f32)?;
         Ok(normed.broadcast_mul(&self.weight)?)
+    }
+}
+
+impl RmsNorm {
+    /// `(x + delta, self.forward(x + delta))`: the residual add fused into the norm on CUDA
+    /// (one kernel instead of three launches), the same ops as before elsewhere.
+    pub fn forward_residual(&self, x: &Tensor, delta: &Tensor) -> Result<(Tensor, Tensor)> {
+        #[cfg(feature = "cuda")]
+        if crate::kernels::fused_enabled() {
+            if let Some((Some(sum), normed)) =
+                crate::kernels::cuda::rms_norm(x, Some(delta), &self.weight, self.eps)?
+            {
+                return Ok((sum, normed));
+            }
+        }
+        let sum = (x + delta)?;
+        let normed = self.forward(&sum)?;
+        Ok((sum, normed))
     }
 }
 

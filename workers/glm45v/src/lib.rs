@@ -40,6 +40,7 @@ pub mod constraint;
 pub mod error;
 pub mod fp8;
 pub mod generation;
+pub mod kernels;
 pub mod kv_cache;
 pub mod layers;
 pub mod model;

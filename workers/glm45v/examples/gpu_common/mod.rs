@@ -284,3 +284,5 @@ pub fn memcpy_seconds(src: &Tensor, reps: usize) -> AnyResult<Option<Vec<f64>>> 
 pub fn memcpy_seconds(_src: &Tensor, _reps: usize) -> AnyResult<Option<Vec<f64>>> {
     Ok(None)
 }
+
+pub mod fused;

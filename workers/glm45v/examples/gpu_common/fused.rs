@@ -1,0 +1,115 @@
+//! The fused CUDA decode kernels (`folio_glm45v::kernels`) against the candle path on the same
+//! model and inputs: used by `gpu_parity` (checks) and by `gpu_bench`/`gpu_pages` (a self-check
+//! that switches the kernels off when they disagree, so the benchmarks still measure).
+
+use candle_core::{Tensor, D};
+use folio_glm45v::kernels::set_fused_enabled;
+use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
+
+use super::{rel_l2, rel_max_diff, AnyResult};
+
+/// Worst differences of the fused path against the candle path over a prefill and its decode
+/// steps: (rel L2, rel max diff), each the largest over the steps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathDiff {
+    /// Logits (the last position of each forward call).
+    pub rel_l2: f64,
+    pub rel_max: f64,
+    /// Output of layer 0 (every position of each call): attention and norms without routing.
+    pub layer0_rel_l2: f64,
+    pub steps: usize,
+}
+
+/// Prefill of `embeds` [B, T, hidden] at `positions` [3, B, T], then `steps` decode steps; the
+/// tokens fed back are the candle path's greedy choices (the same for both paths).
+/// `next_positions(cache_len)` gives the [3, B, 1] positions of the next step. Leaves the
+/// fused kernels switched on.
+pub fn fused_vs_candle(
+    model: &TextModel,
+    embeds: &Tensor,
+    positions: &Tensor,
+    steps: usize,
+    next_positions: &dyn Fn(usize) -> AnyResult<Tensor>,
+) -> AnyResult<PathDiff> {
+    set_fused_enabled(false);
+    let old = run(model, embeds, positions, steps, next_positions, None);
+    let old = match old {
+        Ok(o) => o,
+        Err(e) => {
+            set_fused_enabled(true);
+            return Err(e);
+        }
+    };
+    set_fused_enabled(true);
+    let tokens: Vec<Vec<u32>> = old.iter().map(|s| s.tokens.clone()).collect();
+    let new = run(
+        model,
+        embeds,
+        positions,
+        steps,
+        next_positions,
+        Some(&tokens),
+    )?;
+    let mut diff = PathDiff {
+        steps: new.len(),
+        ..PathDiff::default()
+    };
+    for (a, b) in new.iter().zip(&old) {
+        diff.rel_l2 = diff.rel_l2.max(rel_l2(&a.logits, &b.logits)?);
+        diff.rel_max = diff.rel_max.max(rel_max_diff(&a.logits, &b.logits)?);
+        diff.layer0_rel_l2 = diff.layer0_rel_l2.max(rel_l2(&a.layer0, &b.layer0)?);
+    }
+    Ok(diff)
+}
+
+/// One forward call's outputs.
+struct Step {
+    logits: Tensor,
+    layer0: Tensor,
+    tokens: Vec<u32>,
+}
+
+/// Logits [B, V] and layer-0 output of the prefill and each step, with the tokens fed next.
+fn run(
+    model: &TextModel,
+    embeds: &Tensor,
+    positions: &Tensor,
+    steps: usize,
+    next_positions: &dyn Fn(usize) -> AnyResult<Tensor>,
+    forced: Option<&[Vec<u32>]>,
+) -> AnyResult<Vec<Step>> {
+    let mut cache = model.new_cache();
+    let mut out = Vec::with_capacity(steps + 1);
+    let mut e = embeds.clone();
+    let mut p = positions.clone();
+    for step in 0..=steps {
+        let input = DecoderInput {
+            embeds: &e,
+            positions: &p,
+            logits: LogitsSelection::Last,
+            record: Record {
+                hidden_states: true,
+                router: false,
+            },
+        };
+        let o = model.forward(input, &mut cache)?;
+        let logits = o.logits.ok_or("no logits")?.squeeze(1)?;
+        let layer0 = o.layer_hidden.first().ok_or("no layer output")?.clone();
+        let greedy = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let next = match forced {
+            Some(f) => f.get(step).cloned().ok_or("forced tokens too short")?,
+            None => greedy,
+        };
+        out.push(Step {
+            logits,
+            layer0,
+            tokens: next.clone(),
+        });
+        if step < steps {
+            let b = next.len();
+            e = model.embed(&Tensor::from_vec(next, (b, 1), model.device())?)?;
+            p = next_positions(cache.seq_len())?;
+        }
+    }
+    Ok(out)
+}
