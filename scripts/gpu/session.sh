@@ -18,6 +18,10 @@
 # first failure's. Calls 1..5 must be back to back on a warm machine (/tmp/chunks, /tmp/ortpy and
 # /tmp/folio-vision live outside the repository and are lost when the machine goes back).
 #
+# $OUT is where everything is written (the device machine sets it: what is written there comes
+# back); the JSON lines are also kept in /tmp/folio-session-keep so the second call's report
+# covers the first call's parity and bench. Files: parity, bench, vision, pages, hf (.jsonl).
+#
 # Environment: LAYERS (26), KERNELS (grouped,fused), HF_IMPL ("eager sdpa"), BIN_DIR (where the
 # unpacked binaries go; /tmp/folio-gpu), PY (python3), DRY=1 for a CPU dry run here (binaries
 # from target/debug, --cpu --tiny, .venv-glm's python), EXTRA_BENCH (more gpu_bench args),
@@ -41,8 +45,8 @@ T_PARITY="${T_PARITY:-200}"
 T_BENCH="${T_BENCH:-290}"
 T_VISION_EXPORT="${T_VISION_EXPORT:-170}"
 T_PAGES="${T_PAGES:-170}"
-T_HF="${T_HF:-160}"
-T_VISION="${T_VISION:-60}"
+T_HF="${T_HF:-150}"
+T_VISION="${T_VISION:-45}"
 
 if [[ "${DRY:-0}" == 1 ]]; then
   BIN_DIR="$ROOT/target/debug/examples"
@@ -85,6 +89,13 @@ step() { # step NAME SECONDS CMD... — runs under timeout, logs, keeps going (f
   [[ $rc == 124 || $rc == 137 ]] && echo "=== $name: TIMED OUT after $limit s" | tee -a "$LOG"
   echo "=== $name: rc=$rc in $(($(date +%s) - start)) s" | tee -a "$LOG"
   if [[ $rc != 0 && $STATUS == 0 ]]; then STATUS=$rc; fi
+  keep
+}
+
+KEEP=/tmp/folio-session-keep
+keep() { # the JSON lines so far, kept outside the repository for a later call's report
+  mkdir -p "$KEEP"
+  cp -f "$OUT"/*.jsonl "$KEEP"/ 2>/dev/null || true
 }
 
 info() {
@@ -171,13 +182,15 @@ for s in "${EXPANDED[@]}"; do
       impl_args=()
       for i in $HF_IMPL; do impl_args+=(--impl "$i"); done
       step hf "$T_HF" env PYTHONUNBUFFERED=1 "$PY" scripts/gpu/hf_bench.py "${TINY_HF[@]}" "${impl_args[@]}" \
-        --skip-vision --out "$OUT/bench.jsonl"
+        --skip-vision --out "$OUT/hf.jsonl"
       ;;
     vision) step vision "$T_VISION" vision_py torch ;;
     ort-part) step ort-part 60 ort_part ;;
     ort-install) step ort-install 120 ort_install ;;
-    report)
-      "$PY" scripts/gpu/report.py "$OUT"/*.jsonl >"$OUT/tables.md" 2>>"$LOG"
+    report) # this call's lines and those kept from earlier calls on this machine (distinct files)
+      keep
+      "$PY" scripts/gpu/report.py "$KEEP"/*.jsonl >"$OUT/tables.md" 2>>"$LOG"
+      cp -f "$KEEP"/*.jsonl "$OUT"/ 2>/dev/null || true
       cat "$OUT/tables.md"
       ;;
     *) echo "unknown step $s" | tee -a "$LOG"; STATUS=2 ;;
