@@ -3,12 +3,16 @@
 //!
 //! GQA without copying K/V: the query heads that share a KV head are folded into the sequence
 //! axis ([B, kv, rep·T, D]), so one batched matmul per KV head serves all of its query heads.
+//!
+//! Two entry points share the projection (`qkv`) and the softmax attention (`attend`):
+//! [`Attention::forward`] (one batch of equal-length sequences over one [`KvCache`]) and
+//! [`Attention::forward_ragged`] (decode of N sequences with their own caches, `batch.rs`).
 
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{linear_b, linear_no_bias, Linear, VarBuilder};
 
 use crate::config::TextConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
 use crate::mrope::MropeTable;
 
@@ -64,6 +68,57 @@ impl Attention {
         if let Some(out) = cuda::try_forward(self, x, rope.rotary_dim(), cos, sin, cache)? {
             return Ok(out);
         }
+        let (q, k, v) = self.qkv(x, rope, cos, sin)?;
+        let (k, v) = cache.append(self.layer, &k, &v.contiguous()?)?;
+        let out = self.attend(&q, &k, &v, mask)?;
+        Ok(self.o_proj.forward(&out)?)
+    }
+
+    /// Ragged decode: `x` [N, 1, hidden] holds the next token of N independent sequences,
+    /// `cos`/`sin` [N, 1, rotary/2] their positions, `caches[i]` sequence i's cache (any length).
+    /// Projections run batched over the N tokens; each token attends only to its own cache.
+    pub fn forward_ragged(
+        &self,
+        x: &Tensor,
+        rope: &MropeTable,
+        cos: &Tensor,
+        sin: &Tensor,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let (n, t, _) = x.dims3()?;
+        if t != 1 || n != caches.len() {
+            return Err(Error::InvalidInput(format!(
+                "ragged decode takes [N, 1, hidden] with N caches, got {:?} and {} caches",
+                x.dims(),
+                caches.len()
+            )));
+        }
+        #[cfg(feature = "cuda")]
+        if let Some(out) = cuda::try_forward_ragged(self, x, rope.rotary_dim(), cos, sin, caches)? {
+            return Ok(out);
+        }
+        let (q, k, v) = self.qkv(x, rope, cos, sin)?;
+        let mut outs = Vec::with_capacity(n);
+        for (i, cache) in caches.iter_mut().enumerate() {
+            let (ki, vi) = cache.append(
+                self.layer,
+                &k.narrow(0, i, 1)?,
+                &v.narrow(0, i, 1)?.contiguous()?,
+            )?;
+            outs.push(self.attend(&q.narrow(0, i, 1)?, &ki, &vi, None)?);
+        }
+        let out = Tensor::cat(&outs, 0)?; // [N, 1, nh*D]
+        Ok(self.o_proj.forward(&out)?)
+    }
+
+    /// Projections with rotary applied: q [B, nh, T, D], k and v [B, nkv, T, D] (v strided).
+    fn qkv(
+        &self,
+        x: &Tensor,
+        rope: &MropeTable,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let q = self
@@ -83,7 +138,14 @@ impl Attention {
             .transpose(1, 2)?;
         let q = rope.apply(&q, cos, sin)?;
         let k = rope.apply(&k, cos, sin)?;
-        let (k, v) = cache.append(self.layer, &k, &v.contiguous()?)?;
+        Ok((q, k, v))
+    }
+
+    /// Causal softmax attention of `q` [B, nh, T, D] over the full `k`, `v` [B, nkv, S, D]
+    /// (cache included); returns [B, T, nh·D] before `o_proj`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, _, t, _) = q.dims4()?;
+        let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let s = k.dim(2)?;
         let rep = nh / nkv;
         // [B, nh, T, D] -> [B, nkv, rep*T, D]: heads h = kv*rep + r share KV head kv.
@@ -95,12 +157,11 @@ impl Attention {
             None => scores,
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-        let out = probs.reshape((b, nkv, rep * t, s))?.matmul(&v)?; // [B, nkv, rep*T, D]
-        let out = out
+        let out = probs.reshape((b, nkv, rep * t, s))?.matmul(v)?; // [B, nkv, rep*T, D]
+        Ok(out
             .reshape((b, nh, t, d))?
             .transpose(1, 2)?
-            .reshape((b, t, nh * d))?;
-        Ok(self.o_proj.forward(&out)?)
+            .reshape((b, t, nh * d))?)
     }
 }
 

@@ -12,6 +12,7 @@
 //! | [`tokenizer`], [`chat`] | `tokenizer.json`, special ids, chat template (minijinja or built-in) |
 //! | [`text_model`] | the decoder: [`mrope`], [`attention`], [`moe`], [`layers`], [`kv_cache`] |
 //! | [`generation`], [`output`] | greedy/sampled generation, reasoning/answer/box parsing |
+//! | [`batch`] | batched generation across pages: admission under a token budget, ragged decode |
 //! | [`profiles`], [`page_parse`], [`constraint`] | prompt profiles, answer → page blocks, JSON-schema constrained decoding |
 //! | [`processor`], [`processor_resize`], [`processor_prompt`], [`processor_video`] | pixels → `pixel_values`, grids, placeholder expansion |
 //! | [`vision_inputs`], [`vision_onnx`] | rotary / bicubic / segment inputs; the ort session of the tower |
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod attention;
+pub mod batch;
 pub mod chat;
 pub mod config;
 pub mod constraint;

@@ -11,6 +11,8 @@
 //! `model.*` layout is accepted too). One entry point, [`TextModel::forward`], takes input
 //! embeddings (so vision embeddings can be spliced in) and explicit [3, B, T] positions, and a
 //! [`KvCache`] owned by the caller; prefill and decode are the same call.
+//! [`TextModel::forward_ragged`] is the batched decode step of sequences of different lengths,
+//! each with its own cache (the batch scheduler, `batch.rs`); both share the layer loop.
 //!
 //! References: transformers `models/glm4v_moe/modeling_glm4v_moe.py` (v5.24), vLLM
 //! `glm4_moe.py`, candle-transformers model files for the idiom.
@@ -116,6 +118,8 @@ pub struct TextModel {
     rope: MropeTable,
     vocab_size: usize,
     hidden_size: usize,
+    /// `num_key_value_heads · head_dim` (cached values per token, per layer, for K and for V).
+    kv_width: usize,
     dtype: DType,
     device: Device,
 }
@@ -161,6 +165,7 @@ impl TextModel {
             rope,
             vocab_size: v,
             hidden_size: h,
+            kv_width: cfg.num_key_value_heads * cfg.head_dim(),
             dtype: vb.dtype(),
             device: vb.device().clone(),
         })
@@ -198,6 +203,12 @@ impl TextModel {
     /// Device of the weights.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Bytes the KV cache holds per token of one sequence (keys and values of every layer, in
+    /// the compute dtype): what a token budget of the batch scheduler costs in memory.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        2 * self.layers.len() * self.kv_width * self.dtype.size_in_bytes()
     }
 
     /// A fresh cache for this model.
@@ -253,29 +264,11 @@ impl TextModel {
         } else {
             None
         };
-        let mut x = input.embeds.to_dtype(self.dtype)?;
-        let mut layer_hidden = Vec::new();
-        let mut router = Vec::new();
-        for layer in &self.layers {
-            let normed = layer.input_layernorm.forward(&x)?;
-            let attn =
-                layer
-                    .self_attn
-                    .forward(&normed, &self.rope, &cos, &sin, mask.as_ref(), cache)?;
-            x = (x + attn)?;
-            let normed = layer.post_attention_layernorm.forward(&x)?;
-            let (mlp, choice) = match &layer.mlp {
-                Mlp::Dense(m) => (m.forward(&normed)?, None),
-                Mlp::Moe(m) => m.forward(&normed, input.record.router)?,
-            };
-            x = (x + mlp)?;
-            if input.record.hidden_states {
-                layer_hidden.push(x.clone());
-            }
-            if input.record.router {
-                router.push(choice);
-            }
-        }
+        let x = input.embeds.to_dtype(self.dtype)?;
+        let (x, layer_hidden, router) =
+            self.layers_forward(x, input.record, &mut |attn, normed| {
+                attn.forward(normed, &self.rope, &cos, &sin, mask.as_ref(), cache)
+            })?;
         let last_hidden = self.norm.forward(&x)?;
         let logits = match input.logits {
             LogitsSelection::None => None,
@@ -291,5 +284,91 @@ impl TextModel {
             layer_hidden,
             router,
         })
+    }
+
+    /// One decode step of N independent sequences: `embeds` [N, 1, hidden] is the next token of
+    /// each, `positions` [3, N, 1] their M-RoPE positions, `caches[i]` sequence i's cache (of any
+    /// length; each is appended to). Projections, norms, MoE and `lm_head` run batched over the N
+    /// tokens; attention is ragged (each token attends to its own cache only, no padding).
+    /// Returns f32 logits [N, vocab].
+    pub fn forward_ragged(
+        &self,
+        embeds: &Tensor,
+        positions: &Tensor,
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let (n, t, h) = embeds.dims3()?;
+        if h != self.hidden_size || t != 1 || n == 0 || n != caches.len() {
+            return Err(Error::InvalidInput(format!(
+                "ragged decode takes embeds [N>0, 1, {}] and N caches, got {:?} and {}",
+                self.hidden_size,
+                embeds.dims(),
+                caches.len()
+            )));
+        }
+        if positions.dims() != [3, n, 1] {
+            return Err(Error::InvalidInput(format!(
+                "positions must be [3, {n}, 1], got {:?}",
+                positions.dims()
+            )));
+        }
+        if let Some(c) = caches.iter().find(|c| c.num_layers() != self.layers.len()) {
+            return Err(Error::InvalidInput(format!(
+                "KV cache has {} layers, the model {}",
+                c.num_layers(),
+                self.layers.len()
+            )));
+        }
+        let (cos, sin) = self.rope.cos_sin(positions, self.dtype)?;
+        let x = embeds.to_dtype(self.dtype)?;
+        let (x, _, _) = self.layers_forward(x, Record::default(), &mut |attn, normed| {
+            attn.forward_ragged(normed, &self.rope, &cos, &sin, caches)
+        })?;
+        let last_hidden = self.norm.forward(&x)?;
+        let logits = self.lm_head.forward(&last_hidden)?.to_dtype(DType::F32)?;
+        Ok(logits.reshape((n, self.vocab_size))?)
+    }
+
+    /// The decoder layers over `x`, attention supplied by `attend` (plain or ragged).
+    #[allow(clippy::type_complexity)]
+    fn layers_forward(
+        &self,
+        mut x: Tensor,
+        record: Record,
+        attend: &mut dyn FnMut(&Attention, &Tensor) -> Result<Tensor>,
+    ) -> Result<(Tensor, Vec<Tensor>, Vec<Option<RouterChoice>>)> {
+        let mut layer_hidden = Vec::new();
+        let mut router = Vec::new();
+        // Each residual add is fused with the norm that follows it (`forward_residual`: one
+        // kernel on CUDA, the same ops elsewhere); `next_normed` carries the next layer's input.
+        let mut next_normed = None;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let normed = match next_normed.take() {
+                Some(n) => n,
+                None => layer.input_layernorm.forward(&x)?,
+            };
+            let attn = attend(&layer.self_attn, &normed)?;
+            let (sum, normed) = layer.post_attention_layernorm.forward_residual(&x, &attn)?;
+            x = sum;
+            let (mlp, choice) = match &layer.mlp {
+                Mlp::Dense(m) => (m.forward(&normed)?, None),
+                Mlp::Moe(m) => m.forward(&normed, record.router)?,
+            };
+            match self.layers.get(i + 1) {
+                Some(next) => {
+                    let (sum, normed) = next.input_layernorm.forward_residual(&x, &mlp)?;
+                    x = sum;
+                    next_normed = Some(normed);
+                }
+                None => x = (x + mlp)?,
+            }
+            if record.hidden_states {
+                layer_hidden.push(x.clone());
+            }
+            if record.router {
+                router.push(choice);
+            }
+        }
+        Ok((x, layer_hidden, router))
     }
 }
