@@ -2,13 +2,16 @@
 //!
 //! 1. [`accept`]: validate the bytes (type, corruption, encryption, page count, pixel budget),
 //!    store the source and write `manifest.json`. This is what a 202 waits for.
+//!    [`accept_stored`] does the same for a large upload that was streamed to the store as it
+//!    arrived: it validates the local copy, and the source is already stored.
 //! 2. [`enqueue_pages`]: rasterize the selected pages on a blocking thread, one at a time, and for
 //!    each store the PNG and publish its [`PageJob`]. At most [`PAGES_IN_FLIGHT`] encoded pages wait
 //!    between the two sides, so a 2,000-page PDF never sits in memory as images.
 
-use crate::ingest::{IngestError, Ingestor, PageRange, RasterPage};
+use crate::ingest::{IngestError, Ingestor, MediaType, PageRange, RasterPage};
 use crate::page_png::encode_png;
 use bytes::Bytes;
+use folio_results::{clock, to_bytes, try_assemble, AssembleError, Completion};
 use folio_schemas::{DocKeys, JobOptions, Manifest, PageError, PageJob, SCHEMA_VERSION};
 use folio_transport::{JobQueue, ObjectStore, TransportError};
 use sha2::{Digest, Sha256};
@@ -32,11 +35,43 @@ pub struct SubmitRequest {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// A large upload already written to the store at its source key, with a local copy that
+/// inspection and rasterization read (deleted when the last holder drops it).
+#[derive(Debug, Clone)]
+pub struct StoredSource {
+    pub path: Arc<tempfile::TempPath>,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Sniffed from the first bytes.
+    pub media_type: MediaType,
+}
+
+/// A [`SubmitRequest`] whose bytes are a [`StoredSource`].
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    pub tenant: String,
+    pub document_id: String,
+    pub file_name: Option<String>,
+    pub source: StoredSource,
+    pub password: Option<String>,
+    pub pages: PageRange,
+    pub options: JobOptions,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Where an accepted document's bytes are read from for rasterization.
+#[derive(Debug, Clone)]
+enum SourceData {
+    Memory(Bytes),
+    File(Arc<tempfile::TempPath>),
+}
+
 /// A stored, validated document whose pages are not enqueued yet.
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub manifest: Manifest,
-    bytes: Bytes,
+    source: SourceData,
     password: Option<String>,
 }
 
@@ -101,7 +136,69 @@ pub async fn accept(
     tracing::info!(document_id = %manifest.document_id, pages = manifest.pages.len(), "document accepted");
     Ok(Accepted {
         manifest,
-        bytes: req.bytes,
+        source: SourceData::Memory(req.bytes),
+        password: req.password,
+    })
+}
+
+/// [`accept`] for a source already in the store: validate its local copy and write
+/// `manifest.json`. When this fails (a refused file, a bad page selection, an outage) the
+/// stored source is deleted (best effort), so a refused upload leaves nothing behind.
+pub async fn accept_stored(
+    store: &dyn ObjectStore,
+    ingestor: &Ingestor,
+    req: StoredRequest,
+) -> Result<Accepted, SubmitError> {
+    let source_key = DocKeys::new(&req.tenant, &req.document_id).source();
+    let accepted = accept_stored_inner(store, ingestor, req).await;
+    if accepted.is_err() {
+        if let Err(e) = store.delete(&source_key).await {
+            tracing::warn!(key = %source_key, error = %e, "cannot delete the source of a refused upload");
+        }
+    }
+    accepted
+}
+
+async fn accept_stored_inner(
+    store: &dyn ObjectStore,
+    ingestor: &Ingestor,
+    req: StoredRequest,
+) -> Result<Accepted, SubmitError> {
+    let ing = ingestor.clone();
+    let path = req.source.path.clone();
+    let password = req.password.clone();
+    let summary = tokio::task::spawn_blocking(move || ing.inspect_file(&path, password.as_deref()))
+        .await
+        .map_err(|e| SubmitError::Internal(format!("inspection task failed: {e}")))??;
+    let pages = req.pages.select(summary.page_count)?;
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION.into(),
+        tenant: req.tenant,
+        document_id: req.document_id,
+        file_name: req.file_name,
+        media_type: summary.media_type.mime().into(),
+        sha256: req.source.sha256,
+        size_bytes: req.source.size,
+        pages,
+        source_page_count: summary.page_count,
+        options: req.options,
+        created_at: now_rfc3339(),
+        metadata: req.metadata,
+    };
+    let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
+    let manifest_json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| SubmitError::Internal(format!("manifest serialisation: {e}")))?;
+    store
+        .put(
+            &keys.manifest(),
+            Bytes::from(manifest_json),
+            "application/json",
+        )
+        .await?;
+    tracing::info!(document_id = %manifest.document_id, pages = manifest.pages.len(), bytes = manifest.size_bytes, "streamed document accepted");
+    Ok(Accepted {
+        manifest,
+        source: SourceData::File(req.source.path),
         password: req.password,
     })
 }
@@ -119,9 +216,9 @@ pub async fn enqueue_pages(
     let ing = ingestor.with_dpi(manifest.options.dpi);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(RasterPage, Bytes)>(PAGES_IN_FLIGHT);
     let pages = manifest.pages.clone();
-    let (bytes, password) = (accepted.bytes, accepted.password);
+    let (source, password) = (accepted.source, accepted.password);
     let rasterizer = tokio::task::spawn_blocking(move || {
-        ing.rasterize(&bytes, password.as_deref(), &pages, &mut |page| {
+        let mut on_page = |page: RasterPage| {
             let png = encode_png(&page.image)?;
             let page = RasterPage {
                 image: image::RgbImage::new(0, 0),
@@ -130,7 +227,15 @@ pub async fn enqueue_pages(
             // The receiver is gone only when the uploader failed; its error is reported instead.
             tx.blocking_send((page, png))
                 .map_err(|_| IngestError::Sink("uploader stopped".into()))
-        })
+        };
+        match &source {
+            SourceData::Memory(bytes) => {
+                ing.rasterize(bytes, password.as_deref(), &pages, &mut on_page)
+            }
+            SourceData::File(path) => {
+                ing.rasterize_file(path, password.as_deref(), &pages, &mut on_page)
+            }
+        }
     });
     let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
     let submitted_at = now_rfc3339();
@@ -189,17 +294,42 @@ async fn record_unenqueued(
             code: error.code().into(),
             message: format!("page could not be rasterized: {error}"),
             attempts: 1,
+            finished_at: Some(clock::now()),
         };
-        let body = serde_json::to_vec_pretty(&record).unwrap_or_default();
         store
             .put(
                 &keys.page_error(page),
-                Bytes::from(body),
+                to_bytes(&record),
                 "application/json",
             )
             .await?;
     }
-    Ok(())
+    assemble_if_complete(store, manifest).await
+}
+
+/// Assemble the document when the error records the API just wrote were its last missing
+/// pages (the workers may have finished every other page already, and no worker will see
+/// these). A transient store error is returned so that the caller retries; a corrupt page
+/// record is logged, since assembling again would not fix it.
+pub async fn assemble_if_complete(
+    store: &dyn ObjectStore,
+    manifest: &Manifest,
+) -> Result<(), TransportError> {
+    match try_assemble(store, &manifest.tenant, &manifest.document_id).await {
+        Ok(Completion::Assembled(doc)) => {
+            tracing::info!(document_id = %manifest.document_id, status = ?doc.status, "document assembled by the api");
+            Ok(())
+        }
+        Ok(Completion::Incomplete { done, total }) => {
+            tracing::debug!(document_id = %manifest.document_id, done, total, "pages still pending");
+            Ok(())
+        }
+        Err(AssembleError::Store(e)) => Err(e),
+        Err(e) => {
+            tracing::error!(document_id = %manifest.document_id, error = %e, "document cannot be assembled");
+            Ok(())
+        }
+    }
 }
 
 fn now_rfc3339() -> String {

@@ -9,12 +9,12 @@ mod http_support;
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
+use folio_results::{try_assemble, Completion};
 use folio_schemas::{
     BBox, Block, BlockKind, DocKeys, DocumentResult, DocumentStatus, EngineInfo, EngineKind,
     Manifest, PageError, PageImage, PageResult, SCHEMA_VERSION,
 };
 use folio_transport::ObjectStore;
-use folio_workers::assemble::{try_assemble, Completion};
 use http_support::*;
 
 fn page_result(doc: &str, page: u32, text: &str) -> PageResult {
@@ -41,6 +41,7 @@ fn page_result(doc: &str, page: u32, text: &str) -> PageResult {
         markdown: text.into(),
         timings: Default::default(),
         warnings: vec![],
+        finished_at: Some(format!("2026-01-01T00:00:{page:02}.000Z")),
     }
 }
 
@@ -52,6 +53,7 @@ fn page_error(doc: &str, page: u32) -> PageError {
         code: "image_undecodable".into(),
         message: "the page image cannot be decoded".into(),
         attempts: 1,
+        finished_at: Some(format!("2026-01-01T00:01:{page:02}.000Z")),
     }
 }
 
@@ -261,12 +263,15 @@ async fn status_pages_and_results_follow_what_the_store_holds() {
         s["status"], "processing",
         "all pages recorded but not assembled yet"
     );
+    assert!(s.get("completed_at").is_none(), "{s}");
     assert!(matches!(
         try_assemble(h.store.as_ref(), "acme", &id).await.unwrap(),
         Completion::Assembled(_)
     ));
     let s = h.get(Some(KEY_ACME), &uri).await.json();
     assert_eq!(s["status"], "partial");
+    // The latest page record's time: page 2's error, written after page 1's result.
+    assert_eq!(s["completed_at"], "2026-01-01T00:01:02.000Z");
     assert_eq!(
         (s["pages_done"].as_u64(), s["pages_failed"].as_u64()),
         (Some(1), Some(1))
@@ -282,6 +287,10 @@ async fn status_pages_and_results_follow_what_the_store_holds() {
     let doc: DocumentResult = serde_json::from_slice(&json.body).unwrap();
     assert_eq!(doc.status, DocumentStatus::Partial);
     assert_eq!(doc.errors[0].page, 2);
+    assert_eq!(
+        doc.completed_at.as_deref(),
+        Some("2026-01-01T00:01:02.000Z")
+    );
     let md = h
         .get(Some(KEY_ACME), &format!("{uri}/result?format=md"))
         .await;

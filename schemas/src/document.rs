@@ -15,6 +15,9 @@ pub struct PageError {
     pub message: String,
     /// How many times the page was attempted.
     pub attempts: u32,
+    /// RFC 3339 time the record was written (absent in records of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -52,4 +55,9 @@ pub struct DocumentResult {
     pub markdown: String,
     /// RFC 3339 time the source was received (from the manifest; never "now", for idempotency).
     pub created_at: String,
+    /// RFC 3339 time the last page record was written: the latest `finished_at` of the pages'
+    /// results and errors (never the time of assembly, for idempotency). Absent when no page
+    /// record carries a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
 }

@@ -227,4 +227,7 @@ pub struct PageResult {
     /// What the engine could not do on this page (e.g. no chart data extraction).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// RFC 3339 time the result was written (absent in results of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }

@@ -51,7 +51,7 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
 
 /// An object being written piece by piece (see [`ObjectStore::writer`]).
 #[async_trait]
-pub trait ObjectWriter: Send + std::fmt::Debug {
+pub trait ObjectWriter: Send + Sync + std::fmt::Debug {
     /// Append `chunk`. May upload a part (and then wait for it).
     async fn write(&mut self, chunk: Bytes) -> Result<(), TransportError>;
 

@@ -4,14 +4,13 @@
 //! - [`engines`]: adapters from the model crates (`folio-ocr`, later `folio-glm45v`) to [`Engine`].
 //! - [`Worker`]: the consumer loop (batching, result writing, settlement, completion).
 //! - [`disposition`]: the pure failure policy (retry, record, dead-letter).
-//! - [`assemble`]: `document.json` / `document.md` once every page is done.
-//! - [`markdown`]: blocks to Markdown.
+//!
+//! Assembly (`document.json` / `document.md`) and Markdown rendering live in `folio-results`,
+//! shared with the API.
 
-pub mod assemble;
 pub mod disposition;
 pub mod engine;
 pub mod engines;
-pub mod markdown;
 pub mod metrics;
 pub mod worker;
 

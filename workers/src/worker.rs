@@ -11,11 +11,10 @@
 //! short outage would push every page in hand past the queue's delivery limit, and the broker would
 //! dead-letter a page whose error record could not be written either.
 
-use crate::assemble::{bytes_of::to_bytes, try_assemble, Completion};
 use crate::disposition::{disposition, error_code, Disposition, Failure};
 use crate::engine::{Engine, EngineError, EngineOutput, PageInput};
-use crate::markdown::page_markdown;
 use crate::metrics;
+use folio_results::{clock, page_markdown, to_bytes, try_assemble, Completion};
 use folio_schemas::{DocKeys, PageError, PageImage, PageJob, PageResult, SCHEMA_VERSION};
 use folio_transport::{Delivery, JobQueue, ObjectStore, TransportError};
 use std::future::Future;
@@ -330,6 +329,7 @@ impl Worker {
             blocks: output.blocks,
             timings,
             warnings: output.warnings,
+            finished_at: Some(clock::now()),
         }
     }
 
@@ -356,6 +356,7 @@ impl Worker {
                     code: error_code(&failure, attempt, limit).into(),
                     message,
                     attempts: attempt,
+                    finished_at: Some(clock::now()),
                 };
                 let key = DocKeys::new(&job.tenant, &job.document_id).page_error(job.page);
                 let body = to_bytes(&record);

@@ -322,7 +322,7 @@ async fn every_page_once_failures_recorded_and_dead_lettered() {
     assert_eq!(queue.dead_letters(EngineKind::Ocr).len(), 3);
     assert_eq!(queue.ready_len(EngineKind::Ocr), 0);
     // Assembling again gives the same bytes.
-    folio_workers::assemble::try_assemble(setup.store.as_ref(), "t", "d1")
+    folio_results::try_assemble(setup.store.as_ref(), "t", "d1")
         .await
         .unwrap();
     assert_eq!(document(setup.store.as_ref(), "d1").await.1, bytes);

@@ -1,51 +1,99 @@
 //! Reading an upload: a raw body or the `file` part of a multipart form, counted against the
-//! body limit and spooled to a temporary file once it passes the memory threshold.
+//! body limit, kept in memory up to a threshold and streamed to the object store past it.
 //!
-//! Trade-off: spooling bounds memory while bytes arrive (a slow 100 MiB upload holds at most the
-//! threshold in RAM, however many run at once), but the finished upload is read back into one
-//! buffer, because inspection and rasterization need the whole file in memory (PDFium loads
-//! documents from a byte slice) and `ObjectStore::put` takes the body as one `Bytes`. Peak
-//! memory per accepted document is therefore its size, for as long as its pages are being
-//! enqueued; the per-tenant in-flight limit bounds how many such documents a tenant holds.
+//! Below the threshold the upload is one buffer, as before. When a body passes the threshold
+//! its type is sniffed from the bytes so far (an unsupported type is refused then, 415), and
+//! from that point every piece goes both to the store at the source's key
+//! ([`ObjectStore::writer`]: a multipart upload on S3, one part in memory) and to a temporary
+//! file, from which inspection and rasterization read it (PDFium reads a PDF from the file on
+//! demand). The SHA-256 is computed as the pieces pass. So an upload's memory is bounded by the
+//! threshold plus one store part, whatever its size; the body limit (413) is checked on every
+//! piece, and an upload cut short or refused aborts the store upload and deletes the file.
 
 use crate::http::error::ApiError;
 use crate::http::metrics;
 use crate::http::options::{clean_file_name, UploadQuery};
+use crate::ingest::{sniff, MediaType};
+use crate::submit::StoredSource;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::Multipart;
 use axum::http::StatusCode;
 use bytes::Bytes;
-use folio_transport::{ErrorKind, TransportError};
+use folio_transport::{ErrorKind, ObjectStore, ObjectWriter, TransportError};
 use http_body_util::BodyExt;
-use std::io::SeekFrom;
+use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 
 /// Longest accepted multipart text field (an option value).
 pub const MAX_FIELD_BYTES: usize = 8 * 1024;
 
-/// Upload bytes: in memory up to `threshold`, in an anonymous temporary file past it.
+/// Streaming never starts before this many bytes, so that the type can be sniffed (a PDF header
+/// may start up to 1 KiB in).
+pub const MIN_STREAM_THRESHOLD: usize = 4096;
+
+/// Where a large upload goes: the store and the source's key, and the folder of the local copy
+/// (the system's temporary folder when `None`).
 #[derive(Debug)]
-pub struct Spool {
+pub struct StreamTarget<'a> {
+    pub store: &'a dyn ObjectStore,
+    pub key: String,
+    pub dir: Option<PathBuf>,
+}
+
+/// A large upload on its way: the local copy and the store upload.
+struct Streaming<'a> {
+    file: tokio::fs::File,
+    path: tempfile::TempPath,
+    writer: Box<dyn ObjectWriter + 'a>,
+    media_type: MediaType,
+}
+
+impl std::fmt::Debug for Streaming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streaming")
+            .field("path", &self.path)
+            .field("writer", &self.writer)
+            .field("media_type", &self.media_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What was received.
+#[derive(Debug)]
+pub enum Received {
+    /// At most the threshold: the bytes.
+    Memory(Bytes),
+    /// Past the threshold: already in the store, with a local copy.
+    Stored(StoredSource),
+}
+
+/// Upload bytes: in memory up to `threshold`, streamed to the store (and a local copy) past it.
+#[derive(Debug)]
+pub struct Spool<'a> {
     buf: Vec<u8>,
-    file: Option<tokio::fs::File>,
     len: u64,
     threshold: usize,
     limit: u64,
-    dir: Option<PathBuf>,
+    hasher: Sha256,
+    target: StreamTarget<'a>,
+    streaming: Option<Streaming<'a>>,
 }
 
-impl Spool {
-    /// `limit`: bytes beyond which the upload is refused (413).
-    pub fn new(threshold: usize, limit: u64, dir: Option<PathBuf>) -> Self {
+impl<'a> Spool<'a> {
+    /// `limit`: bytes beyond which the upload is refused (413). `threshold` is raised to
+    /// [`MIN_STREAM_THRESHOLD`] if lower.
+    pub fn new(threshold: usize, limit: u64, target: StreamTarget<'a>) -> Self {
         Spool {
             buf: Vec::new(),
-            file: None,
             len: 0,
-            threshold,
+            threshold: threshold.max(MIN_STREAM_THRESHOLD),
             limit,
-            dir,
+            hasher: Sha256::new(),
+            target,
+            streaming: None,
         }
     }
 
@@ -58,53 +106,91 @@ impl Spool {
         self.len == 0
     }
 
-    /// Whether the upload went to a temporary file.
-    pub fn is_spooled(&self) -> bool {
-        self.file.is_some()
+    /// Whether the upload is being streamed to the store.
+    pub fn is_streaming(&self) -> bool {
+        self.streaming.is_some()
     }
 
-    pub async fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+    /// Bytes held in memory (at most the threshold).
+    pub fn memory_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub async fn push(&mut self, chunk: Bytes) -> Result<(), ApiError> {
         let len = self.len + chunk.len() as u64;
         if len > self.limit {
             return Err(ApiError::TooLarge { limit: self.limit });
         }
         self.len = len;
-        if let Some(file) = &mut self.file {
-            return file.write_all(chunk).await.map_err(spool_error);
-        }
-        if self.buf.len() + chunk.len() <= self.threshold {
-            self.buf.extend_from_slice(chunk);
+        self.hasher.update(&chunk);
+        if self.streaming.is_none() && self.buf.len() + chunk.len() <= self.threshold {
+            self.buf.extend_from_slice(&chunk);
             return Ok(());
         }
-        let dir = self.dir.clone();
+        if self.streaming.is_none() {
+            let buffered = Bytes::from(std::mem::take(&mut self.buf));
+            let mut streaming = self.start(&buffered, &chunk).await?;
+            write_both(&mut streaming, buffered).await?;
+            self.streaming = Some(streaming);
+        }
+        match &mut self.streaming {
+            Some(streaming) => write_both(streaming, chunk).await,
+            None => unreachable!("started above"),
+        }
+    }
+
+    /// Sniff the type, open the local copy and the store upload.
+    async fn start(&self, buffered: &[u8], chunk: &[u8]) -> Result<Streaming<'a>, ApiError> {
+        let mut head = buffered[..buffered.len().min(MIN_STREAM_THRESHOLD)].to_vec();
+        head.extend_from_slice(&chunk[..chunk.len().min(MIN_STREAM_THRESHOLD - head.len())]);
+        let media_type = sniff(&head)?;
+        let dir = self.target.dir.clone();
         let file = tokio::task::spawn_blocking(move || match dir {
-            Some(dir) => tempfile::tempfile_in(dir),
-            None => tempfile::tempfile(),
+            Some(dir) => tempfile::NamedTempFile::new_in(dir),
+            None => tempfile::NamedTempFile::new(),
         })
         .await
         .map_err(|e| ApiError::Internal(format!("spool task failed: {e}")))?
         .map_err(spool_error)?;
-        let mut file = tokio::fs::File::from_std(file);
-        file.write_all(&self.buf).await.map_err(spool_error)?;
-        file.write_all(chunk).await.map_err(spool_error)?;
-        self.buf = Vec::new();
-        self.file = Some(file);
+        let (file, path) = file.into_parts();
+        let writer = self
+            .target
+            .store
+            .writer(&self.target.key, media_type.mime());
         metrics::upload_spooled();
-        tracing::debug!(bytes = self.len, "upload spooled to a temporary file");
-        Ok(())
+        tracing::debug!(bytes = self.len, key = %self.target.key, "upload past the memory threshold; streaming it to the store");
+        Ok(Streaming {
+            file: tokio::fs::File::from_std(file),
+            path,
+            writer,
+            media_type,
+        })
     }
 
-    /// The whole upload as one buffer (read back from the temporary file, which is then deleted).
-    pub async fn into_bytes(self) -> Result<Bytes, ApiError> {
-        let Some(mut file) = self.file else {
-            return Ok(Bytes::from(self.buf));
+    /// The upload: its bytes, or (streamed) the finished store object and its local copy.
+    pub async fn finish(self) -> Result<Received, ApiError> {
+        let Some(mut streaming) = self.streaming else {
+            return Ok(Received::Memory(Bytes::from(self.buf)));
         };
-        file.flush().await.map_err(spool_error)?;
-        file.seek(SeekFrom::Start(0)).await.map_err(spool_error)?;
-        let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
-        file.read_to_end(&mut out).await.map_err(spool_error)?;
-        Ok(Bytes::from(out))
+        streaming.file.flush().await.map_err(spool_error)?;
+        streaming.writer.finish().await?;
+        Ok(Received::Stored(StoredSource {
+            path: Arc::new(streaming.path),
+            size: self.len,
+            sha256: hex::encode(self.hasher.finalize()),
+            media_type: streaming.media_type,
+        }))
     }
+}
+
+async fn write_both(streaming: &mut Streaming<'_>, chunk: Bytes) -> Result<(), ApiError> {
+    streaming
+        .file
+        .write_all(&chunk)
+        .await
+        .map_err(spool_error)?;
+    streaming.writer.write(chunk).await?;
+    Ok(())
 }
 
 /// A local disk problem (full, unwritable): the client may retry later, so 503 rather than 500.
@@ -117,11 +203,11 @@ fn spool_error(e: std::io::Error) -> ApiError {
 }
 
 /// Read a raw request body into `spool`.
-pub async fn read_raw(mut body: Body, spool: &mut Spool) -> Result<(), ApiError> {
+pub async fn read_raw(mut body: Body, spool: &mut Spool<'_>) -> Result<(), ApiError> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| body_error(&e))?;
         if let Ok(data) = frame.into_data() {
-            spool.push(&data).await?;
+            spool.push(data).await?;
         }
     }
     Ok(())
@@ -131,7 +217,7 @@ pub async fn read_raw(mut body: Body, spool: &mut Spool) -> Result<(), ApiError>
 /// Returns the part's file name, if it has one.
 pub async fn read_multipart(
     mut form: Multipart,
-    spool: &mut Spool,
+    spool: &mut Spool<'_>,
     query: &mut UploadQuery,
 ) -> Result<Option<String>, ApiError> {
     let mut file_name = None;
@@ -156,7 +242,7 @@ pub async fn read_multipart(
                 .await
                 .map_err(|e| multipart_error(&e, spool))?
             {
-                spool.push(&chunk).await?;
+                spool.push(chunk).await?;
             }
         } else {
             let value = read_text_field(&mut field, &name, spool).await?;
@@ -175,7 +261,7 @@ pub async fn read_multipart(
 async fn read_text_field(
     field: &mut Field<'_>,
     name: &str,
-    spool: &Spool,
+    spool: &Spool<'_>,
 ) -> Result<String, ApiError> {
     if !UploadQuery::FIELDS.contains(&name) {
         // Refused before its content is read.
@@ -206,7 +292,7 @@ async fn read_text_field(
     })
 }
 
-fn multipart_error(e: &MultipartError, spool: &Spool) -> ApiError {
+fn multipart_error(e: &MultipartError, spool: &Spool<'_>) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::TooLarge { limit: spool.limit };
     }
@@ -233,31 +319,108 @@ fn body_error(e: &axum::Error) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use folio_transport::LocalDirStore;
 
-    #[tokio::test]
-    async fn small_uploads_stay_in_memory_large_ones_are_spooled() {
-        let mut s = Spool::new(8, 100, None);
-        s.push(b"abcd").await.unwrap();
-        s.push(b"efgh").await.unwrap();
-        assert!(!s.is_spooled());
-        s.push(b"ijkl").await.unwrap();
-        assert!(s.is_spooled());
-        s.push(b"mnop").await.unwrap();
-        assert_eq!(&s.into_bytes().await.unwrap()[..], b"abcdefghijklmnop");
+    fn target(store: &dyn ObjectStore) -> StreamTarget<'_> {
+        StreamTarget {
+            store,
+            key: "t/docs/d/source".into(),
+            dir: None,
+        }
+    }
+
+    fn pdf_like(len: usize) -> Vec<u8> {
+        let mut v = b"%PDF-1.7\n".to_vec();
+        v.extend((0..len - v.len()).map(|i| (i % 251) as u8));
+        v
     }
 
     #[tokio::test]
-    async fn limit_is_enforced_across_chunks() {
-        let mut s = Spool::new(4, 10, None);
-        s.push(b"0123456789").await.unwrap();
-        let e = s.push(b"x").await.unwrap_err();
+    async fn small_uploads_stay_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path()).unwrap();
+        let mut s = Spool::new(0, 100_000, target(&store));
+        let body = pdf_like(MIN_STREAM_THRESHOLD);
+        s.push(Bytes::copy_from_slice(&body[..10])).await.unwrap();
+        s.push(Bytes::copy_from_slice(&body[10..])).await.unwrap();
+        assert!(!s.is_streaming());
+        match s.finish().await.unwrap() {
+            Received::Memory(b) => assert_eq!(&b[..], &body[..]),
+            Received::Stored(_) => panic!("below the threshold"),
+        }
+        assert!(!store.exists("t/docs/d/source").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn large_uploads_stream_to_the_store_with_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path().join("bucket")).unwrap();
+        let threshold = 8192;
+        let mut s = Spool::new(threshold, 10_000_000, target(&store));
+        let body = pdf_like(1_000_000);
+        for piece in body.chunks(3000) {
+            s.push(Bytes::copy_from_slice(piece)).await.unwrap();
+            assert!(s.memory_bytes() <= threshold);
+        }
+        assert!(s.is_streaming());
+        assert_eq!(s.memory_bytes(), 0, "the buffer went to the store");
+        assert!(
+            !store.exists("t/docs/d/source").await.unwrap(),
+            "not visible before finish"
+        );
+        let Received::Stored(src) = s.finish().await.unwrap() else {
+            panic!("above the threshold");
+        };
+        assert_eq!(src.size, body.len() as u64);
+        assert_eq!(src.media_type, MediaType::Pdf);
+        assert_eq!(src.sha256, hex::encode(Sha256::digest(&body)));
+        assert_eq!(std::fs::read(&*src.path).unwrap(), body, "local copy");
+        assert_eq!(
+            &store.get("t/docs/d/source").await.unwrap()[..],
+            &body[..],
+            "stored copy"
+        );
+    }
+
+    #[tokio::test]
+    async fn limit_is_enforced_across_chunks_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path()).unwrap();
+        let mut s = Spool::new(0, 10_000, target(&store));
+        s.push(Bytes::from(pdf_like(10_000))).await.unwrap();
+        assert!(s.is_streaming());
+        let e = s.push(Bytes::from_static(b"x")).await.unwrap_err();
         assert_eq!(e.status_and_code().1, "payload_too_large");
+        drop(s);
+        assert!(store.list("").await.unwrap().is_empty());
+        assert!(!store.exists("t/docs/d/source").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_type_is_refused_when_streaming_would_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path()).unwrap();
+        let mut s = Spool::new(0, 100_000, target(&store));
+        let e = s
+            .push(Bytes::from(vec![b'a'; MIN_STREAM_THRESHOLD + 1]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status_and_code().1, "unsupported_type");
     }
 
     #[tokio::test]
     async fn spooling_into_a_missing_folder_is_an_outage_not_a_bug() {
-        let mut s = Spool::new(1, 100, Some("/nonexistent/folio-spool".into()));
-        let e = s.push(b"abc").await.unwrap_err();
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path()).unwrap();
+        let mut s = Spool::new(
+            0,
+            100_000,
+            StreamTarget {
+                dir: Some("/nonexistent/folio-spool".into()),
+                ..target(&store)
+            },
+        );
+        let e = s.push(Bytes::from(pdf_like(5000))).await.unwrap_err();
         assert_eq!(e.status_and_code().0, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -74,15 +74,27 @@ pub struct StatusResponse {
     pub file_name: Option<String>,
     /// RFC 3339 time the upload was accepted.
     pub created_at: String,
+    /// RFC 3339 time the last page record was written, once the document is assembled
+    /// (`document.json`'s `completed_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+}
+
+/// What the status needs of `document.json`, the completion marker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Assembled {
+    #[serde(default)]
+    pub completed_at: Option<String>,
 }
 
 /// The status from what the store holds (pure): `results` are the keys under `results/`,
-/// `errors` the error records read for failed pages, `assembled` whether `document.json` exists.
+/// `errors` the error records read for failed pages, `assembled` what `document.json` says when it
+/// exists.
 pub fn build_status(
     manifest: &Manifest,
     results: &[String],
     errors: &BTreeMap<u32, PageError>,
-    assembled: bool,
+    assembled: Option<&Assembled>,
 ) -> StatusResponse {
     let mut done = BTreeSet::new();
     let mut failed = BTreeSet::new();
@@ -131,7 +143,7 @@ pub fn build_status(
     let count = |s: PageState| pages.iter().filter(|p| p.state == s).count() as u32;
     let (pages_done, pages_failed) = (count(PageState::Done), count(PageState::Failed));
     let all_recorded = pages.iter().all(|p| p.state != PageState::Pending);
-    let status = match (assembled && all_recorded, pages_failed) {
+    let status = match (assembled.is_some() && all_recorded, pages_failed) {
         (false, _) => DocState::Processing,
         (true, 0) => DocState::Complete,
         (true, _) => DocState::Partial,
@@ -147,6 +159,12 @@ pub fn build_status(
         media_type: manifest.media_type.clone(),
         file_name: manifest.file_name.clone(),
         created_at: manifest.created_at.clone(),
+        completed_at: match status {
+            DocState::Processing => None,
+            DocState::Complete | DocState::Partial => {
+                assembled.and_then(|a| a.completed_at.clone())
+            }
+        },
     }
 }
 
@@ -192,9 +210,19 @@ pub async fn load_status(
     keys: &DocKeys,
     manifest: &Manifest,
 ) -> Result<StatusResponse, ApiError> {
-    // The completion marker is checked before listing: document.json is written after every
-    // page record, so a listing taken later contains them all.
-    let assembled = store.exists(&keys.document_json()).await?;
+    // The completion marker is read before listing: document.json is written after every
+    // page record, so a listing taken later contains them all. It is read whole (the store
+    // offers no partial reads), once per poll of a finished document.
+    let assembled = match store.get(&keys.document_json()).await {
+        Ok(bytes) => Some(
+            serde_json::from_slice::<Assembled>(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(key = %keys.document_json(), error = %e, "unreadable document.json");
+                Assembled::default()
+            }),
+        ),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.into()),
+    };
     let results = store.list(&keys.results_prefix()).await?;
     let with_result: BTreeSet<u32> = results
         .iter()
@@ -222,7 +250,12 @@ pub async fn load_status(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(build_status(manifest, &results, &errors, assembled))
+    Ok(build_status(
+        manifest,
+        &results,
+        &errors,
+        assembled.as_ref(),
+    ))
 }
 
 #[utoipa::path(
@@ -425,6 +458,7 @@ mod tests {
             code: "image_undecodable".into(),
             message: "bad".into(),
             attempts: 1,
+            finished_at: None,
         }
     }
 
@@ -437,7 +471,7 @@ mod tests {
             "t/docs/d/results/00005.json".to_string(), // not selected: ignored
         ];
         let errors = BTreeMap::from([(3, error(3))]);
-        let s = build_status(&m, &keys, &errors, false);
+        let s = build_status(&m, &keys, &errors, None);
         assert_eq!(s.status, DocState::Processing);
         assert_eq!((s.pages_total, s.pages_done, s.pages_failed), (3, 1, 1));
         let states: Vec<_> = s.pages.iter().map(|p| (p.page, p.state)).collect();
@@ -461,22 +495,24 @@ mod tests {
             // An earlier failed attempt of a page that later succeeded.
             "t/docs/d/results/00002.error.json".to_string(),
         ];
-        assert_eq!(
-            build_status(&m, &ok, &BTreeMap::new(), false).status,
-            DocState::Processing
-        );
-        let s = build_status(&m, &ok, &BTreeMap::new(), true);
+        let marker = Assembled {
+            completed_at: Some("2026-01-01T00:00:09.000Z".into()),
+        };
+        let s = build_status(&m, &ok, &BTreeMap::new(), None);
+        assert_eq!((s.status, s.completed_at), (DocState::Processing, None));
+        let s = build_status(&m, &ok, &BTreeMap::new(), Some(&marker));
         assert_eq!(
             (s.status, s.pages_done, s.pages_failed),
             (DocState::Complete, 2, 0)
         );
+        assert_eq!(s.completed_at.as_deref(), Some("2026-01-01T00:00:09.000Z"));
         let partial = vec![
             "t/docs/d/results/00001.json".to_string(),
             "t/docs/d/results/00002.error.json".to_string(),
         ];
         let errors = BTreeMap::from([(2, error(2))]);
         assert_eq!(
-            build_status(&m, &partial, &errors, true).status,
+            build_status(&m, &partial, &errors, Some(&marker)).status,
             DocState::Partial
         );
     }

@@ -1,19 +1,23 @@
-//! `POST /v1/documents`: receive the upload, accept it (validate, store source and manifest),
-//! answer 202, then rasterize and enqueue its pages in a background task.
+//! `POST /v1/documents`: receive the upload (a large one streamed to the store as it arrives,
+//! see `body.rs`), accept it (validate, store source and manifest), answer 202, then rasterize
+//! and enqueue its pages in a background task.
 
 use crate::http::auth::Tenant;
-use crate::http::body::{read_multipart, read_raw, Spool};
+use crate::http::body::{read_multipart, read_raw, Received, Spool, StreamTarget};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::metrics;
 use crate::http::options::UploadQuery;
 use crate::http::state::{AppState, InFlightGuard};
-use crate::submit::{accept, enqueue_pages, Accepted, SubmitError, SubmitRequest};
+use crate::submit::{
+    accept, accept_stored, assemble_if_complete, enqueue_pages, Accepted, StoredRequest,
+    SubmitError, SubmitRequest,
+};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
+use folio_results::{clock, to_bytes};
 use folio_schemas::{DocKeys, PageError, SCHEMA_VERSION};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,11 +128,12 @@ async fn receive_and_accept(
         .ok_or(ApiError::TenantBusy {
             limit: config.max_in_flight_per_tenant,
         })?;
-    let mut spool = Spool::new(
-        config.memory_threshold,
-        config.max_body_bytes,
-        config.spool_dir.clone(),
-    );
+    let target = StreamTarget {
+        store: state.store().as_ref(),
+        key: DocKeys::new(&tenant.0, document_id).source(),
+        dir: config.spool_dir.clone(),
+    };
+    let mut spool = Spool::new(config.memory_threshold, config.max_body_bytes, target);
     let (options, part_name) = if multipart {
         let form = Multipart::from_request(request, state)
             .await
@@ -148,20 +153,42 @@ async fn receive_and_accept(
         read?;
         (options, None)
     };
-    let spooled = spool.is_spooled();
-    let bytes: Bytes = spool.into_bytes().await?;
-    tracing::info!(bytes = bytes.len(), spooled, engine = %options.job.engine, "upload received");
-    let request = SubmitRequest {
-        tenant: tenant.0.clone(),
-        document_id: Some(document_id.to_string()),
-        file_name: part_name.or(options.file_name),
-        bytes,
-        password: options.password,
-        pages: options.pages,
-        options: options.job,
-        metadata: BTreeMap::new(),
+    let streamed = spool.is_streaming();
+    // Finished only now that the options are known good: an upload refused before this point
+    // is aborted in the store when the spool is dropped.
+    let received = spool.finish().await?;
+    let file_name = part_name.or(options.file_name);
+    let store = state.store().as_ref();
+    let accepted = match received {
+        Received::Memory(bytes) => {
+            tracing::info!(bytes = bytes.len(), streamed, engine = %options.job.engine, "upload received");
+            let request = SubmitRequest {
+                tenant: tenant.0.clone(),
+                document_id: Some(document_id.to_string()),
+                file_name,
+                bytes,
+                password: options.password,
+                pages: options.pages,
+                options: options.job,
+                metadata: BTreeMap::new(),
+            };
+            accept(store, state.ingestor(), request).await?
+        }
+        Received::Stored(source) => {
+            tracing::info!(bytes = source.size, streamed, engine = %options.job.engine, "upload received");
+            let request = StoredRequest {
+                tenant: tenant.0.clone(),
+                document_id: document_id.to_string(),
+                file_name,
+                source,
+                password: options.password,
+                pages: options.pages,
+                options: options.job,
+                metadata: BTreeMap::new(),
+            };
+            accept_stored(store, state.ingestor(), request).await?
+        }
     };
-    let accepted = accept(state.store().as_ref(), state.ingestor(), request).await?;
     Ok((accepted, guard))
 }
 
@@ -257,7 +284,8 @@ async fn enqueue_with_retries(state: &AppState, accepted: Accepted) {
 }
 
 /// Best effort: an error record for each page that no attempt enqueued, so the status shows
-/// them as failed instead of pending forever.
+/// them as failed instead of pending forever; then the document is assembled if those were
+/// its last pages.
 async fn record_never_enqueued(
     state: &AppState,
     accepted: &Accepted,
@@ -274,20 +302,22 @@ async fn record_never_enqueued(
             code: "enqueue_failed".into(),
             message: format!("the page could not be enqueued: {error}"),
             attempts: state.config().enqueue_attempts,
-        };
-        let body = match serde_json::to_vec_pretty(&record) {
-            Ok(b) => Bytes::from(b),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialise an error record");
-                return;
-            }
+            finished_at: Some(clock::now()),
         };
         if let Err(e) = state
             .store()
-            .put(&keys.page_error(page), body, "application/json")
+            .put(
+                &keys.page_error(page),
+                to_bytes(&record),
+                "application/json",
+            )
             .await
         {
             tracing::error!(page, error = %e, "cannot write the error record of a page never enqueued");
+            return;
         }
+    }
+    if let Err(e) = assemble_if_complete(state.store().as_ref(), manifest).await {
+        tracing::error!(error = %e, "cannot assemble the document after recording its pages");
     }
 }

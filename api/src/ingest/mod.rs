@@ -145,7 +145,7 @@ impl Ingestor {
     ) -> Result<SourceSummary, IngestError> {
         let media_type = sniff(bytes)?;
         let page_count = match media_type {
-            MediaType::Pdf => pdf::page_count(bytes, password, &self.cfg)?,
+            MediaType::Pdf => pdf::page_count(pdf::PdfSource::Bytes(bytes), password, &self.cfg)?,
             MediaType::Tiff => tiff::page_count(bytes, &self.cfg)?,
             _ => {
                 raster::check_header(bytes, media_type, &self.cfg)?;
@@ -172,7 +172,13 @@ impl Ingestor {
     ) -> Result<(), IngestError> {
         let media_type = sniff(bytes)?;
         match media_type {
-            MediaType::Pdf => pdf::rasterize(bytes, password, pages, &self.cfg, on_page),
+            MediaType::Pdf => pdf::rasterize(
+                pdf::PdfSource::Bytes(bytes),
+                password,
+                pages,
+                &self.cfg,
+                on_page,
+            ),
             MediaType::Tiff => tiff::rasterize(bytes, pages, &self.cfg, on_page),
             _ => {
                 let pages = resolve_pages(pages, 1)?;
@@ -185,6 +191,68 @@ impl Ingestor {
             }
         }
     }
+}
+
+impl Ingestor {
+    /// [`Ingestor::inspect`] of the file at `path`. A PDF is read by PDFium on demand, never
+    /// whole; an image is read into memory (its decoded pixels, bounded by the pixel budget,
+    /// are larger than the file anyway).
+    pub fn inspect_file(
+        &self,
+        path: &Path,
+        password: Option<&str>,
+    ) -> Result<SourceSummary, IngestError> {
+        match sniff(&read_head(path)?)? {
+            MediaType::Pdf => {
+                let page_count = pdf::page_count(pdf::PdfSource::File(path), password, &self.cfg)?;
+                Ok(SourceSummary {
+                    media_type: MediaType::Pdf,
+                    page_count,
+                })
+            }
+            _ => self.inspect(&read_file(path)?, password),
+        }
+    }
+
+    /// [`Ingestor::rasterize`] of the file at `path` (read as in [`Ingestor::inspect_file`]).
+    pub fn rasterize_file(
+        &self,
+        path: &Path,
+        password: Option<&str>,
+        pages: &[u32],
+        on_page: &mut dyn FnMut(RasterPage) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        match sniff(&read_head(path)?)? {
+            MediaType::Pdf => pdf::rasterize(
+                pdf::PdfSource::File(path),
+                password,
+                pages,
+                &self.cfg,
+                on_page,
+            ),
+            _ => self.rasterize(&read_file(path)?, password, pages, on_page),
+        }
+    }
+}
+
+/// Enough of the file at `path` to sniff its type.
+fn read_head(path: &Path) -> Result<Vec<u8>, IngestError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .map_err(|source| IngestError::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        })?;
+    Ok(head)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, IngestError> {
+    std::fs::read(path).map_err(|source| IngestError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })
 }
 
 /// Check `pages` against `page_count`; empty means all pages.

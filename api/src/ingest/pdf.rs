@@ -62,14 +62,22 @@ fn pdfium(lib: &Path) -> Result<&'static Pdfium, IngestError> {
     Ok(PDFIUM.get_or_init(|| pdfium))
 }
 
+/// Where a PDF is read from: bytes in memory, or a file that PDFium reads on demand (a large
+/// upload is never loaded whole).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PdfSource<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
 /// Open the document and check its page count and every page's size.
 pub(crate) fn page_count(
-    bytes: &[u8],
+    source: PdfSource<'_>,
     password: Option<&str>,
     cfg: &IngestConfig,
 ) -> Result<u32, IngestError> {
     let pdfium = pdfium(&cfg.pdfium_lib)?;
-    let doc = open(pdfium, bytes, password)?;
+    let doc = open(pdfium, source, password)?;
     let count = checked_count(&doc, cfg)?;
     for page in 1..=count {
         page_size(&doc, page)?;
@@ -79,14 +87,14 @@ pub(crate) fn page_count(
 
 /// Render `pages` (empty = all) one at a time, handing each to `on_page`.
 pub(crate) fn rasterize(
-    bytes: &[u8],
+    source: PdfSource<'_>,
     password: Option<&str>,
     pages: &[u32],
     cfg: &IngestConfig,
     on_page: &mut dyn FnMut(RasterPage) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let pdfium = pdfium(&cfg.pdfium_lib)?;
-    let doc = open(pdfium, bytes, password)?;
+    let doc = open(pdfium, source, password)?;
     let count = checked_count(&doc, cfg)?;
     for page in resolve_pages(pages, count)? {
         let started = Instant::now();
@@ -106,25 +114,48 @@ pub(crate) fn rasterize(
 
 fn open<'a>(
     pdfium: &'a Pdfium,
-    bytes: &'a [u8],
+    source: PdfSource<'a>,
     password: Option<&str>,
 ) -> Result<PdfDocument<'a>, IngestError> {
-    warn_if_truncated(bytes);
-    pdfium
-        .load_pdf_from_byte_slice(bytes, password)
-        .map_err(|e| match e {
-            PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::PasswordError) => {
-                if password.is_some() {
-                    IngestError::WrongPassword
-                } else {
-                    IngestError::EncryptedPdf
-                }
+    let loaded = match source {
+        PdfSource::Bytes(bytes) => {
+            warn_if_truncated(bytes);
+            pdfium.load_pdf_from_byte_slice(bytes, password)
+        }
+        PdfSource::File(path) => {
+            warn_if_truncated(&file_tail(path)?);
+            pdfium.load_pdf_from_file(path, password)
+        }
+    };
+    loaded.map_err(|e| match e {
+        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::PasswordError) => {
+            if password.is_some() {
+                IngestError::WrongPassword
+            } else {
+                IngestError::EncryptedPdf
             }
-            PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::SecurityError) => {
-                IngestError::unsupported_feature(PDF, "its encryption scheme is not supported")
-            }
-            other => IngestError::corrupt(PDF, describe(&other)),
-        })
+        }
+        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::SecurityError) => {
+            IngestError::unsupported_feature(PDF, "its encryption scheme is not supported")
+        }
+        other => IngestError::corrupt(PDF, describe(&other)),
+    })
+}
+
+/// The last KiB of the file at `path` (for [`warn_if_truncated`]).
+fn file_tail(path: &Path) -> Result<Vec<u8>, IngestError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |source| IngestError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(1024)))
+        .map_err(io)?;
+    let mut tail = Vec::with_capacity(1024);
+    file.read_to_end(&mut tail).map_err(io)?;
+    Ok(tail)
 }
 
 /// A PDF ends with `%%EOF` (readers tolerate up to 1 KiB after it). PDFium refuses a file cut

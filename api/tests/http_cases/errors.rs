@@ -330,6 +330,16 @@ async fn enqueueing_gives_up_with_error_records_after_its_attempts() {
         .json();
     assert_eq!(s["pages_failed"], 2, "{s}");
     assert_eq!(s["pages"][0]["error"]["code"], "enqueue_failed");
+    // No worker will ever see these pages: the API assembles the document itself.
+    assert_eq!(s["status"], "partial", "{s}");
+    assert!(s["completed_at"].is_string(), "{s}");
+    let doc = h
+        .get(Some(KEY_ACME), &format!("/v1/documents/{id}/result"))
+        .await
+        .json();
+    assert_eq!(doc["status"], "partial");
+    assert_eq!(doc["errors"].as_array().map(Vec::len), Some(2));
+    assert_eq!(doc["completed_at"], s["completed_at"]);
 }
 
 #[tokio::test]

@@ -2,10 +2,12 @@
 //! `document.md` and then `document.json` (the completion marker).
 //!
 //! Assembly reads only what is in the store and never the clock, so assembling twice — e.g. by two
-//! workers that finished the last two pages at once — writes the same bytes.
+//! workers that finished the last two pages at once, or a worker and the API — writes the same
+//! bytes. `completed_at` is the latest `finished_at` of the page records, not the time of assembly.
 
+use crate::clock;
+use crate::json::to_bytes;
 use crate::markdown::document_markdown;
-use bytes_of::to_bytes;
 use folio_schemas::{
     DocKeys, DocumentResult, DocumentStatus, Manifest, PageError, PageResult, ResultKey,
     SourceInfo, SCHEMA_VERSION,
@@ -45,6 +47,12 @@ pub fn build_document(
 ) -> DocumentResult {
     // A page that succeeded on a later attempt keeps its result only.
     errors.retain(|page, _| !results.contains_key(page));
+    let completed_at = clock::latest(
+        results
+            .values()
+            .filter_map(|r| r.finished_at.as_deref())
+            .chain(errors.values().filter_map(|e| e.finished_at.as_deref())),
+    );
     let markdown = document_markdown(manifest.pages.iter().map(|&p| {
         let md = match (results.get(&p), errors.get(&p)) {
             (Some(r), _) => Ok(r.markdown.as_str()),
@@ -72,6 +80,7 @@ pub fn build_document(
         errors: errors.into_values().collect(),
         markdown,
         created_at: manifest.created_at.clone(),
+        completed_at,
     }
 }
 
@@ -137,16 +146,4 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         key: key.into(),
         source,
     })
-}
-
-/// Serialisation used for every JSON object Folio stores: pretty, stable field order, trailing newline.
-pub mod bytes_of {
-    pub fn to_bytes<T: serde::Serialize>(value: &T) -> bytes::Bytes {
-        let mut v = serde_json::to_vec_pretty(value).unwrap_or_else(|e| {
-            // Our types contain no maps with non-string keys and no failing Serialize impls.
-            unreachable!("schema types always serialise: {e}")
-        });
-        v.push(b'\n');
-        bytes::Bytes::from(v)
-    }
 }

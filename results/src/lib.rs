@@ -1,0 +1,18 @@
+//! Folio results: the document assembled from its page records.
+//!
+//! Used by the workers (when the last page result lands) and by the API (when it writes error
+//! records for pages that never reached a worker, e.g. a rasterization failure).
+//!
+//! - [`assemble`]: `document.json` / `document.md` once every selected page is recorded.
+//! - [`markdown`]: blocks to Markdown.
+//! - [`json`]: the one serialisation of every JSON object Folio stores.
+//! - [`clock`]: record timestamps in one fixed, sortable RFC 3339 form.
+
+pub mod assemble;
+pub mod clock;
+pub mod json;
+pub mod markdown;
+
+pub use assemble::{build_document, try_assemble, AssembleError, Completion};
+pub use json::to_bytes;
+pub use markdown::{document_markdown, page_markdown};
