@@ -102,8 +102,6 @@ pub(super) fn try_forward(
 /// Ragged decode (`batch.rs`): `x` [N, 1, hidden], `cos`/`sin` [N, 1, rotary/2], one cache per
 /// sequence. Projections run batched; each sequence gets its own two attention launches over
 /// its own cache (any length).
-// Called by `Attention::forward_ragged` (the batch scheduler) once that lands beside this.
-#[allow(dead_code)]
 pub(super) fn try_forward_ragged(
     attn: &Attention,
     x: &Tensor,
