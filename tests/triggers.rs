@@ -368,6 +368,95 @@ async fn malformed_events_are_dead_lettered_and_the_trigger_keeps_running() {
     publisher.delete_topology().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folio_serve_takes_s3_events_on_its_own_listener() {
+    let Some(s) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (prefix, tenant, source) = (unique("srv"), unique("ten"), unique("src"));
+    let rules = write_rules(dir.path(), &tenant, &source, "in/");
+    let src = bucket(&s, &source).await;
+    let pdf = corpus(PDF_3P);
+    src.put("in/will.pdf", pdf.clone(), "application/pdf")
+        .await
+        .unwrap();
+    let secret = "serve-events-secret-0123456789";
+    let api_key = format!("serve-test-api-key-{}", unique("k"));
+    let mut env = s.clone();
+    env.insert("FOLIO_EVENTS_SECRET".into(), secret.into());
+    let (mut serve, addr) = spawn_folio(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-keys",
+            &format!("{api_key}={tenant}"),
+            "--rules",
+            &rules,
+            "--amqp-prefix",
+            &prefix,
+        ],
+        &env,
+        dir.path(),
+        "serve",
+        Some("folio serve: listening on http://"),
+    );
+    let event = aws_put(&source, "in/will.pdf", pdf.len(), "\"serve-1\"");
+
+    let (status, body) = http_post_json(&addr, "/v1/events/s3", &[], &event);
+    assert_eq!(status, 401, "no secret: {body}");
+    let (status, body) = http_post_json(
+        &addr,
+        "/v1/events/s3",
+        &[("X-Folio-Events-Secret", secret)],
+        &event,
+    );
+    assert_eq!(status, 200, "{body}\n{}", serve.log());
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let outcome = &answer["outcomes"][0];
+    assert_eq!(outcome["outcome"], "submitted", "{body}");
+    assert_eq!(outcome["pages"], 3, "{body}");
+    let id = outcome["document_id"].as_str().unwrap().to_string();
+
+    // The upload API sees the document, and its three page jobs are on the broker.
+    let (status, body) = http_request(
+        &addr,
+        "GET",
+        &format!("/v1/documents/{id}"),
+        &[("Authorization", &format!("Bearer {api_key}"))],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let queue = page_queue(&s, &prefix).await;
+    wait_for(30, "three page jobs", || {
+        let queue = queue.clone();
+        async move { (queue.queue_depth(EngineKind::Ocr).await.ok()? == 3).then_some(()) }
+    })
+    .await;
+
+    // The same event again is a duplicate; the SeaweedFS route, without a token, stays off.
+    let (status, body) = http_post_json(
+        &addr,
+        "/v1/events/s3",
+        &[("X-Folio-Events-Secret", secret)],
+        &event,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"duplicate\""), "{body}");
+    let (status, body) = http_post_json(
+        &addr,
+        "/v1/events/seaweedfs",
+        &[("Authorization", "Bearer whatever-token-0123456789")],
+        b"{}",
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("events_disabled"), "{body}");
+    assert_eq!(queue.queue_depth(EngineKind::Ocr).await.unwrap(), 3);
+
+    serve.signal("-TERM");
+    assert_eq!(serve.wait(60), Some(0), "{}", serve.log());
+    queue.delete_topology().await.unwrap();
+}
+
 /// `copies + 1` documents of the 4-page PDF stored in `store` under `tenant` (one submitted through
 /// the upload path, the others with its stored page images copied): `4 × (copies + 1)` pages.
 pub async fn stored_documents(

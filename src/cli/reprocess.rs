@@ -73,9 +73,6 @@ pub struct ReprocessArgs {
     /// kill, at most this many jobs are published again on `--resume`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     checkpoint_every: u32,
-    /// First segment of the page-job exchanges and queues (see `folio trigger --help`).
-    #[arg(long, env = "FOLIO_AMQP_PREFIX", default_value = "folio")]
-    amqp_prefix: String,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -130,11 +127,11 @@ pub fn run(args: ReprocessArgs, runtime: &RuntimeLayout) -> Result<Exit, CliErro
         };
         // A dry run publishes nothing: the queue is created without connecting.
         let queue: Arc<dyn JobQueue> = if args.dry_run {
-            let mut cfg = args.broker.config();
-            cfg.topology_prefix = args.amqp_prefix.clone();
-            Arc::new(AmqpQueue::new(cfg).map_err(|e| CliError::new(Exit::Usage, e))?)
+            Arc::new(
+                AmqpQueue::new(args.broker.config()).map_err(|e| CliError::new(Exit::Usage, e))?,
+            )
         } else {
-            super::trigger::connect_queue(&args.broker, &args.amqp_prefix).await?
+            args.broker.connect().await?
         };
         let reprocessor = Reprocessor::new(folio, source, queue, ingestor, options);
         let stop = CancellationToken::new();

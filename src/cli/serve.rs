@@ -1,9 +1,14 @@
-//! `folio serve`: the upload API over RabbitMQ + S3 (routes in `folio_api::http`).
+//! `folio serve`: the upload API over RabbitMQ + S3 (routes in `folio_api::http`). With `--rules`
+//! and a webhook secret it also serves the event webhooks (`/v1/events/s3`,
+//! `/v1/events/seaweedfs`) as `folio trigger --listen` does; without, they answer 404
+//! `events_disabled`.
 
 use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
+use super::trigger::{build_trigger, EventsArgs};
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
 use clap::Args;
+use folio_api::events::EventsEndpoint;
 use folio_api::http::{self, AllProbes, ApiKeys, ReadinessProbe, ServeConfig, StoreProbe};
 use folio_api::ingest::{IngestConfig, Ingestor};
 use folio_schemas::EngineKind;
@@ -44,6 +49,8 @@ pub struct ServeArgs {
     broker: BrokerArgs,
     #[command(flatten)]
     bucket: BucketArgs,
+    #[command(flatten)]
+    events: EventsArgs,
 }
 
 /// The broker is ready when its connection is up.
@@ -81,6 +88,7 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
     let mut ingest = IngestConfig::new(runtime.pdfium());
     ingest.max_pages = args.max_pages;
     let ingestor = Ingestor::new(ingest);
+    let rules = events_rules(&args.events)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -90,6 +98,25 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
         let amqp = args.broker.connect().await?;
         let store = args.bucket.connect().await?;
         let queue: Arc<dyn JobQueue> = amqp.clone();
+        let events = match rules {
+            Some(rules) => {
+                let config = args.events.trigger_config(args.max_body_bytes);
+                let trigger = build_trigger(
+                    &args.bucket,
+                    store.clone(),
+                    queue.clone(),
+                    ingestor.clone(),
+                    rules,
+                    config,
+                );
+                tracing::info!(rules = trigger.rules().rules.len(), buckets = ?trigger.rules().buckets(), "event webhooks on");
+                Some(
+                    EventsEndpoint::new(trigger, args.events.auth())
+                        .map_err(|e| CliError::new(Exit::Usage, e))?,
+                )
+            }
+            None => None,
+        };
         let readiness: Arc<dyn ReadinessProbe> = Arc::new(AllProbes(vec![
             Arc::new(StoreProbe::new(store.clone())),
             Arc::new(BrokerProbe(amqp)),
@@ -100,9 +127,27 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
             shutdown_signal().await;
             stop.cancel();
         });
-        http::serve(config, store, queue, ingestor, readiness, shutdown)
+        http::serve_with(config, store, queue, ingestor, readiness, events, shutdown)
             .await
             .map_err(|e| CliError::new(Exit::Internal, e))?;
         Ok(Exit::Ok)
     })
+}
+
+/// The rules when the webhooks are configured: `--rules` with at least one of `--events-secret`
+/// and `--seaweedfs-token`; neither is fine (webhooks off); one without the other is a usage error.
+fn events_rules(events: &EventsArgs) -> Result<Option<folio_api::events::RuleSet>, CliError> {
+    let secret = events.events_secret.is_some() || events.seaweedfs_token.is_some();
+    match (&events.rules, secret) {
+        (None, false) => Ok(None),
+        (Some(_), true) => events.load_rules().map(Some),
+        (Some(_), false) => Err(CliError::new(
+            Exit::Usage,
+            anyhow::anyhow!("--rules needs --events-secret or --seaweedfs-token: no webhook would be on"),
+        )),
+        (None, true) => Err(CliError::new(
+            Exit::Usage,
+            anyhow::anyhow!("--events-secret and --seaweedfs-token need --rules (which buckets go to which tenant)"),
+        )),
+    }
 }

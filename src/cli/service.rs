@@ -19,6 +19,10 @@ pub struct BrokerArgs {
     /// Deliveries of a page job before it is dead-lettered (the queues' `x-delivery-limit`).
     #[arg(long, env = "FOLIO_DELIVERY_LIMIT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub delivery_limit: u32,
+    /// First segment of the page-job exchanges and queues (`{prefix}.pages.{engine}`); empty means
+    /// the production names (`folio`). Set it only when several deployments (or tests) share a broker.
+    #[arg(long, env = "FOLIO_AMQP_PREFIX", default_value = "")]
+    pub amqp_prefix: String,
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +51,9 @@ impl BrokerArgs {
     pub fn config(&self) -> AmqpConfig {
         let mut cfg = AmqpConfig::new(self.amqp_url.clone());
         cfg.delivery_limit = self.delivery_limit;
+        if !self.amqp_prefix.is_empty() {
+            cfg.topology_prefix = self.amqp_prefix.clone();
+        }
         cfg
     }
 

@@ -23,18 +23,83 @@ use folio_api::events::{
 };
 use folio_api::ingest::{IngestConfig, Ingestor};
 use folio_transport::amqp_events::{AmqpEventsConfig, AmqpEventsConsumer};
-use folio_transport::{AmqpQueue, JobQueue, ObjectStore, S3Store};
+use folio_transport::{JobQueue, ObjectStore, S3Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The rules and the webhook secrets, shared by `folio trigger` and `folio serve` (which serves
+/// the webhooks on its own listener when `--rules` is given).
 #[derive(Debug, Args)]
-pub struct TriggerArgs {
+pub struct EventsArgs {
     /// Rules file (YAML or JSON): which bucket/prefix/suffix/content type goes to which tenant.
     #[arg(long, env = "FOLIO_TRIGGER_RULES", value_name = "FILE")]
-    rules: PathBuf,
+    pub rules: Option<PathBuf>,
+    /// Shared secret of `POST /v1/events/s3` (header `X-Folio-Events-Secret`); the route is off without it.
+    #[arg(long, env = "FOLIO_EVENTS_SECRET", hide_env_values = true)]
+    pub events_secret: Option<String>,
+    /// Bearer token of `POST /v1/events/seaweedfs` (`bearer_token` in SeaweedFS's notification.toml).
+    #[arg(long, env = "FOLIO_SEAWEEDFS_TOKEN", hide_env_values = true)]
+    pub seaweedfs_token: Option<String>,
+    /// Seconds a dedup claim stays valid without renewal (a crashed holder's objects are taken over after it).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub lease_secs: u64,
+    /// SeaweedFS filer folder holding the buckets.
+    #[arg(long, default_value = "/buckets")]
+    pub seaweedfs_buckets_dir: String,
+}
+
+impl EventsArgs {
+    /// The rules file's rules (`--rules` is then required).
+    pub fn load_rules(&self) -> Result<RuleSet, CliError> {
+        let path = self.rules.as_ref().ok_or_else(|| {
+            CliError::new(Exit::Usage, anyhow::anyhow!("--rules FILE is required"))
+        })?;
+        RuleSet::load(path).map_err(|e| CliError::new(Exit::Usage, e))
+    }
+
+    pub fn auth(&self) -> EventsAuth {
+        EventsAuth {
+            s3_secret: self.events_secret.clone(),
+            seaweedfs_token: self.seaweedfs_token.clone(),
+            respond_within: Duration::ZERO,
+        }
+    }
+
+    pub fn trigger_config(&self, max_object_bytes: u64) -> TriggerConfig {
+        TriggerConfig {
+            max_object_bytes,
+            lease: Duration::from_secs(self.lease_secs),
+            seaweedfs_buckets_dir: self.seaweedfs_buckets_dir.clone(),
+            ..TriggerConfig::default()
+        }
+    }
+}
+
+/// A trigger on Folio's `store` and `queue` that opens the watched buckets with `bucket`'s
+/// endpoint and credentials.
+pub fn build_trigger(
+    bucket: &BucketArgs,
+    store: Arc<dyn ObjectStore>,
+    queue: Arc<dyn JobQueue>,
+    ingestor: Ingestor,
+    rules: RuleSet,
+    config: TriggerConfig,
+) -> Arc<Trigger> {
+    let source_config = bucket.config();
+    let sources = Arc::new(BucketFactory::new(move |name: &str| {
+        let mut cfg = source_config.clone();
+        cfg.bucket = name.to_string();
+        cfg.create_bucket = false;
+        S3Store::new(cfg).map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+    }));
+    Arc::new(Trigger::new(store, queue, ingestor, sources, rules, config))
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
     /// Also serve the webhooks (`/v1/events/s3`, `/v1/events/seaweedfs`), `/metrics` and
     /// `/healthz` here; port 0 picks one (printed on stdout).
     #[arg(long, env = "FOLIO_TRIGGER_LISTEN")]
@@ -42,10 +107,6 @@ pub struct TriggerArgs {
     /// Do not consume the AMQP event queue (webhooks only).
     #[arg(long)]
     no_amqp: bool,
-    /// First segment of the page-job exchanges and queues (`{prefix}.pages.{engine}`): the
-    /// workers' `folio` unless a deployment (or a test) shares a broker.
-    #[arg(long, env = "FOLIO_AMQP_PREFIX", default_value = "folio")]
-    amqp_prefix: String,
     /// RabbitMQ URL of the event queue, when not the page-job broker's.
     #[arg(long, env = "FOLIO_EVENTS_AMQP_URL", hide_env_values = true)]
     events_amqp_url: Option<String>,
@@ -58,24 +119,14 @@ pub struct TriggerArgs {
     /// Event messages processed at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
-    /// Shared secret of `POST /v1/events/s3` (header `X-Folio-Events-Secret`); the route is off without it.
-    #[arg(long, env = "FOLIO_EVENTS_SECRET", hide_env_values = true)]
-    events_secret: Option<String>,
-    /// Bearer token of `POST /v1/events/seaweedfs` (`bearer_token` in SeaweedFS's notification.toml).
-    #[arg(long, env = "FOLIO_SEAWEEDFS_TOKEN", hide_env_values = true)]
-    seaweedfs_token: Option<String>,
     /// Largest object accepted, in bytes (the upload API's limit).
     #[arg(long, env = "FOLIO_MAX_BODY_BYTES", default_value_t = 100 * 1024 * 1024)]
     max_object_bytes: u64,
     /// Most pages one document may have (the upload API's limit).
     #[arg(long, env = "FOLIO_MAX_PAGES", default_value_t = 2000)]
     max_pages: u32,
-    /// Seconds a dedup claim stays valid without renewal (a crashed holder's objects are taken over after it).
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
-    lease_secs: u64,
-    /// SeaweedFS filer folder holding the buckets.
-    #[arg(long, default_value = "/buckets")]
-    seaweedfs_buckets_dir: String,
+    #[command(flatten)]
+    events: EventsArgs,
     #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
@@ -87,7 +138,7 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
         .check(&[runtime.pdfium()])
         .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
     let usage = |e: anyhow::Error| CliError::new(Exit::Usage, e);
-    let rules = RuleSet::load(&args.rules).map_err(|e| usage(e.into()))?;
+    let rules = args.events.load_rules()?;
     if args.no_amqp && args.listen.is_none() {
         return Err(usage(anyhow::anyhow!(
             "--no-amqp needs --listen: there would be nothing to receive events from"
@@ -102,17 +153,8 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
     events.delivery_limit = args.events_delivery_limit;
     events.prefetch = args.concurrency;
     events.validate().map_err(|e| usage(e.into()))?;
-    let auth = EventsAuth {
-        s3_secret: args.events_secret.clone(),
-        seaweedfs_token: args.seaweedfs_token.clone(),
-        respond_within: Duration::ZERO,
-    };
-    let config = TriggerConfig {
-        max_object_bytes: args.max_object_bytes,
-        lease: Duration::from_secs(args.lease_secs),
-        seaweedfs_buckets_dir: args.seaweedfs_buckets_dir.clone(),
-        ..TriggerConfig::default()
-    };
+    let auth = args.events.auth();
+    let config = args.events.trigger_config(args.max_object_bytes);
     let mut ingest = IngestConfig::new(runtime.pdfium());
     ingest.max_pages = args.max_pages;
     let ingestor = Ingestor::new(ingest);
@@ -122,17 +164,10 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
         .build()
         .map_err(CliError::internal)?;
     rt.block_on(async move {
-        let amqp = connect_queue(&args.broker, &args.amqp_prefix).await?;
+        let amqp = args.broker.connect().await?;
         let store = args.bucket.connect().await?;
-        let source_config = args.bucket.config();
-        let sources = Arc::new(BucketFactory::new(move |name: &str| {
-            let mut cfg = source_config.clone();
-            cfg.bucket = name.to_string();
-            cfg.create_bucket = false;
-            S3Store::new(cfg).map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-        }));
         let queue: Arc<dyn JobQueue> = amqp.clone();
-        let trigger = Arc::new(Trigger::new(store, queue, ingestor, sources, rules, config));
+        let trigger = build_trigger(&args.bucket, store, queue, ingestor, rules, config);
         tracing::info!(rules = trigger.rules().rules.len(), buckets = ?trigger.rules().buckets(), "trigger starting");
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
@@ -190,21 +225,6 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
             None => Ok(Exit::Ok),
         }
     })
-}
-
-/// The page-job queue with `prefix` as its topology prefix.
-pub(super) async fn connect_queue(
-    broker: &BrokerArgs,
-    prefix: &str,
-) -> Result<Arc<AmqpQueue>, CliError> {
-    let mut cfg = broker.config();
-    cfg.topology_prefix = prefix.to_string();
-    cfg.validate().map_err(|e| CliError::new(Exit::Usage, e))?;
-    let queue = AmqpQueue::connect(cfg)
-        .await
-        .context("connecting to RabbitMQ")
-        .map_err(CliError::internal)?;
-    Ok(Arc::new(queue))
 }
 
 /// Bind and serve the webhook and ops routes in the background until `shutdown`.

@@ -43,7 +43,7 @@ pub mod upload;
 pub use config::{ApiKeys, ConfigError, ServeConfig};
 pub use error::ApiError;
 pub use ops::{AllProbes, ReadinessProbe, StoreProbe};
-pub use server::{serve, ServeError, Server};
+pub use server::{serve, serve_with, ServeError, Server};
 pub use state::AppState;
 
 use axum::body::Body;

@@ -1,6 +1,8 @@
 //! Binding and running the API: a TCP listener (port 0 allowed), graceful shutdown on a
-//! cancellation token, then a bounded wait for background enqueueing to finish.
+//! cancellation token, then a bounded wait for background enqueueing to finish. With
+//! [`Server::with_events`], the event webhooks (`/v1/events/*`) are served too.
 
+use crate::events::EventsEndpoint;
 use crate::http::config::{ConfigError, ServeConfig};
 use crate::http::ops::ReadinessProbe;
 use crate::http::state::AppState;
@@ -31,6 +33,7 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    events: Option<EventsEndpoint>,
 }
 
 impl Server {
@@ -54,6 +57,7 @@ impl Server {
             listener,
             local_addr,
             state,
+            events: None,
         })
     }
 
@@ -66,6 +70,13 @@ impl Server {
         &self.state
     }
 
+    /// Serve `POST /v1/events/s3` and `POST /v1/events/seaweedfs` with `endpoint` (without it they
+    /// answer 404 `events_disabled`).
+    pub fn with_events(mut self, endpoint: EventsEndpoint) -> Self {
+        self.events = Some(endpoint);
+        self
+    }
+
     /// Serve until `shutdown` is cancelled: stop accepting connections, let requests in progress
     /// finish, then give background enqueueing up to `shutdown_grace` to finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
@@ -73,9 +84,14 @@ impl Server {
             listener,
             local_addr,
             state,
+            events,
         } = self;
-        tracing::info!(addr = %local_addr, config = ?state.config(), "API listening");
-        axum::serve(listener, crate::http::app(state.clone()))
+        tracing::info!(addr = %local_addr, config = ?state.config(), events = ?events, "API listening");
+        let mut app = crate::http::app(state.clone());
+        if let Some(endpoint) = &events {
+            app = app.layer(axum::Extension(endpoint.clone()));
+        }
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .map_err(ServeError::Serve)?;
@@ -84,10 +100,13 @@ impl Server {
             grace_s = grace.as_secs_f64(),
             "listener closed; waiting for background enqueueing"
         );
-        if tokio::time::timeout(grace, state.wait_background())
-            .await
-            .is_err()
-        {
+        let background = async {
+            state.wait_background().await;
+            if let Some(endpoint) = &events {
+                endpoint.wait_background().await;
+            }
+        };
+        if tokio::time::timeout(grace, background).await.is_err() {
             tracing::warn!("background enqueueing did not finish within the grace period; those documents keep their pending pages");
         }
         Ok(())
@@ -104,7 +123,23 @@ pub async fn serve(
     readiness: Arc<dyn ReadinessProbe>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let server = Server::bind(config, store, queue, ingestor, readiness).await?;
+    serve_with(config, store, queue, ingestor, readiness, None, shutdown).await
+}
+
+/// [`serve`], with the event webhooks when `events` is given.
+pub async fn serve_with(
+    config: ServeConfig,
+    store: Arc<dyn ObjectStore>,
+    queue: Arc<dyn JobQueue>,
+    ingestor: Ingestor,
+    readiness: Arc<dyn ReadinessProbe>,
+    events: Option<EventsEndpoint>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let mut server = Server::bind(config, store, queue, ingestor, readiness).await?;
+    if let Some(endpoint) = events {
+        server = server.with_events(endpoint);
+    }
     println!("folio serve: listening on http://{}", server.local_addr());
     server.run(shutdown).await
 }
