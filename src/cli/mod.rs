@@ -2,6 +2,7 @@
 
 mod ask;
 mod exit;
+mod glm_engine;
 mod ocr_engine;
 mod parse;
 mod render;

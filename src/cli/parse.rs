@@ -1,5 +1,6 @@
 //! `folio parse FILE... [-o DIR]`: the whole pipeline in one process — the same submit, queue, worker
 //! and assembly code as the service, with an in-process queue and a temporary folder as the bucket.
+//! `--engine glm45v --model DIR [--profile NAME]` runs GLM-4.5V embedded instead of the ocr engine.
 
 use super::exit::ingest_exit;
 use super::{CliError, Exit};
@@ -10,7 +11,6 @@ use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
 use folio_api::submit::{accept, enqueue_pages, SubmitError, SubmitRequest};
 use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions};
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
-use folio_workers::engines::OcrAdapter;
 use folio_workers::{Worker, WorkerConfig, WorkerEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
@@ -58,6 +58,17 @@ pub struct ParseArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Engine: `ocr` (CPU pipeline) or `glm45v` (GLM-4.5V, needs --model).
+    #[arg(long, default_value = "ocr")]
+    engine: EngineKind,
+    /// Prompt profile of the glm45v engine: document, table, chart, prescription or question.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// The question of the `question` profile.
+    #[arg(long, value_name = "TEXT")]
+    prompt: Option<String>,
+    #[command(flatten)]
+    glm: super::glm_engine::GlmArgs,
 }
 
 /// Everything one run shares.
@@ -69,7 +80,16 @@ struct Pipeline {
 }
 
 pub fn run(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
-    let rt = super::ocr_engine::ocr_tokio_runtime(runtime)?;
+    check_profile(&args)?;
+    let rt = match args.engine {
+        EngineKind::Ocr => super::ocr_engine::ocr_tokio_runtime(runtime)?,
+        EngineKind::Glm45v => {
+            runtime
+                .check(&[runtime.pdfium()])
+                .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+            super::ocr_engine::tokio_runtime()?
+        }
+    };
     rt.block_on(run_async(args, runtime))
 }
 
@@ -80,20 +100,20 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
     let memory_queue = InProcessQueue::new(DELIVERY_LIMIT);
     let queue: Arc<dyn JobQueue> = Arc::new(memory_queue.clone());
 
-    let engine =
-        super::ocr_engine::load_ocr_engine(runtime, args.threads, args.angle_classifier).await?;
+    let engine = super::ocr_engine::load_engine(
+        args.engine,
+        &args.glm,
+        runtime,
+        args.threads,
+        args.angle_classifier,
+    )
+    .await?;
     let worker_config = WorkerConfig {
         delivery_limit: DELIVERY_LIMIT,
         ..WorkerConfig::default()
     };
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
-    let worker = Worker::new(
-        store.clone(),
-        queue.clone(),
-        Arc::new(OcrAdapter::new(engine)),
-        worker_config,
-    )
-    .with_events(tx);
+    let worker = Worker::new(store.clone(), queue.clone(), engine, worker_config).with_events(tx);
     let shutdown = CancellationToken::new();
     let worker_task = {
         let shutdown = shutdown.clone();
@@ -158,6 +178,36 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
     Ok(exit)
 }
 
+/// `--profile` and `--prompt` are glm45v options; a profile must exist and `question` needs a prompt.
+fn check_profile(args: &ParseArgs) -> Result<(), CliError> {
+    let usage = |m: String| CliError::new(Exit::Usage, anyhow::anyhow!(m));
+    if args.engine != EngineKind::Glm45v {
+        if args.profile.is_some() || args.prompt.is_some() {
+            return Err(usage("--profile and --prompt need --engine glm45v".into()));
+        }
+        return Ok(());
+    }
+    let profile = match &args.profile {
+        Some(name) => {
+            folio_glm45v::profiles::Profile::parse(name).map_err(|e| usage(e.to_string()))?
+        }
+        None if args.prompt.is_some() => {
+            return Err(usage("--prompt needs --profile question".into()))
+        }
+        None => return Ok(()),
+    };
+    let is_question = profile.kind == folio_glm45v::profiles::ProfileKind::Question;
+    let has_prompt = args.prompt.as_deref().is_some_and(|p| !p.trim().is_empty());
+    match (is_question, has_prompt) {
+        (true, false) => Err(usage("--profile question needs --prompt TEXT".into())),
+        (false, true) => Err(usage(format!(
+            "--prompt is only read by --profile question, not {}",
+            profile.id()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn worst(a: Exit, b: Exit) -> Exit {
     if (b as u8) > (a as u8) {
         b
@@ -181,9 +231,10 @@ async fn parse_one(
         password: args.password.clone(),
         pages: args.pages.clone().unwrap_or_else(PageRange::all),
         options: JobOptions {
-            engine: EngineKind::Ocr,
+            engine: args.engine,
+            profile: args.profile.clone(),
+            prompt: args.prompt.clone(),
             dpi: args.dpi,
-            ..JobOptions::default()
         },
         metadata: Default::default(),
     };

@@ -1,4 +1,4 @@
-//! `folio work --engine ocr`: consume page jobs from RabbitMQ, run the engine, write results to S3.
+//! `folio work --engine ocr|glm45v`: consume page jobs from RabbitMQ, run the engine, write results to S3.
 //!
 //! Serves `/healthz` (alive), `/readyz` (consuming) and `/metrics` (Prometheus) on `--metrics-listen`.
 //! SIGTERM: stop taking jobs, finish the batch in hand within `--shutdown-grace-secs`, exit; whatever
@@ -10,8 +10,7 @@ use crate::runtime::RuntimeLayout;
 use axum::routing::get;
 use clap::Args;
 use folio_schemas::EngineKind;
-use folio_workers::engines::OcrAdapter;
-use folio_workers::{Engine, Worker, WorkerConfig};
+use folio_workers::{Worker, WorkerConfig};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,28 +35,26 @@ pub struct WorkArgs {
     /// Intra-op threads of the models (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    #[command(flatten)]
+    glm: super::glm_engine::GlmArgs,
 }
 
 pub fn run(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
-    if args.engine != EngineKind::Ocr {
-        return Err(CliError::new(
-            Exit::Usage,
-            anyhow::anyhow!(
-                "engine `{}` cannot run as a worker yet; available: ocr",
-                args.engine
-            ),
-        ));
-    }
-    let rt = super::ocr_engine::ocr_tokio_runtime(runtime)?;
+    let rt = match args.engine {
+        EngineKind::Ocr => super::ocr_engine::ocr_tokio_runtime(runtime)?,
+        EngineKind::Glm45v => super::ocr_engine::tokio_runtime()?,
+    };
     rt.block_on(run_async(args, runtime))
 }
 
 async fn run_async(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
     let metrics = super::telemetry::install_prometheus()?;
+    // The engine first: a bad model directory is reported before any connection is tried.
+    let engine =
+        super::ocr_engine::load_engine(args.engine, &args.glm, runtime, args.threads, false)
+            .await?;
     let queue = args.broker.connect().await?;
     let store = args.bucket.connect().await?;
-    let engine = super::ocr_engine::load_ocr_engine(runtime, args.threads, false).await?;
-    let engine: Arc<dyn Engine> = Arc::new(OcrAdapter::new(engine));
     let config = WorkerConfig {
         delivery_limit: args.broker.delivery_limit,
         ..WorkerConfig::default()
