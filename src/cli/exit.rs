@@ -1,4 +1,5 @@
-//! Exit codes: 0 ok, 1 internal error, 2 usage, 3 input rejected, 4 runtime missing.
+//! Exit codes: 0 ok, 1 internal error, 2 usage, 3 input rejected, 4 runtime missing, 5 a service
+//! (store, broker) became unavailable mid-run, 130 interrupted by a signal (as shells report Ctrl-C).
 
 use std::process::ExitCode;
 
@@ -9,6 +10,10 @@ pub enum Exit {
     Usage = 2,
     InputRejected = 3,
     RuntimeMissing = 4,
+    /// The store or the broker failed mid-run; the work can be resumed later (`folio reprocess`).
+    Unavailable = 5,
+    /// Stopped by Ctrl-C or SIGTERM before the end (128 + SIGINT).
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {

@@ -32,12 +32,20 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The store or the broker failed mid-run (see the table above).
-pub const EXIT_UNAVAILABLE: i32 = 5;
-/// Stopped by a signal (128 + SIGINT, as shells report Ctrl-C).
-pub const EXIT_INTERRUPTED: i32 = 130;
+/// The exit codes, for `folio reprocess --help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    finished (or a dry run), nothing failed
+  1    internal error
+  2    usage: bad URL or flags, --tenant missing for raw objects, an interrupted run exists
+       (pass --resume or --restart), nothing to resume
+  3    finished, but some items failed (listed in the summary)
+  4    PDFium missing (raw objects need it)
+  5    the store or the broker became unavailable; the checkpoint is written: --resume later
+  130  interrupted (Ctrl-C, SIGTERM); the checkpoint is written: --resume continues";
 
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct ReprocessArgs {
     /// What to process: Folio's bucket (documents) or a source bucket (raw objects).
     #[arg(value_name = "s3://BUCKET/PREFIX")]
@@ -149,13 +157,12 @@ pub fn run(args: ReprocessArgs, runtime: &RuntimeLayout) -> Result<Exit, CliErro
         Ok(report) => finish(&url, &report, secs),
         Err(ReprocessError::Usage(m)) => Err(usage(m)),
         Err(e @ ReprocessError::Checkpoint(_)) => Err(CliError::new(Exit::Usage, e)),
-        Err(e @ ReprocessError::Transport(_)) => {
-            eprintln!("folio: {e}");
-            eprintln!(
-                "folio reprocess: stopped; the checkpoint is written, run again with --resume"
-            );
-            std::process::exit(EXIT_UNAVAILABLE)
-        }
+        Err(e @ ReprocessError::Transport(_)) => Err(CliError::new(
+            Exit::Unavailable,
+            anyhow::Error::new(e).context(
+                "folio reprocess stopped; the checkpoint is written, run again with --resume",
+            ),
+        )),
     }
 }
 
@@ -185,7 +192,7 @@ fn finish(url: &S3Url, report: &RunReport, secs: f64) -> Result<Exit, CliError> 
             "folio reprocess: interrupted; checkpoint {}: run the same command with --resume to continue",
             report.checkpoint_key
         );
-        std::process::exit(EXIT_INTERRUPTED);
+        return Ok(Exit::Interrupted);
     }
     Ok(if s.failed > 0 {
         Exit::InputRejected
@@ -201,7 +208,8 @@ async fn stop_on_signals(stop: CancellationToken) {
     eprintln!("folio reprocess: stopping after the current page job (Ctrl-C again to abort)");
     stop.cancel();
     shutdown_signal().await;
-    std::process::exit(EXIT_INTERRUPTED);
+    // The run is mid-publish: no checkpoint write to wait for, leave now.
+    std::process::exit(Exit::Interrupted as i32);
 }
 
 /// The progress bar: items with rate and ETA, page jobs in the message.
