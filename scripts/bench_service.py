@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Service benchmarks: ``folio serve`` + ``folio work`` on a private RabbitMQ node and SeaweedFS.
+
+Run it through the dispatcher: ``scripts/bench service [--runs 3] [--load-seconds 60]``.
+
+The services come from ``scripts/services/start`` with ``FOLIO_PRIVATE_RABBIT=1`` (a private RabbitMQ
+node and SeaweedFS on free loopback ports, under ``bench-out/service/services``) and are stopped at the
+end. The binary is the release build (``target/release/folio``). Three measurements:
+
+(a) ingest: a 50-page PDF (corpus PDFs cycled with pypdf) uploaded to ``folio serve`` with no worker
+    running; the time from the start of the POST until ``folio_pages_enqueued_total`` has grown by 50
+    (every page rasterized at 200 DPI, stored as PNG in SeaweedFS and published to RabbitMQ). Pages/s,
+    median over ``--runs``.
+(b) end to end: a 20-page PDF (the first 20 of the 50) through the service with 2 ``folio work``
+    processes (started and ready before the upload) — POST to ``status`` complete, polled every 100 ms —
+    against ``folio parse`` of the same file in one process (model loading included; it is ~1 s).
+    Medians over ``--runs``; the ratio is service / parse, target <= 1.15.
+(c) load: ``wrk`` (Debian package) with 50 connections for ``--load-seconds`` POSTing a 1-page PNG
+    (``charts/vegalite_bar.png``); p50/p99 latency, requests/s, non-2xx and socket errors, and the RSS
+    (VmRSS) of the api and of both workers before and after. One run.
+
+The tenant's in-flight limit is raised (``FOLIO_MAX_IN_FLIGHT``) so that it does not turn load into 429s.
+Writes ``bench-out/service/report.md`` and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchlib.machine import (  # noqa: E402
+    ToolError,
+    corpus_dir,
+    ensure_debian_tool,
+    fmt,
+    folio_binary,
+    git_commit,
+    load_average,
+    machine_lines,
+    md_table,
+    median,
+    repo_root,
+)
+
+KEY = "bench-key-0123456789abcdef"
+TENANT = "bench"
+INGEST_PAGES = 50
+E2E_PAGES = 20
+DPI = 200
+TARGET_RATIO = 1.15
+LOAD_CONNECTIONS = 50
+LOAD_IMAGE = os.path.join("charts", "vegalite_bar.png")
+A3_AREA_PT2 = 842 * 1191
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="service benchmarks (ingest, end to end, load)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs of (a) and (b) (>= 1; default 3)")
+    p.add_argument("--load-seconds", type=int, default=60, help="duration of (c) (default 60)")
+    p.add_argument("--out", default=os.path.join(repo_root(), "bench-out"))
+    args = p.parse_args()
+    if args.runs < 1 or args.load_seconds < 1:
+        p.error("--runs and --load-seconds must be >= 1")
+    return args
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def source_pdfs() -> list[str]:
+    root = corpus_dir()
+    found = [os.path.join(repo_root(), "examples", "sample-scan.pdf")]
+    for sub in ("multipage_pdf", "printed", "tables", "handwritten"):
+        folder = os.path.join(root, sub)
+        if os.path.isdir(folder):
+            found += sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pdf"))
+    return [f for f in found if os.path.isfile(f)]
+
+
+def build_pdf(path: str, pages: int) -> None:
+    """Cycle the corpus PDFs' pages (A3 or smaller) up to `pages` pages."""
+    from pypdf import PdfReader, PdfWriter
+
+    candidates = []
+    for src in source_pdfs():
+        for page in PdfReader(src).pages:
+            box = page.mediabox
+            if float(box.width) * float(box.height) <= A3_AREA_PT2:
+                candidates.append(page)
+    if not candidates:
+        raise ToolError("no source PDF pages found (examples/sample-scan.pdf, corpus PDFs)")
+    writer = PdfWriter()
+    for n in range(pages):
+        writer.add_page(candidates[n % len(candidates)])
+    with open(path + ".part", "wb") as f:
+        writer.write(f)
+    os.replace(path + ".part", path)
+
+
+class Http:
+    def __init__(self, base: str):
+        self.base = base
+
+    def request(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None):
+        req = urllib.request.Request(self.base + path, data=body, method=method)
+        req.add_header("Authorization", f"Bearer {KEY}")
+        if ctype:
+            req.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(req, timeout=300) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def metric(self, name: str) -> float:
+        _, body = self.request("GET", "/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def upload(self, path: str, ctype: str) -> str:
+        with open(path, "rb") as f:
+            status, body = self.request("POST", "/v1/documents?dpi=%d" % DPI, f.read(), ctype)
+        if status != 202:
+            raise ToolError(f"upload of {path} answered {status}: {body[:300]!r}")
+        return json.loads(body)["document_id"]
+
+
+def wait_until(what: str, timeout: float, check, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(interval)
+    raise ToolError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Services:
+    """scripts/services/start with a private RabbitMQ node; its env file parsed into a dict."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.env: dict[str, str] = {}
+
+    def __enter__(self):
+        env = dict(os.environ, FOLIO_SERVICES_DIR=self.folder, FOLIO_PRIVATE_RABBIT="1")
+        subprocess.run([os.path.join(repo_root(), "scripts", "services", "start")], env=env, check=True)
+        with open(os.path.join(self.folder, "env"), encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if "=" in line and not line.startswith("#"):
+                    k, v = line.removeprefix("export ").split("=", 1)
+                    self.env[k] = v.strip("'\"")
+        return self
+
+    def __exit__(self, *exc):
+        env = dict(os.environ, FOLIO_SERVICES_DIR=self.folder)
+        subprocess.run([os.path.join(repo_root(), "scripts", "services", "stop")], env=env, check=False)
+
+
+class Procs:
+    """The folio processes of the benchmark, stopped (SIGTERM, then SIGKILL) at the end."""
+
+    def __init__(self, log_dir: str, base_env: dict[str, str]):
+        self.log_dir = log_dir
+        self.base_env = base_env
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, args: list[str], extra: dict[str, str]) -> subprocess.Popen:
+        log = open(os.path.join(self.log_dir, f"{name}.log"), "ab")
+        env = dict(os.environ, **self.base_env, **extra)
+        p = subprocess.Popen([folio_binary(), *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p: subprocess.Popen) -> None:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs.remove(p)
+
+    def stop_all(self) -> None:
+        for p in list(self.procs):
+            self.stop(p)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def start_api(procs: Procs, prefix: str) -> tuple[subprocess.Popen, Http]:
+    port = free_port()
+    api = procs.start("api", ["serve", "--s3-create-bucket"], {
+        "FOLIO_LISTEN": f"127.0.0.1:{port}",
+        "FOLIO_API_KEYS": f"{KEY}={TENANT}",
+        "FOLIO_MAX_IN_FLIGHT": "100000",
+        "FOLIO_AMQP_PREFIX": prefix,
+    })
+    http = Http(f"http://127.0.0.1:{port}")
+    wait_until("folio serve /readyz", 60, lambda: http_ok(http.base + "/readyz"))
+    return api, http
+
+
+def start_workers(procs: Procs, prefix: str, n: int) -> list[subprocess.Popen]:
+    workers = []
+    for i in range(n):
+        port = free_port()
+        w = procs.start(f"worker{i}", ["work", "--engine", "ocr"], {
+            "FOLIO_METRICS_LISTEN": f"127.0.0.1:{port}",
+            "FOLIO_AMQP_PREFIX": prefix,
+        })
+        wait_until(f"worker {i} /readyz", 120, lambda port=port: http_ok(f"http://127.0.0.1:{port}/readyz"))
+        workers.append(w)
+    return workers
+
+
+def bench_ingest(procs: Procs, pdf: str, runs: int) -> list[float]:
+    api, http = start_api(procs, f"bench-ingest-{os.getpid()}-")
+    times = []
+    try:
+        for _ in range(runs):
+            before = http.metric("folio_pages_enqueued_total")
+            started = time.monotonic()
+            http.upload(pdf, "application/pdf")
+            wait_until("50 pages enqueued", 600,
+                       lambda: http.metric("folio_pages_enqueued_total") >= before + INGEST_PAGES, 0.05)
+            times.append(time.monotonic() - started)
+    finally:
+        procs.stop(api)
+    return times
+
+
+def bench_e2e(procs: Procs, pdf: str, runs: int, work_dir: str) -> tuple[list[float], list[float]]:
+    parse_times = []
+    for i in range(runs):
+        out = os.path.join(work_dir, f"parse-{i}")
+        shutil.rmtree(out, ignore_errors=True)
+        started = time.monotonic()
+        subprocess.run([folio_binary(), "parse", pdf, "-o", out, "--dpi", str(DPI)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        parse_times.append(time.monotonic() - started)
+    prefix = f"bench-e2e-{os.getpid()}-"
+    api, http = start_api(procs, prefix)
+    workers = start_workers(procs, prefix, 2)
+    service_times = []
+    try:
+        for _ in range(runs):
+            started = time.monotonic()
+            doc = http.upload(pdf, "application/pdf")
+
+            def done(doc=doc):
+                status, body = http.request("GET", f"/v1/documents/{doc}")
+                return status == 200 and json.loads(body)["status"] in ("complete", "partial")
+
+            wait_until("the 20-page document", 1800, done)
+            service_times.append(time.monotonic() - started)
+            _, body = http.request("GET", f"/v1/documents/{doc}")
+            if json.loads(body)["pages_done"] != E2E_PAGES:
+                raise ToolError(f"document {doc} did not complete every page: {body[:300]!r}")
+    finally:
+        for w in workers:
+            procs.stop(w)
+        procs.stop(api)
+    return parse_times, service_times
+
+
+def bench_load(procs: Procs, image: str, seconds: int, work_dir: str) -> dict:
+    wrk = ensure_debian_tool("wrk", "wrk")
+    script = os.path.join(work_dir, "upload.lua")
+    with open(image, "rb") as f:
+        body = f.read()
+    lua_body = "".join(f"\\{b:03d}" for b in body)
+    with open(script, "w", encoding="ascii") as f:
+        f.write('wrk.method = "POST"\n')
+        f.write(f'wrk.body = "{lua_body}"\n')
+        f.write(f'wrk.headers["Authorization"] = "Bearer {KEY}"\n')
+        f.write('wrk.headers["Content-Type"] = "image/png"\n')
+    prefix = f"bench-load-{os.getpid()}-"
+    api, http = start_api(procs, prefix)
+    workers = start_workers(procs, prefix, 2)
+    try:
+        # Warm-up: a few uploads so that lazily made things (PDFium, pools) exist before "before".
+        for _ in range(20):
+            http.upload(image, "image/png")
+        time.sleep(2)
+        rss_before = {"api": rss_mib(api.pid), **{f"worker{i}": rss_mib(w.pid) for i, w in enumerate(workers)}}
+        done = subprocess.run([wrk, "-t", "2", "-c", str(LOAD_CONNECTIONS), "-d", f"{seconds}s", "--latency",
+                               "--timeout", "30s", "-s", script, http.base + "/v1/documents"],
+                              capture_output=True, text=True, check=True)
+        time.sleep(2)
+        rss_after = {"api": rss_mib(api.pid), **{f"worker{i}": rss_mib(w.pid) for i, w in enumerate(workers)}}
+        accepted = http.metric('folio_uploads_total{result="accepted"}')
+    finally:
+        for w in workers:
+            procs.stop(w)
+        procs.stop(api)
+    with open(os.path.join(work_dir, "wrk.txt"), "w", encoding="utf-8") as f:
+        f.write(done.stdout)
+    return {"wrk": done.stdout, "before": rss_before, "after": rss_after, "accepted": accepted}
+
+
+def wrk_numbers(out: str) -> dict:
+    def latency(pct: str) -> float | None:
+        m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return None
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    def count(pattern: str) -> int:
+        m = re.search(pattern, out)
+        return int(m.group(1)) if m else 0
+
+    m = re.search(r"(\d+) requests in", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "requests": int(m.group(1)) if m else 0,
+        "rps": float(rps.group(1)) if rps else None,
+        "non2xx": count(r"Non-2xx or 3xx responses: (\d+)"),
+        "socket": sum(int(x) for x in sock.groups()) if sock else 0,
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    if not os.access(folio_binary(), os.X_OK):
+        print("bench: build the release binary first: cargo build --release --bin folio", file=sys.stderr)
+        return 2
+    load_at_start = load_average()
+    work_dir = os.path.join(args.out, "service")
+    os.makedirs(work_dir, exist_ok=True)
+    pdf50 = os.path.join(work_dir, "ingest-50p.pdf")
+    pdf20 = os.path.join(work_dir, "e2e-20p.pdf")
+    build_pdf(pdf50, INGEST_PAGES)
+    build_pdf(pdf20, E2E_PAGES)
+    image = os.path.join(corpus_dir(), LOAD_IMAGE)
+    services_dir = os.path.join(work_dir, "services")
+    with Services(services_dir) as services:
+        procs = Procs(work_dir, services.env)
+        try:
+            print("bench: (a) ingest", file=sys.stderr)
+            ingest = bench_ingest(procs, pdf50, args.runs)
+            print("bench: (b) end to end", file=sys.stderr)
+            parse_t, service_t = bench_e2e(procs, pdf20, args.runs, work_dir)
+            print("bench: (c) load", file=sys.stderr)
+            load = bench_load(procs, image, args.load_seconds, work_dir)
+        finally:
+            procs.stop_all()
+    w = wrk_numbers(load["wrk"])
+    ingest_rates = [INGEST_PAGES / t for t in ingest]
+    ratio = median(service_t) / median(parse_t)
+    lines = [
+        "# Service benchmark",
+        "",
+        f"- command: `scripts/bench service --runs {args.runs} --load-seconds {args.load_seconds}`",
+        f"- commit: {git_commit()}; binary: `target/release/folio`",
+        *machine_lines(load_at_start),
+        "- services: private RabbitMQ node + SeaweedFS (`weed mini`) on loopback (scripts/services/start)",
+        "",
+        f"## (a) Ingest: {INGEST_PAGES}-page PDF, rasterize ({DPI} DPI) + store PNG + publish, no worker",
+        "",
+        *md_table(["run", "seconds", "pages/s"],
+                  [[str(i + 1), fmt(t), fmt(r)] for i, (t, r) in enumerate(zip(ingest, ingest_rates))]
+                  + [["median", fmt(median(ingest)), fmt(median(ingest_rates))]]),
+        "",
+        f"## (b) End to end: {E2E_PAGES}-page PDF, 2 `folio work` vs `folio parse` (anchor, same run)",
+        "",
+        *md_table(["run", "folio parse (s)", "serve + 2 workers (s)"],
+                  [[str(i + 1), fmt(a), fmt(b)] for i, (a, b) in enumerate(zip(parse_t, service_t))]
+                  + [["median", fmt(median(parse_t)), fmt(median(service_t))]]),
+        "",
+        f"- ratio service / parse (medians): **{ratio:.2f}×** (target <= {TARGET_RATIO}×: "
+        f"{'met' if ratio <= TARGET_RATIO else 'not met'})",
+        "",
+        f"## (c) Load: {LOAD_CONNECTIONS} connections, {args.load_seconds} s, 1-page PNG uploads (wrk, one run)",
+        "",
+        *md_table(["requests", "req/s", "p50 (ms)", "p99 (ms)", "non-2xx", "socket errors", "accepted (api metric)"],
+                  [[str(w["requests"]), fmt(w["rps"], 1), fmt(w["p50"]), fmt(w["p99"]), str(w["non2xx"]),
+                    str(w["socket"]), f"{load['accepted']:.0f}"]]),
+        "",
+        *md_table(["process", "RSS before (MiB)", "RSS after (MiB)", "growth"],
+                  [[name, fmt(load["before"][name], 1), fmt(load["after"][name], 1),
+                    f"{100 * (load['after'][name] / load['before'][name] - 1):+.1f} %"]
+                   for name in load["before"]]),
+        "",
+        "RSS before is taken after 20 warm-up uploads; after, 2 s after wrk ends (workers still busy with "
+        "the queued pages). Raw wrk output: bench-out/service/wrk.txt.",
+    ]
+    report = "\n".join(lines) + "\n"
+    with open(os.path.join(work_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ToolError as err:
+        print(f"bench: {err}", file=sys.stderr)
+        sys.exit(1)
