@@ -82,8 +82,8 @@ impl JsonSchemaConstraint {
         Ok(Self {
             allowed: vec![false; vocab.len()],
             vocab,
+            state: State::new(&schema),
             schema,
-            state: State::new(),
             stop_ids: stop_ids.to_vec(),
             max_tokens: None,
             used: 0,

@@ -143,11 +143,11 @@ impl Profile {
         })
     }
 
-    /// Whether `<think>` reasoning is on unless the job says otherwise. Off for every profile:
-    /// transcription gains little from it and it costs tokens; the free `question` profile and
-    /// charts (reading values off axes) are where it helps, so they default to it.
+    /// Whether `<think>` reasoning is on unless the job says otherwise: only for the free
+    /// `question` profile. Transcription gains little from it and it costs tokens, and the
+    /// JSON profiles are constrained from their first token (no room for a think section).
     pub fn thinking_default(&self) -> bool {
-        matches!(self.kind, ProfileKind::Question | ProfileKind::Chart) && !self.strict
+        self.kind == ProfileKind::Question && !self.strict
     }
 }
 

@@ -20,11 +20,16 @@ enum Num {
     Exp,
     ExpSign,
     ExpDigits,
+    /// Two exponent digits: the most (f64 overflows past e308; `e99` is plenty).
+    ExpDigits2,
 }
 
 impl Num {
     fn is_final(self) -> bool {
-        matches!(self, Num::Zero | Num::Int | Num::Frac | Num::ExpDigits)
+        matches!(
+            self,
+            Num::Zero | Num::Int | Num::Frac | Num::ExpDigits | Num::ExpDigits2
+        )
     }
 }
 
@@ -111,10 +116,11 @@ pub(crate) struct State {
 
 impl State {
     /// Before the root value.
-    pub fn new() -> Self {
-        let mut frames = [Frame::Value(0); MAX_DEPTH];
-        frames[0] = Frame::Value(0);
-        State { frames, len: 1 }
+    pub fn new(s: &Schema) -> Self {
+        State {
+            frames: [Frame::Value(s.root); MAX_DEPTH],
+            len: 1,
+        }
     }
 
     /// True when a whole value has been matched (no byte may follow).
@@ -372,13 +378,16 @@ impl State {
                         }
                         (Num::Dot | Num::Frac, _) if digit => Some(Num::Frac),
                         (Num::Exp, b'+' | b'-') => Some(Num::ExpSign),
-                        (Num::Exp | Num::ExpSign | Num::ExpDigits, _) if digit => {
-                            Some(Num::ExpDigits)
-                        }
+                        (Num::Exp | Num::ExpSign, _) if digit => Some(Num::ExpDigits),
+                        (Num::ExpDigits, _) if digit => Some(Num::ExpDigits2),
                         _ => None,
                     };
+                    // Every non-final state needs exactly one more byte to become final: never
+                    // enter one that could not be finished within the length limit.
+                    let room =
+                        |n: Num| u32::from(len) + 1 + u32::from(!n.is_final()) <= MAX_NUMBER_LEN;
                     match next {
-                        Some(n) if (len as u32) < MAX_NUMBER_LEN => {
+                        Some(n) if room(n) => {
                             self.frames[top] = Frame::Num {
                                 integer,
                                 at: n,

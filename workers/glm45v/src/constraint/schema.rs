@@ -1,7 +1,7 @@
 //! JSON Schema (the subset the profiles use) → a node graph the byte matcher walks.
 //!
-//! Supported: `type` (one or a list), `properties` (emitted in schema order, compact, no
-//! whitespace; `additionalProperties` must be absent or false), `required`, `items`,
+//! Supported: `type` (one or a list), `properties` (emitted compact, without whitespace, in
+//! the order of `required`, optional ones after; `additionalProperties` absent or false), `required`, `items`,
 //! `minItems`/`maxItems`, `minLength`/`maxLength`, `enum`/`const` of scalars, `anyOf`/`oneOf`
 //! whose alternatives start with different bytes. Annotations (`title`, `description`,
 //! `default`, `examples`, `$schema`) are ignored; any other keyword is an error, so a schema is
@@ -46,10 +46,11 @@ pub(crate) enum Node {
     AnyOf(Vec<NodeId>),
 }
 
-/// A compiled schema; node 0 is the root.
+/// A compiled schema (nodes are stored children first).
 #[derive(Debug, Clone)]
 pub(crate) struct Schema {
     pub nodes: Vec<Node>,
+    pub root: NodeId,
     /// Shortest serialisation of each node, in bytes.
     pub min_len: Vec<u32>,
     /// Bytes each node's value can start with.
@@ -78,9 +79,10 @@ impl Schema {
             min_len: Vec::new(),
             first: Vec::new(),
             depth: 0,
+            root: 0,
         };
-        s.add(schema, "#")?;
-        s.depth = s.depth_of(0);
+        s.root = s.add(schema, "#")?;
+        s.depth = s.depth_of(s.root);
         Ok(s)
     }
 
@@ -256,6 +258,16 @@ impl Schema {
                 }) {
                     return Err(bad(at, &format!("required `{missing}` is not a property")));
                 }
+                // serde_json maps are sorted by key: emit the required properties in the
+                // order `required` lists them (the natural order a schema author writes),
+                // then the optional ones.
+                props.sort_by_key(|p| {
+                    let name = &p.key[1..p.key.len() - 1];
+                    required
+                        .iter()
+                        .position(|r| r.as_bytes() == name)
+                        .unwrap_or(usize::MAX)
+                });
                 if props.len() > 64 {
                     return Err(bad(at, "more than 64 properties"));
                 }

@@ -69,11 +69,8 @@ pub fn parse_html_table(html: &str, warnings: &mut Vec<String>) -> Result<Table,
                     break;
                 }
             }
-            _ if depth > 1 => {
-                if tag.name == "td" || tag.name == "th" || tag.name == "br" {
-                    text_into(&mut cell, &mut stray, " ");
-                }
-            }
+            ("td" | "th" | "br", _) if depth > 1 => text_into(&mut cell, &mut stray, " "),
+            _ if depth > 1 => {}
             ("thead", closing) => in_head = !closing,
             ("tr", false) => {
                 close_cell(&mut cell, &mut row);
@@ -138,8 +135,7 @@ fn layout(rows: Vec<Vec<RawCell>>, warnings: &mut Vec<String>) -> Table {
             }
             let row_span = raw.row_span.min(n_rows - r as u32);
             clipped |= row_span < raw.row_span;
-            for rr in r..r + row_span as usize {
-                let line = &mut taken[rr];
+            for line in taken.iter_mut().skip(r).take(row_span as usize) {
                 if line.len() < c + raw.col_span as usize {
                     line.resize(c + raw.col_span as usize, false);
                 }

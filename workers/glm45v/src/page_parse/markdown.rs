@@ -40,6 +40,8 @@ struct Builder<'w> {
     /// Boxes precede their blocks (the prompted layout) or, when the answer does not start
     /// with a box, follow them.
     boxes_first: bool,
+    /// The last line inside an open HTML table was blank.
+    blank_in_html: bool,
     warnings: &'w mut Vec<String>,
 }
 
@@ -52,6 +54,7 @@ pub fn parse_markdown(answer: &str, warnings: &mut Vec<String>) -> Vec<RawBlock>
         boxes: Vec::new(),
         pending: Vec::new(),
         boxes_first: answer.trim_start().starts_with(BOX_OPEN),
+        blank_in_html: false,
         warnings,
     };
     // A box written right after a block's text on the same line is common; give every box
@@ -98,13 +101,16 @@ impl Builder<'_> {
         }
         self.boxes.extend(boxes);
         match self.open {
-            Some(Open::Html) => {
+            // An unclosed table ends at a blank line followed by something that is not a tag.
+            Some(Open::Html) if !self.blank_in_html || trimmed.starts_with('<') => {
+                self.blank_in_html = trimmed.is_empty();
                 self.lines.push(text.clone());
                 if text.to_ascii_lowercase().contains("</table>") {
                     self.close();
                 }
                 return;
             }
+            Some(Open::Html) => self.close(),
             Some(Open::Formula { close }) => {
                 if let Some(end) = trimmed.find(close) {
                     self.lines.push(trimmed[..end].to_string());
@@ -168,6 +174,7 @@ impl Builder<'_> {
     /// Closes what is open and starts `open`, taking the pending boxes.
     fn start(&mut self, open: Open) {
         self.close();
+        self.blank_in_html = false;
         self.open = Some(open);
         self.boxes.append(&mut self.pending);
     }

@@ -1,0 +1,206 @@
+//! Per-token overhead of JSON-schema constrained decoding (mask + commit), printed as a table.
+//!
+//! `cargo run --release -p folio-glm45v --example constraint_overhead [-- TOKENIZER_JSON...]`
+//!
+//! Without arguments it measures the tiny fixture's tokenizer (512 ids) and a synthetic
+//! byte-level BPE vocabulary of GLM-4.5V's size (151,552 ids: word pieces with and without a
+//! leading space, punctuation, digits, CJK characters and stray UTF-8 bytes, in proportions
+//! like a multilingual vocabulary's). Each run walks the chart and prescription schemas with
+//! random logits (seeded) to the stop id, timing every mask and commit separately, and splits
+//! the mask time into steps inside strings and steps at structural positions.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use folio_glm45v::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
+use folio_glm45v::profiles::{Profile, ProfileKind};
+use folio_glm45v::tokenizer::GlmTokenizer;
+use folio_glm45v::Result;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const GLM_VOCAB: usize = 151_552;
+
+fn main() -> Result<()> {
+    let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    let dir = tempfile_dir();
+    let mut paths =
+        vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny/tokenizer.json")];
+    if args.is_empty() {
+        let synthetic = dir.join("synthetic-151552.json");
+        write_synthetic(&synthetic, GLM_VOCAB);
+        paths.push(synthetic);
+    } else {
+        paths = args;
+    }
+    println!(
+        "| vocabulary | ids | index (ms) | steps | mask mean (µs) | mask p50 | mask p99 | in-string mean | structural mean | commit mean (µs) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for path in &paths {
+        measure(path)?;
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn measure(path: &Path) -> Result<()> {
+    let tok = GlmTokenizer::from_file(path)?;
+    let start = Instant::now();
+    let vocab = std::sync::Arc::new(ConstraintVocab::new(&tok)?);
+    let index_ms = start.elapsed().as_secs_f64() * 1e3;
+    let stop = tok.token_id("<|endoftext|>").unwrap_or(0);
+    let (mut masks, mut in_string, mut structural, mut commits) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, kind) in [ProfileKind::Chart, ProfileKind::Prescription]
+        .iter()
+        .cycle()
+        .take(10)
+        .enumerate()
+    {
+        let schema = Profile::new(*kind).json_schema().expect("schema");
+        let mut c = JsonSchemaConstraint::with_vocab(vocab.clone(), &schema, &[stop])?;
+        c.set_max_tokens(400);
+        let mut rng = StdRng::seed_from_u64(i as u64);
+        let mut text = String::new();
+        loop {
+            let mut logits: Vec<f32> = (0..tok.vocab_size()).map(|_| rng.random::<f32>()).collect();
+            let t = Instant::now();
+            c.mask(&mut logits)?;
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            masks.push(us);
+            // Inside a string: an odd number of unescaped quotes so far.
+            if text.matches('"').count() % 2 == 1 {
+                in_string.push(us);
+            } else {
+                structural.push(us);
+            }
+            let pick = (0..logits.len())
+                .filter(|&i| logits[i].is_finite())
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                .expect("a token is allowed") as u32;
+            let t = Instant::now();
+            c.commit(pick)?;
+            commits.push(t.elapsed().as_secs_f64() * 1e6);
+            if pick == stop {
+                break;
+            }
+            text.push_str(&tok.decode(&[pick], false)?);
+        }
+    }
+    masks.sort_by(f64::total_cmp);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p) as usize];
+    println!(
+        "| {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+        path.file_name().map_or("?".into(), |n| n.to_string_lossy()),
+        tok.vocab_size(),
+        index_ms,
+        masks.len(),
+        mean(&masks),
+        pct(&masks, 0.5),
+        pct(&masks, 0.99),
+        mean(&in_string),
+        mean(&structural),
+        mean(&commits),
+    );
+    Ok(())
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("folio-constraint-overhead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// GPT-2's byte → character table.
+fn byte_char(b: u8) -> char {
+    if matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF) {
+        return b as char;
+    }
+    let extra = (0..b)
+        .filter(|x| !matches!(x, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF))
+        .count();
+    char::from_u32(256 + extra as u32).expect("valid")
+}
+
+fn spell(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| byte_char(b)).collect()
+}
+
+/// A byte-level BPE `tokenizer.json` with `n` ids (no merges: only the vocabulary matters).
+fn write_synthetic(path: &Path, n: usize) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut vocab = serde_json::Map::new();
+    let add = |s: String, vocab: &mut serde_json::Map<String, serde_json::Value>| {
+        if !vocab.contains_key(&s) {
+            let id = vocab.len();
+            vocab.insert(s, id.into());
+        }
+    };
+    for b in 0..=255u8 {
+        add(spell(&[b]), &mut vocab);
+    }
+    let letters = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let punct = b".,;:!?()[]{}<>\"'-_/\\=+*&%$#@|`~";
+    let specials = 36;
+    while vocab.len() < n - specials {
+        let roll = rng.random_range(0..100);
+        let mut bytes = Vec::new();
+        if roll < 62 {
+            if rng.random::<bool>() {
+                bytes.push(b' ');
+            }
+            for _ in 0..rng.random_range(2..10) {
+                bytes.push(letters[rng.random_range(0..letters.len())]);
+            }
+        } else if roll < 72 {
+            for _ in 0..rng.random_range(1..4) {
+                bytes.push(punct[rng.random_range(0..punct.len())]);
+            }
+            if rng.random::<bool>() {
+                bytes.push(letters[rng.random_range(0..letters.len())]);
+            }
+        } else if roll < 78 {
+            for _ in 0..rng.random_range(1..4) {
+                bytes.push(b'0' + rng.random_range(0..10u8));
+            }
+        } else if roll < 96 {
+            for _ in 0..rng.random_range(1..4) {
+                let c = char::from_u32(rng.random_range(0x4E00..0x9FA5)).expect("cjk");
+                bytes.extend(c.to_string().as_bytes());
+            }
+        } else {
+            // A split multi-byte character.
+            let c = char::from_u32(rng.random_range(0x4E00..0x9FA5)).expect("cjk");
+            bytes.extend(&c.to_string().as_bytes()[..rng.random_range(1..3)]);
+        }
+        add(spell(&bytes), &mut vocab);
+    }
+    let added: Vec<serde_json::Value> = (0..specials)
+        .map(|i| {
+            let content = if i == 0 {
+                "<|endoftext|>".to_string()
+            } else {
+                format!("<|special_{i}|>")
+            };
+            serde_json::json!({"id": n - specials + i, "content": content, "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+                  "ignore_merges": false, "vocab": vocab, "merges": []}
+    });
+    std::fs::write(path, serde_json::to_vec(&json).expect("json")).expect("write tokenizer");
+}
