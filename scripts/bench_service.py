@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Service benchmarks: ``folio serve`` + ``folio work`` on a private RabbitMQ node and SeaweedFS.
 
-Run it through the dispatcher: ``scripts/bench service [--runs 3] [--load-seconds 60]``.
+Run it through the dispatcher: ``scripts/bench service [--runs 3] [--e2e-runs N] [--load-seconds 60]``.
 
 The services come from ``scripts/services/start`` with ``FOLIO_PRIVATE_RABBIT=1`` (a private RabbitMQ
 node and SeaweedFS on free loopback ports, under ``bench-out/service/services``) and are stopped at the
@@ -14,7 +14,7 @@ end. The binary is the release build (``target/release/folio``). Three measureme
 (b) end to end: a 20-page PDF (the first 20 of the 50) through the service with 2 ``folio work``
     processes (started and ready before the upload) — POST to ``status`` complete, polled every 100 ms —
     against ``folio parse`` of the same file in one process (model loading included; it is ~1 s).
-    Medians over ``--runs``; the ratio is service / parse, target <= 1.15.
+    Medians over ``--e2e-runs`` (default ``--runs``); the ratio is service / parse, target <= 1.15.
 (c) load: ``wrk`` (Debian package) with 50 connections for ``--load-seconds`` POSTing a 1-page PNG
     (``charts/vegalite_bar.png``); p50/p99 latency, requests/s, non-2xx and socket errors, and the RSS
     (VmRSS) of the api and of both workers before and after. One run.
@@ -68,11 +68,13 @@ A3_AREA_PT2 = 842 * 1191
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description="service benchmarks (ingest, end to end, load)")
     p.add_argument("--runs", type=int, default=3, help="timed runs of (a) and (b) (>= 1; default 3)")
+    p.add_argument("--e2e-runs", type=int, default=None, help="timed runs of (b) (default: --runs)")
     p.add_argument("--load-seconds", type=int, default=60, help="duration of (c) (default 60)")
     p.add_argument("--out", default=os.path.join(repo_root(), "bench-out"))
     args = p.parse_args()
-    if args.runs < 1 or args.load_seconds < 1:
-        p.error("--runs and --load-seconds must be >= 1")
+    args.e2e_runs = args.runs if args.e2e_runs is None else args.e2e_runs
+    if min(args.runs, args.e2e_runs, args.load_seconds) < 1:
+        p.error("--runs, --e2e-runs and --load-seconds must be >= 1")
     return args
 
 
@@ -358,6 +360,13 @@ def wrk_numbers(out: str) -> dict:
     }
 
 
+def save(work_dir: str, name: str, value) -> None:
+    """Each phase's raw numbers as soon as it ends (bench-out/service/NAME.json)."""
+    with open(os.path.join(work_dir, f"{name}.json"), "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+        print(json.dumps(value)[:2000], file=sys.stderr)
+
+
 def main() -> int:
     args = parse_args()
     if not os.access(folio_binary(), os.X_OK):
@@ -377,10 +386,13 @@ def main() -> int:
         try:
             print("bench: (a) ingest", file=sys.stderr)
             ingest = bench_ingest(procs, pdf50, args.runs)
-            print("bench: (b) end to end", file=sys.stderr)
-            parse_t, service_t = bench_e2e(procs, pdf20, args.runs, work_dir)
+            save(work_dir, "ingest", ingest)
             print("bench: (c) load", file=sys.stderr)
             load = bench_load(procs, image, args.load_seconds, work_dir)
+            save(work_dir, "load", load)
+            print("bench: (b) end to end", file=sys.stderr)
+            parse_t, service_t = bench_e2e(procs, pdf20, args.e2e_runs, work_dir)
+            save(work_dir, "e2e", [parse_t, service_t])
         finally:
             procs.stop_all()
     w = wrk_numbers(load["wrk"])
@@ -389,7 +401,8 @@ def main() -> int:
     lines = [
         "# Service benchmark",
         "",
-        f"- command: `scripts/bench service --runs {args.runs} --load-seconds {args.load_seconds}`",
+        f"- command: `scripts/bench service --runs {args.runs} --e2e-runs {args.e2e_runs} "
+        f"--load-seconds {args.load_seconds}`",
         f"- commit: {git_commit()}; binary: `target/release/folio`",
         *machine_lines(load_at_start),
         "- services: private RabbitMQ node + SeaweedFS (`weed mini`) on loopback (scripts/services/start)",
