@@ -17,19 +17,14 @@
 #[path = "../tests/triggers_support/mod.rs"]
 mod triggers_support;
 
-use bytes::Bytes;
-use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
-use folio_api::submit::{accept, enqueue_pages, SubmitRequest};
-use folio_schemas::{DocKeys, EngineKind, JobOptions};
+use folio_schemas::EngineKind;
 use folio_transport::amqp_events::{AmqpEventsConfig, AmqpEventsPublisher};
-use folio_transport::{InProcessQueue, JobQueue, ObjectStore};
+use folio_transport::JobQueue;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use triggers_support::*;
 
-const PDF_4P: &str = "multipage_pdf/tapus_journal_96AP_4p.pdf";
 const PNG: &str = "tables/pubtabnet_PMC5198506_004_00.png";
 
 struct Options {
@@ -105,7 +100,7 @@ async fn reprocess_rates(
     let tenant = unique("bench");
     let store = bucket(s, &s["FOLIO_S3_BUCKET"]).await;
     let setup = Instant::now();
-    store_pages(store.clone(), &tenant, o.pages / 4).await;
+    store_documents(store.clone(), &tenant, o.pages / 4, 36).await;
     eprintln!(
         "setup: {} page images stored in {:.1} s",
         o.pages,
@@ -150,62 +145,6 @@ async fn reprocess_rates(
         out.push((label, rates));
     }
     out
-}
-
-/// `docs` documents of the 4-page PDF: one submitted through the upload path at 36 DPI, the
-/// others with copies of its stored page images (16 writes at a time).
-async fn store_pages(store: Arc<dyn ObjectStore>, tenant: &str, docs: usize) {
-    let ingestor = Ingestor::new(IngestConfig::from_runtime_dir(&runtime_dir()));
-    let req = SubmitRequest {
-        tenant: tenant.into(),
-        document_id: None,
-        file_name: Some("journal.pdf".into()),
-        bytes: corpus(PDF_4P),
-        password: None,
-        pages: PageRange::all(),
-        options: JobOptions {
-            dpi: 36,
-            ..JobOptions::default()
-        },
-        metadata: Default::default(),
-    };
-    let accepted = accept(store.as_ref(), &ingestor, req)
-        .await
-        .expect("accepted");
-    let first = accepted.manifest.clone();
-    let scratch: Arc<dyn JobQueue> = Arc::new(InProcessQueue::new(5));
-    enqueue_pages(store.clone(), scratch, &ingestor, accepted, |_| {})
-        .await
-        .expect("pages stored");
-    let src = DocKeys::new(tenant, &first.document_id);
-    let mut images = Vec::new();
-    for p in 1..=4 {
-        images.push(store.get(&src.page_image(p)).await.expect("page image"));
-    }
-    let mut writes: Vec<(String, Bytes)> = Vec::new();
-    for i in 1..docs {
-        let mut m = first.clone();
-        m.document_id = format!("{}-{i:05}", first.document_id);
-        let keys = DocKeys::new(tenant, &m.document_id);
-        let manifest = serde_json::to_vec(&m).expect("manifest json");
-        writes.push((keys.manifest(), Bytes::from(manifest)));
-        for (p, png) in images.iter().enumerate() {
-            writes.push((keys.page_image(p as u32 + 1), png.clone()));
-        }
-    }
-    let sem = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (key, body) in writes {
-        let permit = sem.clone().acquire_owned().await.expect("semaphore");
-        let store = store.clone();
-        tasks.spawn(async move {
-            store.put(&key, body, "").await.expect("put");
-            drop(permit);
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.expect("write task");
-    }
 }
 
 /// Wait for the next page job on `consumer` and ack it.

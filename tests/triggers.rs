@@ -7,22 +7,17 @@
 
 mod triggers_support;
 
-use bytes::Bytes;
-use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
-use folio_api::submit::{accept, enqueue_pages, SubmitRequest};
-use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions};
+use folio_schemas::{DocumentResult, DocumentStatus, EngineKind};
 use folio_transport::amqp_events::{AmqpEventsConfig, AmqpEventsPublisher};
-use folio_transport::{InProcessQueue, JobQueue, ObjectStore};
+use folio_transport::{JobQueue, ObjectStore};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use triggers_support::*;
 
 const PNG: &str = "tables/pubtabnet_PMC5198506_004_00.png";
 const PDF_3P: &str = "multipage_pdf/tdp_will_AN_0182_3p.pdf";
-const PDF_4P: &str = "multipage_pdf/tapus_journal_96AP_4p.pdf";
 
 fn write_rules(dir: &Path, tenant: &str, bucket: &str, prefix: &str) -> String {
     let path = dir.join("rules.yaml");
@@ -457,66 +452,6 @@ async fn folio_serve_takes_s3_events_on_its_own_listener() {
     queue.delete_topology().await.unwrap();
 }
 
-/// `copies + 1` documents of the 4-page PDF stored in `store` under `tenant` (one submitted through
-/// the upload path, the others with its stored page images copied): `4 × (copies + 1)` pages.
-pub async fn stored_documents(
-    store: Arc<dyn ObjectStore>,
-    tenant: &str,
-    copies: usize,
-) -> Vec<String> {
-    let ingestor = Ingestor::new(IngestConfig::from_runtime_dir(&runtime_dir()));
-    let req = SubmitRequest {
-        tenant: tenant.into(),
-        document_id: None,
-        file_name: Some("journal.pdf".into()),
-        bytes: corpus(PDF_4P),
-        password: None,
-        pages: PageRange::all(),
-        options: JobOptions {
-            dpi: 100,
-            ..JobOptions::default()
-        },
-        metadata: Default::default(),
-    };
-    let accepted = accept(store.as_ref(), &ingestor, req).await.unwrap();
-    let first = accepted.manifest.clone();
-    let scratch: Arc<dyn JobQueue> = Arc::new(InProcessQueue::new(5));
-    enqueue_pages(store.clone(), scratch, &ingestor, accepted, |_| {})
-        .await
-        .unwrap();
-    let src = DocKeys::new(tenant, &first.document_id);
-    let images: Vec<Bytes> = {
-        let mut v = Vec::new();
-        for p in 1..=4 {
-            v.push(store.get(&src.page_image(p)).await.unwrap());
-        }
-        v
-    };
-    let mut ids = vec![first.document_id.clone()];
-    for i in 1..=copies {
-        let id = format!("{}-{i:05}", first.document_id);
-        let keys = DocKeys::new(tenant, &id);
-        let mut m = first.clone();
-        m.document_id = id.clone();
-        store
-            .put(
-                &keys.manifest(),
-                Bytes::from(serde_json::to_vec(&m).unwrap()),
-                "application/json",
-            )
-            .await
-            .unwrap();
-        for (p, png) in images.iter().enumerate() {
-            store
-                .put(&keys.page_image(p as u32 + 1), png.clone(), "image/png")
-                .await
-                .unwrap();
-        }
-        ids.push(id);
-    }
-    ids
-}
-
 /// Take every job off `engine`'s queue of `prefix`: (document, page) pairs, sorted.
 async fn drain(
     s: &HashMap<String, String>,
@@ -551,7 +486,7 @@ async fn reprocess_interrupted(
     let dir = tempfile::tempdir().unwrap();
     let (prefix, tenant) = (unique(tag), unique("ten"));
     let store = bucket(&s, &s["FOLIO_S3_BUCKET"]).await;
-    let ids = stored_documents(store.clone(), &tenant, 49).await; // 50 documents, 200 pages
+    let ids = store_documents(store.clone(), &tenant, 50, 100).await; // 200 pages
     let url = format!("s3://{}/{tenant}/docs/", s["FOLIO_S3_BUCKET"]);
     let args = [
         "reprocess",

@@ -5,7 +5,12 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use folio_transport::{AmqpConfig, AmqpQueue, ObjectStore, S3Config, S3Store};
+use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
+use folio_api::submit::{accept, enqueue_pages, SubmitRequest};
+use folio_schemas::{DocKeys, JobOptions};
+use folio_transport::{
+    AmqpConfig, AmqpQueue, InProcessQueue, JobQueue, ObjectStore, S3Config, S3Store,
+};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -431,4 +436,69 @@ pub async fn documents(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
         .into_iter()
         .filter(|k| k.ends_with("/document.json"))
         .collect()
+}
+
+/// The corpus' 4-page PDF, stored as `docs` documents of `tenant`: one submitted through the upload
+/// path at `dpi`, the others with its manifest and page images copied (16 writes at a time).
+/// Returns the document ids, the submitted one first (`4 × docs` stored pages).
+pub async fn store_documents(
+    store: Arc<dyn ObjectStore>,
+    tenant: &str,
+    docs: usize,
+    dpi: u32,
+) -> Vec<String> {
+    let ingestor = Ingestor::new(IngestConfig::from_runtime_dir(&runtime_dir()));
+    let req = SubmitRequest {
+        tenant: tenant.into(),
+        document_id: None,
+        file_name: Some("journal.pdf".into()),
+        bytes: corpus("multipage_pdf/tapus_journal_96AP_4p.pdf"),
+        password: None,
+        pages: PageRange::all(),
+        options: JobOptions {
+            dpi,
+            ..JobOptions::default()
+        },
+        metadata: Default::default(),
+    };
+    let accepted = accept(store.as_ref(), &ingestor, req)
+        .await
+        .expect("accepted");
+    let first = accepted.manifest.clone();
+    let scratch: Arc<dyn JobQueue> = Arc::new(InProcessQueue::new(5));
+    enqueue_pages(store.clone(), scratch, &ingestor, accepted, |_| {})
+        .await
+        .expect("pages stored");
+    let src = DocKeys::new(tenant, &first.document_id);
+    let mut images = Vec::new();
+    for p in 1..=4 {
+        images.push(store.get(&src.page_image(p)).await.expect("page image"));
+    }
+    let mut ids = vec![first.document_id.clone()];
+    let mut writes: Vec<(String, Bytes)> = Vec::new();
+    for i in 1..docs {
+        let mut m = first.clone();
+        m.document_id = format!("{}-{i:05}", first.document_id);
+        let keys = DocKeys::new(tenant, &m.document_id);
+        let manifest = serde_json::to_vec(&m).expect("manifest json");
+        writes.push((keys.manifest(), Bytes::from(manifest)));
+        for (p, png) in images.iter().enumerate() {
+            writes.push((keys.page_image(p as u32 + 1), png.clone()));
+        }
+        ids.push(m.document_id);
+    }
+    let sem = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (key, body) in writes {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore");
+        let store = store.clone();
+        tasks.spawn(async move {
+            store.put(&key, body, "").await.expect("put");
+            drop(permit);
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("write task");
+    }
+    ids
 }
