@@ -592,7 +592,9 @@ fn fused_self_check(
     let result = common::fused::fused_vs_candle(model, &embeds, &positions, 4, &next);
     let (ok, detail) = match &result {
         Ok(d) => (
-            d.layer0_rel_l2.is_finite() && d.layer0_rel_l2 <= 1e-2 && d.rel_l2.is_finite(),
+            d.layer0_rel_l2.is_finite()
+                && d.layer0_rel_l2 <= common::fused::BF16_PATHS_BAND
+                && d.rel_l2.is_finite(),
             format!(
                 "layer-0 rel L2 {:.3e}, logits rel L2 {:.3e}",
                 d.layer0_rel_l2, d.rel_l2

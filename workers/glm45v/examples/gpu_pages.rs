@@ -299,7 +299,7 @@ fn self_check(model: &TextModel, dev: &Device, out: &mut JsonLines) -> AnyResult
     let positions = text_positions(1, 0, t, dev)?;
     let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(1, len, 1, dev)?) };
     let r = common::fused::fused_vs_candle(model, &embeds, &positions, 3, &next);
-    let ok = matches!(&r, Ok(d) if d.layer0_rel_l2 <= 1e-2 && d.rel_l2.is_finite());
+    let ok = matches!(&r, Ok(d) if d.layer0_rel_l2 <= common::fused::BF16_PATHS_BAND && d.rel_l2.is_finite());
     let detail = match &r {
         Ok(d) => format!(
             "layer-0 rel L2 {:.3e}, logits rel L2 {:.3e}",
