@@ -1,0 +1,201 @@
+//! A page job through the real worker loop (in-process queue, local-folder store) with the
+//! `glm45v` engine on the tiny GLM-4.5V fixture (random weights: the text is noise, the plumbing
+//! is what is checked) and the real `ocr` engine as its fallback. Needs `scripts/setup`'s runtime
+//! folder (`$FOLIO_RUNTIME_DIR` or `~/.cache/folio`).
+
+use bytes::Bytes;
+use folio_glm45v::profiles::Profile;
+use folio_schemas::{
+    DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions, Manifest, PageJob, PageResult,
+    SCHEMA_VERSION,
+};
+use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
+use folio_workers::engines::glm45v::{Glm45vConfig, LazyOcr, Precision};
+use folio_workers::engines::Glm45vEngine;
+use folio_workers::{Engine, Worker, WorkerConfig, WorkerEvent};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn runtime_dir() -> PathBuf {
+    std::env::var_os("FOLIO_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/folio")))
+        .expect("FOLIO_RUNTIME_DIR or HOME")
+}
+
+fn page_png(page: u32) -> Bytes {
+    // A white page with dark bars: something for the vision tower and the ocr fallback.
+    let mut img = image::RgbImage::from_pixel(160 + 40 * page, 120, image::Rgb([255, 255, 255]));
+    for y in (20..100).step_by(20) {
+        for x in 10..150 {
+            img.put_pixel(x, y, image::Rgb([20, 20, 20]));
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
+    Bytes::from(out.into_inner())
+}
+
+async fn submit(store: &dyn ObjectStore, queue: &dyn JobQueue, doc: &str, options: &JobOptions) {
+    let pages = 2;
+    let keys = DocKeys::new("t", doc);
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION.into(),
+        tenant: "t".into(),
+        document_id: doc.into(),
+        file_name: Some("x.png".into()),
+        media_type: "image/png".into(),
+        sha256: "00".into(),
+        size_bytes: 1,
+        pages: (1..=pages).collect(),
+        source_page_count: pages,
+        options: options.clone(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        metadata: Default::default(),
+    };
+    store
+        .put(
+            &keys.manifest(),
+            serde_json::to_vec(&manifest).expect("json").into(),
+            "application/json",
+        )
+        .await
+        .expect("manifest");
+    for page in 1..=pages {
+        store
+            .put(&keys.page_image(page), page_png(page), "image/png")
+            .await
+            .expect("image");
+        let job = PageJob {
+            schema_version: SCHEMA_VERSION.into(),
+            tenant: "t".into(),
+            document_id: doc.into(),
+            page,
+            page_count: pages,
+            image_key: keys.page_image(page),
+            options: options.clone(),
+            dpi: Some(200),
+            traceparent: None,
+            submitted_at: "2026-01-01T00:00:00Z".into(),
+        };
+        queue.publish(&job).await.expect("publish");
+    }
+}
+
+fn assert_valid(name: &str, value: &serde_json::Value) {
+    let path = repo().join("schemas/json").join(name);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
+            .expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name} violations: {errors:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_glm45v_writes_schema_valid_results() {
+    let mut cfg = Glm45vConfig::new(
+        repo().join("workers/glm45v/tests/fixtures/tiny"),
+        runtime_dir().join("lib/libonnxruntime.so.1.31.1"),
+    );
+    cfg.dtype = Precision::F32;
+    cfg.max_batch = 2;
+    cfg.max_new_tokens = 24;
+    cfg.max_image_pixels = Some(30_000);
+    cfg.vision_threads = 2;
+    let mut ocr = folio_ocr::OcrConfig::from_runtime_dir(runtime_dir());
+    ocr.threads = 2;
+    let engine = Glm45vEngine::load(&cfg, LazyOcr::from_config(ocr)).expect("tiny model loads");
+    assert_eq!(engine.kind(), EngineKind::Glm45v);
+    assert_eq!(engine.max_batch(), 2);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalDirStore::new(dir.path()).expect("store"));
+    let queue = InProcessQueue::new(3);
+    let options = JobOptions {
+        engine: EngineKind::Glm45v,
+        profile: Some("document".into()),
+        ..JobOptions::default()
+    };
+    submit(store.as_ref(), &queue, "g1", &options).await;
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let config = WorkerConfig {
+        delivery_limit: 3,
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(
+        store.clone(),
+        Arc::new(queue.clone()),
+        Arc::new(engine),
+        config,
+    )
+    .with_events(tx);
+    let shutdown = CancellationToken::new();
+    let task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { worker.run(shutdown).await })
+    };
+    let wait = async {
+        while let Some(e) = events.recv().await {
+            if matches!(&e, WorkerEvent::DocumentDone { document_id, .. } if document_id == "g1") {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(300), wait)
+        .await
+        .expect("the document completes");
+    shutdown.cancel();
+    task.await.expect("join").expect("worker");
+
+    let keys = DocKeys::new("t", "g1");
+    let bytes = store
+        .get(&keys.document_json())
+        .await
+        .expect("document.json");
+    let doc_json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    assert_valid("document_result.schema.json", &doc_json);
+    let doc: DocumentResult = serde_json::from_slice(&bytes).expect("document");
+    assert_eq!(doc.status, DocumentStatus::Complete, "{:?}", doc.errors);
+    for n in 1..=2 {
+        let bytes = store.get(&keys.page_result(n)).await.expect("page result");
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_valid("page_result.schema.json", &json);
+        let page: PageResult = serde_json::from_slice(&bytes).expect("page");
+        assert_eq!(page.engine.name, "glm45v");
+        assert_eq!(page.engine.device, "cpu");
+        let profile = page.engine.profile.clone().expect("engine.profile");
+        let parsed = Profile::parse(&profile).expect("a profile id");
+        assert_eq!(parsed.kind, folio_glm45v::profiles::ProfileKind::Document);
+        for stage in ["processor", "vision", "prefill", "decode", "parse", "total"] {
+            assert!(
+                page.timings.contains_key(stage),
+                "no {stage}: {:?}",
+                page.timings
+            );
+        }
+        let fell_back = page
+            .warnings
+            .iter()
+            .any(|w| w.contains("read by the ocr engine"));
+        // A fallback happens only after the stricter retry, and the ocr engine's time is kept.
+        assert_eq!(
+            fell_back,
+            page.timings.contains_key("ocr_fallback"),
+            "{page:?}"
+        );
+        if fell_back {
+            assert!(parsed.strict, "{profile}");
+        }
+    }
+}
