@@ -16,6 +16,7 @@ use folio_glm45v::generation::{Decoding, Flow};
 use folio_glm45v::model::{Glm45v, LoadOptions};
 use folio_glm45v::output::ParsedOutput;
 use folio_glm45v::vision_onnx::{ExecutionDevice, VisionOptions};
+use folio_workers::engines::glm45v::config::check_model_dir;
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb, RgbImage};
 use imageproc::drawing::draw_hollow_rect_mut;
 use imageproc::rect::Rect;
@@ -60,39 +61,6 @@ pub struct AskArgs {
     /// Intra-op threads of the vision tower (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-}
-
-/// Files a checkpoint directory must hold; every missing one is named in one message.
-fn check_model_dir(dir: &Path, vision: &Path) -> Result<(), String> {
-    if !dir.is_dir() {
-        return Err(format!("model directory {} does not exist", dir.display()));
-    }
-    let mut missing: Vec<String> = ["config.json", "tokenizer.json"]
-        .iter()
-        .filter(|f| !dir.join(f).is_file())
-        .map(|f| f.to_string())
-        .collect();
-    if !dir.join("model.safetensors.index.json").is_file()
-        && !dir.join("model.safetensors").is_file()
-    {
-        missing.push("model.safetensors.index.json (or model.safetensors)".into());
-    }
-    if !vision.is_file() {
-        missing.push(format!(
-            "{} (export it: python workers/glm45v/scripts/export_vision_onnx.py {})",
-            vision.display(),
-            dir.display()
-        ));
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "model directory {} is incomplete; missing: {}",
-            dir.display(),
-            missing.join(", ")
-        ))
-    }
 }
 
 /// Decodes an image file and applies its EXIF orientation.
