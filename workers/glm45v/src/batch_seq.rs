@@ -9,9 +9,7 @@ use candle_core::Tensor;
 
 use crate::constraint::TokenConstraint;
 use crate::error::{Error, Result};
-use crate::generation::{
-    Decoding, FinishReason, Flow, Generation, GenerationParams, Prompt, Sampler,
-};
+use crate::generation::{FinishReason, Flow, Generation, GenerationParams, Prompt, Sampler};
 use crate::kv_cache::KvCache;
 use crate::mrope::Positions3;
 use crate::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
@@ -46,7 +44,7 @@ impl Sequence {
         params: GenerationParams,
         mut constraint: Option<Box<dyn TokenConstraint>>,
     ) -> Result<Self> {
-        validate(&params)?;
+        params.validate()?;
         let n = prompt.ids.len();
         if n == 0 {
             return Err(Error::InvalidInput("empty prompt".into()));
@@ -166,29 +164,4 @@ impl Sequence {
         self.pending = Some(token);
         Ok(false)
     }
-}
-
-/// `GenerationParams`' own checks (private to `generation.rs`), repeated for early errors.
-fn validate(params: &GenerationParams) -> Result<()> {
-    if !(params.repetition_penalty.is_finite() && params.repetition_penalty > 0.0) {
-        return Err(Error::InvalidInput(format!(
-            "repetition_penalty {} must be > 0",
-            params.repetition_penalty
-        )));
-    }
-    if let Decoding::Sample(s) = params.decoding {
-        if !(s.temperature.is_finite() && s.temperature > 0.0) {
-            return Err(Error::InvalidInput(format!(
-                "temperature {} must be > 0 when sampling",
-                s.temperature
-            )));
-        }
-        if !(s.top_p > 0.0 && s.top_p <= 1.0) {
-            return Err(Error::InvalidInput(format!(
-                "top_p {} must be in (0, 1]",
-                s.top_p
-            )));
-        }
-    }
-    Ok(())
 }

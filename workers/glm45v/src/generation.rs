@@ -82,7 +82,8 @@ impl GenerationParams {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Rejects a non-positive repetition penalty, temperature or top-p (shared with `batch_seq`).
+    pub(crate) fn validate(&self) -> Result<()> {
         if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
             return Err(Error::InvalidInput(format!(
                 "repetition_penalty {} must be > 0",
