@@ -13,6 +13,9 @@
 //! for gate/up, SiLU·up, one for down with the routing weight — for decode-sized batches.
 //! `Batched` (`moe/batched.rs`): host routing, padded buckets, two batched GEMMs (an experiment
 //! for prefill; measured slower than `Grouped` on the H200, see docs/gpu-notes.md).
+//! `Gathered` (CUDA, f32/bf16; `moe/gather.rs`): device routing, each expert's rows packed on
+//! the device, two strided-batched GEMMs, and a gather-based combine (each token reads its k
+//! rows once; no scatter) — for prefill-sized batches.
 //! Both checkpoint layouts load into stacked [E, 2I, H] / [E, H, I] tensors (per-expert
 //! `experts.E.{gate,up,down}_proj.weight` are stacked once at load; the fused transformers-v5
 //! `experts.gate_up_proj` (gate rows first) + `experts.down_proj` are used as they are).
@@ -27,6 +30,8 @@ use crate::layers::SwiGlu;
 mod batched;
 #[cfg(feature = "cuda")]
 mod cuda;
+#[cfg(feature = "cuda")]
+mod gather;
 
 /// Largest token count that [`MoeKernel::Auto`] sends to the fused kernel.
 pub const FUSED_MAX_TOKENS: usize = 64;
@@ -43,7 +48,11 @@ pub enum MoeKernel {
     /// (`moe/batched.rs`; every device). Measured slower than `Grouped` for the 1,300-token
     /// prefill on the H200 (docs/gpu-notes.md), so `Auto` does not pick it.
     Batched,
-    /// On CUDA (f32/bf16): `Fused` for at most [`FUSED_MAX_TOKENS`] tokens, else `Grouped`.
+    /// Device routing, rows packed per expert on the device, two strided-batched GEMMs over
+    /// all experts, gather-based combine with the shared expert (`moe/gather.rs`; CUDA,
+    /// f32/bf16 only; an error elsewhere). One small device→host copy (bucket sizes) per layer.
+    Gathered,
+    /// On CUDA (f32/bf16): `Fused` for at most [`FUSED_MAX_TOKENS`] tokens, else `Gathered`.
     /// Elsewhere: `Grouped`.
     #[default]
     Auto,
@@ -241,11 +250,13 @@ impl Moe {
             MoeKernel::Auto if self.fused_supported(&flat) && b * t <= FUSED_MAX_TOKENS => {
                 MoeKernel::Fused
             }
+            MoeKernel::Auto if self.fused_supported(&flat) => MoeKernel::Gathered,
             MoeKernel::Auto => MoeKernel::Grouped,
             other => other,
         };
-        if kernel == MoeKernel::Fused {
-            let (out, choice) = self.forward_fused(&flat, record)?;
+        if matches!(kernel, MoeKernel::Fused | MoeKernel::Gathered) {
+            let gathered = kernel == MoeKernel::Gathered;
+            let (out, choice) = self.forward_fused(&flat, record, gathered)?;
             return Ok((out.reshape((b, t, h))?, choice));
         }
         let choice = self.router.route(&flat)?;
@@ -295,12 +306,19 @@ impl Moe {
         false
     }
 
-    /// The fused path on `flat` [N, H]: device router, grouped GEMVs, f32 sum, + shared expert.
+    /// The device-routed paths on `flat` [N, H]: device router, then either the grouped GEMVs
+    /// (`Fused`, f32 sum, + shared expert) or, when `gathered`, the packed batched GEMMs with
+    /// the gather-based combine (`Gathered`).
     #[cfg(feature = "cuda")]
-    fn forward_fused(&self, flat: &Tensor, record: bool) -> Result<(Tensor, Option<RouterChoice>)> {
+    fn forward_fused(
+        &self,
+        flat: &Tensor,
+        record: bool,
+        gathered: bool,
+    ) -> Result<(Tensor, Option<RouterChoice>)> {
         if !self.fused_supported(flat) {
             return Err(Error::InvalidInput(format!(
-                "the fused MoE kernel does not support {:?} {:?} tensors on {:?}",
+                "the device-routed MoE kernels do not support {:?} {:?} tensors on {:?}",
                 flat.dims(),
                 flat.dtype(),
                 flat.device()
@@ -310,14 +328,21 @@ impl Moe {
             .to_dtype(DType::F32)?
             .matmul(&self.router.weight.t()?)?;
         let (ids, weights) = cuda::route(&logits, &self.router)?;
-        let routed = cuda::experts(
-            &flat.contiguous()?,
-            &ids,
-            &weights,
-            &self.stacked.0,
-            &self.stacked.1,
-        )?;
-        let out = (routed.to_dtype(flat.dtype())? + self.shared.forward(flat)?)?;
+        let flat = flat.contiguous()?;
+        let out = if gathered {
+            let shared = self.shared.forward(&flat)?.contiguous()?;
+            gather::experts(
+                &flat,
+                &ids,
+                &weights,
+                &self.stacked.0,
+                &self.stacked.1,
+                &shared,
+            )?
+        } else {
+            let routed = cuda::experts(&flat, &ids, &weights, &self.stacked.0, &self.stacked.1)?;
+            (routed.to_dtype(flat.dtype())? + self.shared.forward(&flat)?)?
+        };
         let choice = if record {
             Some(RouterChoice {
                 top_k: self.router.top_k,
@@ -335,9 +360,10 @@ impl Moe {
         &self,
         flat: &Tensor,
         _record: bool,
+        _gathered: bool,
     ) -> Result<(Tensor, Option<RouterChoice>)> {
         Err(Error::InvalidInput(format!(
-            "the fused MoE kernel needs a CUDA build (tensors on {:?})",
+            "the fused and gathered MoE kernels need a CUDA build (tensors on {:?})",
             flat.device()
         )))
     }

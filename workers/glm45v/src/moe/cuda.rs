@@ -21,7 +21,7 @@ use super::Router;
 use crate::error::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
-const MODULE: &str = "folio_moe_kernels";
+pub(super) const MODULE: &str = "folio_moe_kernels";
 const ROUTE_WARPS: u32 = 4;
 const GEMV_ROWS_PER_BLOCK: usize = 8 * 2;
 const GEMV_THREADS: u32 = 256;
@@ -29,11 +29,11 @@ const GEMV_THREADS: u32 = 256;
 /// PTX of `kernels.cu` for one architecture, compiled on first use.
 static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
 
-fn fail(what: &str) -> impl FnOnce(String) -> Error + '_ {
+pub(super) fn fail(what: &str) -> impl FnOnce(String) -> Error + '_ {
     move |e| Error::Candle(candle_core::Error::Msg(format!("fused MoE: {what}: {e}")))
 }
 
-fn cuda_device(t: &Tensor) -> Result<CudaDevice> {
+pub(super) fn cuda_device(t: &Tensor) -> Result<CudaDevice> {
     match t.device() {
         candle_core::Device::Cuda(d) => Ok(d.clone()),
         other => Err(Error::InvalidInput(format!(
@@ -63,7 +63,7 @@ fn arch_of(dev: &CudaDevice) -> Option<&'static str> {
     })
 }
 
-fn ptx(dev: &CudaDevice) -> Result<&'static str> {
+pub(super) fn ptx(dev: &CudaDevice) -> Result<&'static str> {
     let compiled = PTX.get_or_init(|| {
         let opts = candle_core::cuda_backend::cudarc::nvrtc::CompileOptions {
             arch: arch_of(dev),
@@ -92,7 +92,10 @@ pub(super) fn supported(x: &Tensor, router: &Router, hidden: usize, inter: usize
 }
 
 /// The contiguous device data of `t` as a view (errors on CPU tensors, strided or unaligned data).
-fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaView<'a, T>> {
+pub(super) fn view<'a, T: CudaDType>(
+    storage: &'a Storage,
+    layout: &Layout,
+) -> Result<CudaView<'a, T>> {
     let Storage::Cuda(c) = storage else {
         return Err(Error::InvalidInput(
             "fused MoE: tensor is not on CUDA".into(),
@@ -110,7 +113,7 @@ fn view<'a, T: CudaDType>(storage: &'a Storage, layout: &Layout) -> Result<CudaV
     Ok(slice.slice(start..end))
 }
 
-fn wrap<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
+pub(super) fn wrap<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
     let storage = CudaStorage::wrap_cuda_slice(slice, dev.clone());
     Tensor::from_storage(
         Storage::Cuda(storage),
@@ -120,14 +123,14 @@ fn wrap<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) ->
     )
 }
 
-fn alloc<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
+pub(super) fn alloc<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
     // SAFETY: every buffer allocated here is fully written by the kernel that receives it
     // before anything reads it (route: ids/w per token; align: all outputs; gemv: every row of
     // every pair, since each pair belongs to exactly one active expert; silu_mul: all elements).
     Ok(unsafe { dev.alloc::<T>(len.max(1)) }?)
 }
 
-fn i32_arg(v: usize, what: &str) -> Result<i32> {
+pub(super) fn i32_arg(v: usize, what: &str) -> Result<i32> {
     i32::try_from(v)
         .map_err(|_| Error::InvalidInput(format!("fused MoE: {what} {v} overflows i32")))
 }

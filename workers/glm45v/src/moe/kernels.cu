@@ -324,3 +324,60 @@ extern "C" __global__ void moe_silu_mul_f32(const float* gu, float* act, int row
 extern "C" __global__ void moe_silu_mul_bf16(const bf16_t* gu, bf16_t* act, int rows, int inter) {
     moe_silu_mul<bf16_t>(gu, act, rows, inter);
 }
+
+// ---- Gathered prefill MoE (moe/gather.rs): pack rows per expert, batched GEMMs, gather back ----
+//   moe_pack_rows  xs[e, m, :] = x[token of the m-th pair of expert e, :] for m < count(e), zero
+//                  rows up to m_max; slot[pair] = e * m_max + m (the packed row of each pair).
+//   moe_combine_*  out[t, :] = T(T(Σ_j w[t, j] · y[slot[t·k + j], :]) + shared[t, :]): each token
+//                  reads its k expert rows and writes its row once (no atomics, no scatter);
+//                  the routed sum in f32, rounded to T before the shared expert is added, as the
+//                  other kernels of moe.rs round.
+
+// grid (m_max, n_exp), block PACK_THREADS; row_bytes % 16 == 0, 16-byte aligned rows.
+extern "C" __global__ void moe_pack_rows(const char* __restrict__ x, int row_bytes, int top_k,
+                                         const int* __restrict__ offsets,
+                                         const int* __restrict__ sorted, int m_max,
+                                         char* __restrict__ xs, int* __restrict__ slot) {
+    const int m = blockIdx.x, e = blockIdx.y;
+    const int beg = offsets[e], count = offsets[e + 1] - beg;
+    const size_t row = (size_t)e * m_max + m;
+    V16* dst = (V16*)(xs + row * (size_t)row_bytes);
+    const int nv = row_bytes / 16;
+    if (m < count) {
+        const int pair = sorted[beg + m];
+        if (threadIdx.x == 0) slot[pair] = (int)row;
+        const char* src = x + (size_t)(pair / top_k) * (size_t)row_bytes;
+        for (int c = threadIdx.x; c < nv; c += blockDim.x) dst[c] = ld_cached(src + (size_t)c * 16);
+    } else {
+        const V16 z = {0u, 0u, 0u, 0u};
+        for (int c = threadIdx.x; c < nv; c += blockDim.x) dst[c] = z;
+    }
+}
+
+// y [*, h] (packed expert outputs), slot [n_tok * top_k], w [n_tok * top_k] f32,
+// shared [n_tok, h] → out [n_tok, h]. grid (n_tok, ceil(h / blockDim.x)).
+template <typename T>
+__device__ void moe_combine(const T* __restrict__ y, const int* __restrict__ slot,
+                            const float* __restrict__ w, const T* __restrict__ shared,
+                            T* __restrict__ out, int top_k, int h) {
+    const int t = blockIdx.x;
+    const int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= h) return;
+    float acc = 0.0f;
+    for (int j = 0; j < top_k; ++j) {
+        const int p = t * top_k + j;
+        acc += Elem<T>::load(y[(size_t)slot[p] * h + c]) * w[p];
+    }
+    const float routed = Elem<T>::load(Elem<T>::store(acc));
+    out[(size_t)t * h + c] = Elem<T>::store(routed + Elem<T>::load(shared[(size_t)t * h + c]));
+}
+
+extern "C" __global__ void moe_combine_f32(const float* y, const int* slot, const float* w,
+                                           const float* shared, float* out, int top_k, int h) {
+    moe_combine<float>(y, slot, w, shared, out, top_k, h);
+}
+
+extern "C" __global__ void moe_combine_bf16(const bf16_t* y, const int* slot, const float* w,
+                                            const bf16_t* shared, bf16_t* out, int top_k, int h) {
+    moe_combine<bf16_t>(y, slot, w, shared, out, top_k, h);
+}
