@@ -70,6 +70,13 @@ impl Attention {
         }
         let (q, k, v) = self.qkv(x, rope, cos, sin)?;
         let (k, v) = cache.append(self.layer, &k, &v.contiguous()?)?;
+        // Prefill (the mask is the causal one of `causal_mask`): flash attention on CUDA.
+        #[cfg(feature = "cuda")]
+        if mask.is_some() && q.dim(2)? > 1 && crate::kernels::fused_enabled() {
+            if let Some(out) = crate::kernels::prefill::attention(&q, &k, &v, self.scale)? {
+                return Ok(self.o_proj.forward(&out)?);
+            }
+        }
         let out = self.attend(&q, &k, &v, mask)?;
         Ok(self.o_proj.forward(&out)?)
     }

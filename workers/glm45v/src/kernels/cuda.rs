@@ -28,7 +28,7 @@ const SMEM_LIMIT: usize = 48 * 1024;
 
 static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
 
-fn fail(what: &str, e: impl std::fmt::Display) -> Error {
+pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Candle(candle_core::Error::Msg(format!(
         "fused decode kernels: {what}: {e}"
     )))
@@ -41,7 +41,7 @@ fn cuda_device(t: &Tensor) -> Option<CudaDevice> {
     }
 }
 
-fn arch_of(dev: &CudaDevice) -> Option<&'static str> {
+pub(super) fn arch_of(dev: &CudaDevice) -> Option<&'static str> {
     let stream = dev.cuda_stream();
     let ctx = stream.context();
     let major = ctx
@@ -80,7 +80,7 @@ fn ptx(dev: &CudaDevice) -> Result<&'static str> {
 }
 
 /// The contiguous device data of `t` from element `skip` on, `len` elements.
-fn view<'a, T: CudaDType>(
+pub(super) fn view<'a, T: CudaDType>(
     storage: &'a Storage,
     layout: &Layout,
     len: usize,
@@ -102,7 +102,7 @@ fn view<'a, T: CudaDType>(
     Ok(slice.slice(start..start + len))
 }
 
-fn wrap<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
+pub(super) fn wrap<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
     let storage = CudaStorage::wrap_cuda_slice(slice, dev.clone());
     Tensor::from_storage(
         Storage::Cuda(storage),
@@ -112,14 +112,14 @@ fn wrap<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) ->
     )
 }
 
-fn alloc<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
+pub(super) fn alloc<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
     // SAFETY: every buffer allocated here is fully written by the kernel that receives it
     // before anything reads it (partial: every (sequence, head, chunk) row; combine and norm:
     // every output element).
     Ok(unsafe { dev.alloc::<T>(len.max(1)) }?)
 }
 
-fn int(v: usize, what: &str) -> Result<i32> {
+pub(super) fn int(v: usize, what: &str) -> Result<i32> {
     i32::try_from(v).map_err(|_| fail(what, format!("{v} overflows i32")))
 }
 

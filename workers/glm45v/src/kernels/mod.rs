@@ -3,6 +3,8 @@
 //! `decode.cu` (compiled with NVRTC on first use, feature `cuda`): single-query attention with
 //! q/k/v bias, partial RoPE and the KV-cache append in place (flash-decoding: partial softmax
 //! per chunk of 32 positions, then a merge), and RMSNorm with an optional fused residual add.
+//! `prefill.cu` (`prefill.rs`): causal GQA attention for prefill (several queries per
+//! sequence), flash-attention style — bf16 on the tensor cores (`mma.sync` m16n8k16), f32 tiled.
 //! The decoder takes them when [`fused_enabled`] is true, the tensors are on CUDA in f32 or bf16
 //! and the shapes are supported; otherwise the candle ops run as before (the CPU always does).
 //!
@@ -14,6 +16,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+#[cfg(feature = "cuda")]
+pub(crate) mod prefill;
 
 /// 0: not read yet, 1: off, 2: on.
 static FUSED: AtomicU8 = AtomicU8::new(0);
