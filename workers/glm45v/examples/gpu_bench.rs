@@ -3,14 +3,16 @@
 //! image+prompt sequence, batched decode — medians after warm-up, one JSON line per number.
 //!
 //! `gpu_bench [--cpu --tiny] [--layers 26] [--kernels grouped,fused] [--prefill 1300]
-//! [--prefill-kernels grouped,batched] [--batch-kernels fused,batched] [--steps 20]
+//! [--prefill-kernels grouped,gathered] [--batch-kernels fused,batched] [--steps 20]
 //! [--warmup 3] [--batches 8,32,64] [--batch-context 128] [--events on|off]
 //! [--pool keep|default] [--paths candle,fused] [--skip-ceilings] [--out FILE.jsonl]`
 //!
 //! `--paths`: decode (b = 1 and batched) runs once per path — `candle` (candle's ops for
 //! attention and norms) and `fused` (`folio_glm45v::kernels`: fused decode attention with the
 //! in-place KV append, fused residual add + RMSNorm) — after a self-check of the fused path
-//! against the candle path; if that fails, only the candle path is measured.
+//! against the candle path; if that fails, only the candle path is measured. The prefill runs
+//! once per (prefill kernel, path) in the same call: `grouped` + `candle` is the old path,
+//! `gathered` + `fused` the new one (gathered MoE, fused norms and prefill attention).
 //!
 //! `--pool keep` (default) raises the CUDA default memory pool's release threshold so freed
 //! memory stays pooled; `--events off` turns off cudarc's per-launch event bookkeeping.
@@ -330,10 +332,14 @@ fn bench_prefill(
     out: &mut JsonLines,
 ) -> AnyResult<()> {
     for &(kernel, tag) in &opts.prefill_kernels {
-        model.set_moe_kernel(kernel);
-        prefill_one(model, cfg, dev, opts, ceil, out, tag)?;
+        for &path in &opts.paths {
+            set_fused_enabled(path == "fused");
+            model.set_moe_kernel(kernel);
+            prefill_one(model, cfg, dev, opts, ceil, out, tag)?;
+        }
     }
     model.set_moe_kernel(MoeKernel::Auto);
+    set_fused_enabled(opts.paths.contains(&"fused"));
     Ok(())
 }
 
@@ -346,19 +352,19 @@ fn prefill_one(
     out: &mut JsonLines,
     tag: &str,
 ) -> AnyResult<()> {
+    let path = if fused_enabled() { "fused" } else { "candle" };
     let (_, _, times) = prefill(model, dev, opts, 3)?;
     let s = median(&times);
     let flops = prefill_flops(cfg, opts.layers, opts.prefill);
     let tflops = flops / s / 1e12;
     println!(
-        "prefill {tag:<8} {} tokens: {:.1} ms = {:.0} tok/s, {:.1} TFLOP/s ({:.1}% of the matmul ceiling)",
+        "prefill {tag:<8} {path:<6} {} tokens: {:.1} ms = {:.0} tok/s, {:.1} TFLOP/s ({:.1}% of the matmul ceiling)",
         opts.prefill,
         s * 1e3,
         opts.prefill as f64 / s,
         tflops,
         100.0 * flops / s / ceil.matmul_flops.max(1.0)
     );
-    let path = if fused_enabled() { "fused" } else { "candle" };
     out.write(&json!({"bench": "prefill", "engine": "folio", "kernel": tag, "path": path, "layers": opts.layers,
         "tokens": opts.prefill, "ms": s * 1e3, "runs": times.len(), "tok_s": opts.prefill as f64 / s,
         "flops": flops, "TFLOPs": tflops, "matmul_pct": 100.0 * flops / s / ceil.matmul_flops.max(1.0)}))?;
@@ -472,7 +478,7 @@ fn parse() -> AnyResult<(bool, String, Option<String>, Opts)> {
     let opts = Opts {
         layers: a.parsed("--layers", if tiny { 3 } else { 26 })?,
         kernels: kernel_list(a.value("--kernels")?, "grouped,fused")?,
-        prefill_kernels: kernel_list(a.value("--prefill-kernels")?, "grouped,batched")?,
+        prefill_kernels: kernel_list(a.value("--prefill-kernels")?, "grouped,gathered")?,
         batch_kernels: kernel_list(a.value("--batch-kernels")?, "fused,batched")?,
         prefill: a.parsed("--prefill", if tiny { 40 } else { 1300 })?,
         steps: a.parsed("--steps", 20)?,
@@ -507,6 +513,7 @@ fn kernel_list(v: Option<String>, default: &str) -> AnyResult<Vec<(MoeKernel, &'
             "grouped" => Ok((MoeKernel::Grouped, "grouped")),
             "fused" => Ok((MoeKernel::Fused, "fused")),
             "batched" => Ok((MoeKernel::Batched, "batched")),
+            "gathered" => Ok((MoeKernel::Gathered, "gathered")),
             "auto" => Ok((MoeKernel::Auto, "auto")),
             other => Err(format!("unknown kernel {other}").into()),
         })
@@ -538,7 +545,7 @@ fn run() -> AnyResult<()> {
             &mut opts.prefill_kernels,
             &mut opts.batch_kernels,
         ] {
-            list.retain(|(k, _)| *k != MoeKernel::Fused);
+            list.retain(|(k, _)| !matches!(k, MoeKernel::Fused | MoeKernel::Gathered));
         }
     }
     let mut out = JsonLines::open(out.as_deref())?;

@@ -6,6 +6,10 @@
 //!    model (tiny fixture f32/bf16 at B = 1 across the KV-cache growth and B = 2; two synthetic
 //!    layers of the real shapes), then the f32 real-shape MoE case of 8 tokens (check 3's case
 //!    that session D did not reach). `--only-fused` stops after these.
+//!    Then (new in version 4) the prefill paths: the candle ops with the grouped MoE against
+//!    the fused kernels with `Auto` (the gathered MoE and the prefill attention kernel for a
+//!    300-token prefill, then decode steps) on the tiny fixture (f32, bf16) and two synthetic
+//!    layers of the real shapes.
 //! 1. f32, both MoE kernels, the committed tiny fixtures against transformers' reference
 //!    (`reference.safetensors`): per-layer hidden states, router choices, logits (≤ 1e-4, max
 //!    abs diff over max |ref|), image M-RoPE positions, KV-cache decoding, the FP8 layout.
@@ -26,7 +30,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, D};
-use common::fused::{fused_vs_candle, PathDiff};
+use common::fused::{fused_vs_candle, paths_diff, PathDiff, PathSpec};
 use common::{rel_l2, rel_max_diff, AnyResult, Args, JsonLines};
 use folio_glm45v::config::{ModelConfig, TextConfig};
 use folio_glm45v::moe::{Moe, MoeKernel, RouterChoice};
@@ -370,6 +374,101 @@ fn fused_decode_checks(
     Ok(())
 }
 
+/// Check 0b: a long prefill (≥ 300 tokens, B = 1) and a few decode steps through the new
+/// prefill paths (fused kernels on, MoE `Auto` → gathered MoE for the prefill and the fused
+/// MoE for the steps) against the candle ops with the grouped MoE, on the tiny fixture and on
+/// two synthetic layers of the real shapes.
+fn prefill_path_checks(
+    rep: &mut Report,
+    fixtures: &Path,
+    dev: &Device,
+    small: bool,
+) -> AnyResult<()> {
+    if !dev.is_cuda() {
+        return rep.note("prefill paths", "not applicable on the CPU");
+    }
+    let old = PathSpec {
+        fused: false,
+        moe: MoeKernel::Grouped,
+    };
+    let new = PathSpec {
+        fused: true,
+        moe: MoeKernel::Auto,
+    };
+    let (t, steps) = (300usize, 4usize);
+    for dtype in [DType::F32, DType::BF16] {
+        let r = (|| -> AnyResult<()> {
+            let (cfg, mut model) = load(&fixtures.join("tiny"), dtype, dev, MoeKernel::Grouped)?;
+            let vocab = cfg.text_config.vocab_size;
+            let ids: Vec<u32> = (0..t).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
+            let embeds = model.embed(&Tensor::from_vec(ids, (1, t), dev)?)?;
+            let positions = text_positions(1, 0, t, dev)?;
+            let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(1, len, 1, dev)?) };
+            let d = paths_diff(&mut model, old, new, &embeds, &positions, steps, &next)?;
+            prefill_report(rep, &format!("{dtype:?} tiny B=1 T={t}+{steps}"), dtype, &d)
+        })();
+        rep.guard(&format!("prefill paths {dtype:?} tiny"), r)?;
+    }
+    let t = if small { 80 } else { t };
+    for dtype in [DType::BF16, DType::F32] {
+        let r = (|| -> AnyResult<()> {
+            let cfg = folio_glm45v::synthetic::text_config(2)?;
+            let vb = folio_glm45v::synthetic::var_builder(dtype, dev, 77)?;
+            let mut model = TextModel::new(&cfg, vb)?;
+            let embeds = (Tensor::randn(0f32, 1f32, (1, t, cfg.hidden_size), dev)? * 0.02)?
+                .to_dtype(dtype)?;
+            let positions = text_positions(1, 0, t, dev)?;
+            let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(1, len, 1, dev)?) };
+            let d = paths_diff(&mut model, old, new, &embeds, &positions, 2, &next)?;
+            prefill_report(
+                rep,
+                &format!("{dtype:?} real-shape 2 layers T={t}+2"),
+                dtype,
+                &d,
+            )
+        })();
+        rep.guard(&format!("prefill paths {dtype:?} real-shape"), r)?;
+    }
+    Ok(())
+}
+
+/// f32: logits within 1e-4 (every layer, the MoE included, feeds them) and layer 0; bf16:
+/// layer 0 within the two-path band, logits informative (routing flips).
+fn prefill_report(rep: &mut Report, what: &str, dtype: DType, d: &PathDiff) -> AnyResult<()> {
+    let detail = format!(
+        "{} calls, fused kernels + MoE auto vs candle ops + grouped",
+        d.steps
+    );
+    if dtype == DType::F32 {
+        rep.check(
+            &format!("prefill paths {what} logits"),
+            d.rel_max,
+            TOL_F32,
+            &detail,
+        )?;
+        rep.check(
+            &format!("prefill paths {what} layer-0 rel L2"),
+            d.layer0_rel_l2,
+            TOL_F32,
+            &detail,
+        )
+    } else {
+        rep.check(
+            &format!("prefill paths {what} layer-0 rel L2"),
+            d.layer0_rel_l2,
+            common::fused::BF16_PATHS_BAND,
+            &detail,
+        )?;
+        rep.note(
+            &format!("prefill paths {what} logits"),
+            &format!(
+                "rel L2 {:.3e}, rel max {:.3e} (informative)",
+                d.rel_l2, d.rel_max
+            ),
+        )
+    }
+}
+
 /// f32: logits and layer 0 within 1e-4; bf16: layer 0 within the band (logits informative:
 /// a routing flip in a later layer moves them by more than rounding).
 fn fused_report(rep: &mut Report, what: &str, dtype: DType, d: &PathDiff) -> AnyResult<()> {
@@ -412,6 +511,7 @@ fn kernels_for(dev: &Device) -> Vec<(MoeKernel, &'static str)> {
     ];
     if dev.is_cuda() {
         k.push((MoeKernel::Fused, "fused"));
+        k.push((MoeKernel::Gathered, "gathered"));
     }
     k
 }
@@ -625,6 +725,8 @@ fn run() -> AnyResult<bool> {
     }
     let r = fused_decode_checks(&mut rep, &fixtures, &dev, small);
     rep.guard("fused decode kernels", r)?;
+    let r = prefill_path_checks(&mut rep, &fixtures, &dev, small);
+    rep.guard("prefill paths", r)?;
     if only_fused {
         return Ok(finish(&rep));
     }

@@ -4,6 +4,7 @@
 
 use candle_core::{Tensor, D};
 use folio_glm45v::kernels::set_fused_enabled;
+use folio_glm45v::moe::MoeKernel;
 use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 
 use super::{rel_l2, rel_max_diff, AnyResult};
@@ -57,11 +58,54 @@ pub fn fused_vs_candle(
         next_positions,
         Some(&tokens),
     )?;
+    diff_steps(&new, &old)
+}
+
+/// One way of running the decoder: the fused CUDA kernels on or off, and the MoE kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct PathSpec {
+    pub fused: bool,
+    pub moe: MoeKernel,
+}
+
+/// Like [`fused_vs_candle`] between two arbitrary paths (e.g. the candle ops with the grouped
+/// MoE against the fused kernels with `Auto`, which takes the gathered MoE for a long prefill).
+/// Leaves the model and the switch on the `new` path.
+#[allow(clippy::too_many_arguments)]
+pub fn paths_diff(
+    model: &mut TextModel,
+    old: PathSpec,
+    new: PathSpec,
+    embeds: &Tensor,
+    positions: &Tensor,
+    steps: usize,
+    next_positions: &dyn Fn(usize) -> AnyResult<Tensor>,
+) -> AnyResult<PathDiff> {
+    set_fused_enabled(old.fused);
+    model.set_moe_kernel(old.moe);
+    let before = run(model, embeds, positions, steps, next_positions, None);
+    set_fused_enabled(new.fused);
+    model.set_moe_kernel(new.moe);
+    let before = before?;
+    let tokens: Vec<Vec<u32>> = before.iter().map(|s| s.tokens.clone()).collect();
+    let after = run(
+        model,
+        embeds,
+        positions,
+        steps,
+        next_positions,
+        Some(&tokens),
+    )?;
+    diff_steps(&after, &before)
+}
+
+/// Worst differences of `new` against `old`, step by step.
+fn diff_steps(new: &[Step], old: &[Step]) -> AnyResult<PathDiff> {
     let mut diff = PathDiff {
         steps: new.len(),
         ..PathDiff::default()
     };
-    for (a, b) in new.iter().zip(&old) {
+    for (a, b) in new.iter().zip(old) {
         diff.rel_l2 = diff.rel_l2.max(rel_l2(&a.logits, &b.logits)?);
         diff.rel_max = diff.rel_max.max(rel_max_diff(&a.logits, &b.logits)?);
         diff.layer0_rel_l2 = diff.layer0_rel_l2.max(rel_l2(&a.layer0, &b.layer0)?);
