@@ -1,5 +1,6 @@
 //! `S3Store` against a real SeaweedFS (or any S3): round trips, `NotFound`, listing across pages,
-//! the `If-None-Match: *` race, multipart, checksums, outages and refused credentials.
+//! the `If-None-Match: *` race, multipart (whole and streamed), checksums, outages and refused
+//! credentials.
 //!
 //! Each test works under a prefix of its own in the services' bucket.
 
@@ -9,7 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use bytes::Bytes;
-use folio_transport::{ErrorKind, ObjectStore, S3Config, S3Store};
+use folio_transport::{ErrorKind, ObjectStore, ObjectWriter, S3Config, S3Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -261,6 +262,66 @@ async fn multipart_upload_of_20_mib_round_trips() {
     );
     assert_eq!(head.content_length(), Some(body.len() as i64));
     store.delete(&key).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_writer_uploads_parts_as_they_fill_and_round_trips() {
+    let Some(cfg) = env::s3() else { return };
+    let store = S3Store::connect(cfg.clone()).await.unwrap();
+    let p = env::unique("writer");
+    let body = pattern(20 * 1024 * 1024 + 777, 11);
+    let key = format!("{p}/docs/streamed/source");
+    let mut w = store.writer(&key, "application/pdf");
+    // Odd-sized pieces, as an HTTP body arrives: parts never line up with them.
+    for piece in body.chunks(1_000_003) {
+        w.write(Bytes::copy_from_slice(piece)).await.expect("write");
+    }
+    assert_eq!(w.written(), body.len() as u64);
+    assert!(
+        !store.exists(&key).await.unwrap(),
+        "nothing is visible before finish"
+    );
+    w.finish().await.expect("finish");
+    let got = store.get(&key).await.unwrap();
+    assert!(got == body, "bytes differ after the streamed upload");
+    let head = raw_client(&cfg)
+        .head_object()
+        .bucket(&cfg.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let etag = head.e_tag().unwrap_or_default().trim_matches('"');
+    assert!(etag.ends_with("-3"), "3 parts expected, etag {etag}");
+
+    // A body smaller than a part goes up in one PutObject.
+    let small_key = format!("{p}/docs/small/source");
+    let mut w = store.writer(&small_key, "application/pdf");
+    w.write(pattern(5000, 3)).await.unwrap();
+    w.finish().await.unwrap();
+    assert_eq!(store.get(&small_key).await.unwrap(), pattern(5000, 3));
+
+    // An aborted writer leaves neither the object nor an open multipart upload behind.
+    let aborted = format!("{p}/docs/aborted/source");
+    let mut w = store.writer(&aborted, "application/pdf");
+    w.write(pattern(9 * 1024 * 1024, 5)).await.unwrap();
+    w.abort().await;
+    assert!(!store.exists(&aborted).await.unwrap());
+    let uploads = raw_client(&cfg)
+        .list_multipart_uploads()
+        .bucket(&cfg.bucket)
+        .prefix(&aborted)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "multipart upload left open: {:?}",
+        uploads.uploads()
+    );
+    for k in [&key, &small_key] {
+        store.delete(k).await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
