@@ -7,7 +7,9 @@
 //! - (c) SeaweedFS stopped for 10 s mid-run: nothing acked before its result is written, and the
 //!   outage spends no page's delivery budget;
 //! - (d) a poison page (corrupt image bytes): error record, dead-lettered, document `partial`;
-//! - (e) bad requests, each with its status and JSON error code, and the CLI's bad files.
+//! - (e) bad requests, each with its status and JSON error code, and the CLI's bad files;
+//! - and, with no fault, an upload past the API's memory threshold: streamed to SeaweedFS as a
+//!   multipart upload while it arrives, stored byte for byte, processed like any other.
 //!
 //! Skipped with a note when the servers are not configured, failed under `FOLIO_INTEGRATION=1`.
 //! The tests take turns (see `service_support`): they stop and restart the servers.
@@ -392,4 +394,84 @@ async fn bad_requests_get_their_status_and_json_code() {
     // The owner still sees the document, and the server is still up.
     assert_eq!(api.get(&doc).await.status, 200);
     assert!(api.alive(), "the API is still up");
+}
+
+/// `png` with a private ancillary chunk of `extra` incompressible bytes before `IEND`: a valid
+/// PNG (decoders skip unknown ancillary chunks) as large as needed, with the picture unchanged.
+fn padded_png(png: &[u8], extra: usize) -> Vec<u8> {
+    let iend = png.len() - 12;
+    assert_eq!(
+        &png[iend + 4..iend + 8],
+        b"IEND",
+        "IEND must be the last chunk"
+    );
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..extra)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect();
+    let mut chunk = Vec::with_capacity(extra + 12);
+    chunk.extend_from_slice(&(extra as u32).to_be_bytes());
+    chunk.extend_from_slice(b"fpAd");
+    chunk.extend_from_slice(&data);
+    chunk.extend_from_slice(&crc32(&chunk[4..]).to_be_bytes());
+    [&png[..iend], &chunk[..], &png[iend..]].concat()
+}
+
+/// CRC-32 (IEEE, reflected), as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let table: Vec<u32> = (0..256u32)
+        .map(|n| {
+            (0..8).fold(n, |c, _| {
+                if c & 1 == 1 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                }
+            })
+        })
+        .collect();
+    !bytes.iter().fold(!0u32, |c, &b| {
+        table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_past_the_memory_threshold_is_streamed_to_s3_and_processed() {
+    let Some(stack) = Stack::new("large").await else {
+        return;
+    };
+    // 9 MiB and a bit: past the API's 8 MiB memory threshold and the store's 8 MiB part size,
+    // so the source goes up as a two-part multipart upload while the body arrives.
+    let body = padded_png(&corpus("charts/vegalite_bar.png"), 9 * 1024 * 1024 + 4321);
+    let api = stack.serve(&[]);
+    let r = api
+        .upload_as(Some(&api.key), &body, "image/png", "", Framing::Chunked)
+        .await;
+    assert_eq!(r.status, 202, "upload: {}", r.text());
+    let id = r.json()["document_id"].as_str().expect("id").to_string();
+    let metrics = api.get("/metrics").await.text();
+    assert_eq!(
+        triggers_support::metric(&metrics, "folio_uploads_spooled_total", &[]),
+        1.0,
+        "the upload went past the memory threshold: {metrics}"
+    );
+    let stored = stack
+        .store
+        .get(&stack.keys(&id).source())
+        .await
+        .expect("the source in SeaweedFS");
+    assert_eq!(stored.len(), body.len());
+    assert!(
+        stored == body,
+        "the streamed source differs from the upload"
+    );
+
+    let _worker = stack.worker("worker").await;
+    api.wait_assembled(&id, 180).await;
+    stack.assert_every_page_once(&api, &id, &[1], &[]).await;
 }

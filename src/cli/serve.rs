@@ -40,6 +40,18 @@ pub struct ServeArgs {
     /// Documents of one tenant being received or enqueued at once.
     #[arg(long, env = "FOLIO_MAX_IN_FLIGHT", default_value_t = 8)]
     max_in_flight: usize,
+    /// Documents accepted but not yet fully enqueued, over all tenants; past it uploads wait
+    /// (body unread) up to --admission-wait-secs, then get 503 `overloaded`.
+    #[arg(long, env = "FOLIO_MAX_PENDING_DOCUMENTS", default_value_t = 32)]
+    max_pending_documents: usize,
+    #[arg(long, env = "FOLIO_ADMISSION_WAIT_SECS", default_value_t = 30)]
+    admission_wait_secs: u64,
+    /// Documents rasterized at once (one blocking thread each).
+    #[arg(long, env = "FOLIO_MAX_RASTERIZATIONS", default_value_t = 2)]
+    max_rasterizations: usize,
+    /// Attempts to enqueue a document while the broker or store is out (waits 1, 2, 4 … 30 s).
+    #[arg(long, env = "FOLIO_ENQUEUE_ATTEMPTS", default_value_t = 12)]
+    enqueue_attempts: u32,
     #[arg(long, env = "FOLIO_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
     request_timeout_secs: u64,
     /// Engines that have workers (requests for others get 400).
@@ -81,6 +93,10 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
     config.max_pages_per_document = args.max_pages;
     config.max_in_flight_per_tenant = args.max_in_flight;
     config.request_timeout = Duration::from_secs(args.request_timeout_secs);
+    config.max_pending_documents = args.max_pending_documents;
+    config.admission_wait = Duration::from_secs(args.admission_wait_secs);
+    config.max_concurrent_rasterizations = args.max_rasterizations;
+    config.enqueue_attempts = args.enqueue_attempts;
     config.engines = args.engines.clone();
     config
         .validate()

@@ -29,6 +29,12 @@ pub struct ServeConfig {
     pub max_in_flight_per_tenant: usize,
     /// Documents rasterized at once (each rasterization holds one blocking thread).
     pub max_concurrent_rasterizations: usize,
+    /// Documents accepted (stored, answered 202) whose pages are not all enqueued yet, over all
+    /// tenants. An upload past it waits up to [`ServeConfig::admission_wait`] before its body is
+    /// read, then gets 503 `overloaded`: the API's memory stays bounded however fast clients send.
+    pub max_pending_documents: usize,
+    /// How long an upload may wait for a pending-document slot.
+    pub admission_wait: Duration,
     /// Whole-request deadline (uploads included); past it the client gets 408.
     pub request_timeout: Duration,
     /// PDF rendering DPI when the request does not ask for one.
@@ -42,8 +48,10 @@ pub struct ServeConfig {
     pub engines: Vec<EngineKind>,
     /// Attempts to rasterize and enqueue a document when the store or broker fails transiently.
     pub enqueue_attempts: u32,
-    /// Wait before the second attempt; doubled for each further one.
+    /// Wait before the second attempt; doubled for each further one up to `enqueue_backoff_max`.
     pub enqueue_backoff: Duration,
+    /// Longest wait between two attempts.
+    pub enqueue_backoff_max: Duration,
     /// On shutdown, how long background enqueueing may continue after the listener closes.
     pub shutdown_grace: Duration,
 }
@@ -58,13 +66,17 @@ impl ServeConfig {
             max_pages_per_document: 2000,
             max_in_flight_per_tenant: 8,
             max_concurrent_rasterizations: 2,
+            max_pending_documents: 32,
+            admission_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(300),
             default_dpi: crate::ingest::DEFAULT_DPI,
             memory_threshold: DEFAULT_MEMORY_THRESHOLD,
             spool_dir: None,
             engines: vec![EngineKind::Ocr, EngineKind::Glm45v],
-            enqueue_attempts: 5,
+            // 1 + 2 + 4 + 8 + 16 + 30 × 7 s ≈ 4 minutes: a broker restart or failover fits.
+            enqueue_attempts: 12,
             enqueue_backoff: Duration::from_secs(1),
+            enqueue_backoff_max: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -82,6 +94,7 @@ impl ServeConfig {
                 "max_concurrent_rasterizations",
                 self.max_concurrent_rasterizations == 0,
             ),
+            ("max_pending_documents", self.max_pending_documents == 0),
             ("request_timeout", self.request_timeout.is_zero()),
             ("enqueue_attempts", self.enqueue_attempts == 0),
         ];

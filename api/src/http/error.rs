@@ -43,6 +43,9 @@ pub enum ApiError {
         "too many documents in flight for this tenant (limit {limit}); retry when one is enqueued"
     )]
     TenantBusy { limit: usize },
+    /// Every pending-document slot stayed taken for the whole admission wait.
+    #[error("the server has {limit} documents waiting to be enqueued; retry shortly")]
+    Overloaded { limit: usize },
     /// Answers made by the framework or a layer for a bare status (timeouts, unknown routes...).
     #[error("{message}")]
     Http { status: StatusCode, message: String },
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::Transport(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Incomplete { .. } => (StatusCode::CONFLICT, "incomplete"),
             ApiError::TenantBusy { .. } => (StatusCode::TOO_MANY_REQUESTS, "tenant_busy"),
+            ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Http { status, .. } => (*status, bare_status_code(*status)),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -32,6 +32,8 @@ pub const UPLOADS_SPOOLED: &str = "folio_uploads_spooled_total";
 pub const PAGES_ENQUEUED: &str = "folio_pages_enqueued_total";
 pub const ENQUEUE_FAILURES: &str = "folio_enqueue_failures_total";
 pub const DOCUMENTS_IN_FLIGHT: &str = "folio_documents_in_flight";
+pub const DOCUMENTS_PENDING: &str = "folio_documents_pending";
+pub const ADMISSION_WAIT: &str = "folio_admission_wait_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -106,4 +108,14 @@ pub fn enqueue_failure(outcome: &'static str) {
 
 pub fn documents_in_flight(tenant: &str, count: usize) {
     metrics::gauge!(DOCUMENTS_IN_FLIGHT, "tenant" => tenant.to_string()).set(count as f64);
+}
+
+/// Documents accepted whose pages are not all enqueued yet (all tenants).
+pub fn documents_pending(count: usize) {
+    metrics::gauge!(DOCUMENTS_PENDING).set(count as f64);
+}
+
+/// How long an upload waited for a pending-document slot; `admitted` or `overloaded`.
+pub fn admission_wait(outcome: &'static str, seconds: f64) {
+    metrics::histogram!(ADMISSION_WAIT, "outcome" => outcome).record(seconds);
 }

@@ -9,7 +9,7 @@ use folio_transport::{JobQueue, ObjectStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 /// Shared state of the router. Cheap to clone.
@@ -26,6 +26,7 @@ struct Inner {
     readiness: Arc<dyn ReadinessProbe>,
     in_flight: InFlight,
     rasterizations: Arc<Semaphore>,
+    admission: Admission,
     background: TaskTracker,
     prometheus: PrometheusHandle,
 }
@@ -58,6 +59,7 @@ impl AppState {
         });
         let in_flight = InFlight::new(config.max_in_flight_per_tenant);
         let rasterizations = Arc::new(Semaphore::new(config.max_concurrent_rasterizations));
+        let admission = Admission::new(config.max_pending_documents);
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
@@ -67,6 +69,7 @@ impl AppState {
                 readiness,
                 in_flight,
                 rasterizations,
+                admission,
                 background: TaskTracker::new(),
                 prometheus: metrics::install(),
             }),
@@ -94,6 +97,10 @@ impl AppState {
     pub(crate) fn rasterizations(&self) -> &Arc<Semaphore> {
         &self.inner.rasterizations
     }
+    /// The bound on documents accepted but not yet enqueued.
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
+    }
     pub(crate) fn background(&self) -> &TaskTracker {
         &self.inner.background
     }
@@ -106,6 +113,71 @@ impl AppState {
         self.inner.background.close();
         self.inner.background.wait().await;
         self.inner.background.reopen();
+    }
+}
+
+/// Slots for documents accepted but not yet fully enqueued, over all tenants: taken before an
+/// upload's body is read, given back when its background enqueueing ends.
+#[derive(Debug)]
+pub struct Admission {
+    slots: Arc<Semaphore>,
+    limit: usize,
+}
+
+/// One pending document's slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct AdmissionSlot {
+    _permit: OwnedSemaphorePermit,
+    slots: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl Drop for AdmissionSlot {
+    fn drop(&mut self) {
+        // The permit is released after this body; count it as released already.
+        let pending = self.limit - self.slots.available_permits() - 1;
+        metrics::documents_pending(pending);
+    }
+}
+
+impl Admission {
+    fn new(limit: usize) -> Self {
+        Admission {
+            slots: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    /// Wait up to `wait` for a slot; `None` when every slot stayed taken.
+    pub async fn acquire(&self, wait: std::time::Duration) -> Option<AdmissionSlot> {
+        let start = std::time::Instant::now();
+        let permit = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await;
+        let waited = start.elapsed().as_secs_f64();
+        match permit {
+            // The semaphore is never closed.
+            Ok(Ok(permit)) => {
+                metrics::admission_wait("admitted", waited);
+                metrics::documents_pending(self.pending());
+                Some(AdmissionSlot {
+                    _permit: permit,
+                    slots: self.slots.clone(),
+                    limit: self.limit,
+                })
+            }
+            Ok(Err(_)) | Err(_) => {
+                metrics::admission_wait("overloaded", waited);
+                None
+            }
+        }
+    }
+
+    /// Documents holding a slot now.
+    pub fn pending(&self) -> usize {
+        self.limit - self.slots.available_permits()
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 }
 

@@ -7,7 +7,7 @@ use crate::http::body::{read_multipart, read_raw, Received, Spool, StreamTarget}
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::metrics;
 use crate::http::options::UploadQuery;
-use crate::http::state::{AppState, InFlightGuard};
+use crate::http::state::{AdmissionSlot, AppState, InFlightGuard};
 use crate::submit::{
     accept, accept_stored, assemble_if_complete, enqueue_pages, Accepted, StoredRequest,
     SubmitError, SubmitRequest,
@@ -63,7 +63,8 @@ pub struct UploadAccepted {
         (status = 415, description = "Not a supported file type", body = ErrorBody),
         (status = 422, description = "Corrupt, encrypted, no pages, bad page selection, too many pages", body = ErrorBody),
         (status = 429, description = "Too many documents of this tenant in flight", body = ErrorBody),
-        (status = 503, description = "Object store or queue unavailable", body = ErrorBody),
+        (status = 503, description = "Object store or queue unavailable (`unavailable`), or too many \
+            documents waiting to be enqueued for longer than the admission wait (`overloaded`)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -79,10 +80,10 @@ pub async fn upload(
     let result =
         receive_and_accept(&state, &tenant, query, request, &document_id, &mut received).await;
     match result {
-        Ok((accepted, guard)) => {
+        Ok((accepted, guard, slot)) => {
             metrics::upload("accepted", received);
             let pages = accepted.manifest.pages.len() as u32;
-            spawn_enqueue(&state, accepted, guard);
+            spawn_enqueue(&state, accepted, guard, slot);
             let status_url = format!("/v1/documents/{document_id}");
             let location = HeaderValue::from_str(&status_url)
                 .map_err(|e| ApiError::Internal(format!("status URL header: {e}")))?;
@@ -112,7 +113,7 @@ async fn receive_and_accept(
     request: Request,
     document_id: &str,
     received: &mut u64,
-) -> Result<(Accepted, InFlightGuard), ApiError> {
+) -> Result<(Accepted, InFlightGuard, AdmissionSlot), ApiError> {
     let Query(mut query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let config = state.config();
     let multipart = is_multipart(&request);
@@ -127,6 +128,14 @@ async fn receive_and_accept(
         .try_acquire(&tenant.0)
         .ok_or(ApiError::TenantBusy {
             limit: config.max_in_flight_per_tenant,
+        })?;
+    // Back-pressure: past the pending-document bound the upload waits here, body unread.
+    let slot = state
+        .admission()
+        .acquire(config.admission_wait)
+        .await
+        .ok_or(ApiError::Overloaded {
+            limit: config.max_pending_documents,
         })?;
     let target = StreamTarget {
         store: state.store().as_ref(),
@@ -189,7 +198,7 @@ async fn receive_and_accept(
             accept_stored(store, state.ingestor(), request).await?
         }
     };
-    Ok((accepted, guard))
+    Ok((accepted, guard, slot))
 }
 
 fn is_multipart(request: &Request) -> bool {
@@ -215,8 +224,8 @@ fn content_length(request: &Request) -> Option<u64> {
 }
 
 /// Rasterize and enqueue in the background: one rasterization permit, the tenant's in-flight
-/// slot held until the last page is enqueued.
-fn spawn_enqueue(state: &AppState, accepted: Accepted, guard: InFlightGuard) {
+/// slot and the pending-document slot held until the last page is enqueued.
+fn spawn_enqueue(state: &AppState, accepted: Accepted, guard: InFlightGuard, slot: AdmissionSlot) {
     let span = tracing::info_span!(
         "enqueue",
         document_id = %accepted.manifest.document_id,
@@ -225,7 +234,8 @@ fn spawn_enqueue(state: &AppState, accepted: Accepted, guard: InFlightGuard) {
     let task_state = state.clone();
     state.background().spawn(
         async move {
-            let _slot = guard;
+            let _tenant_slot = guard;
+            let _pending_slot = slot;
             // The semaphore is never closed; a failure here would only skip the bound.
             let _permit = task_state.rasterizations().clone().acquire_owned().await;
             enqueue_with_retries(&task_state, accepted).await;
@@ -265,7 +275,7 @@ async fn enqueue_with_retries(state: &AppState, accepted: Accepted) {
                 metrics::enqueue_failure("retried");
                 tracing::warn!(error = %e, attempt, retry_in_ms = backoff.as_millis() as u64, "enqueueing failed; retrying");
                 tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
+                backoff = backoff.saturating_mul(2).min(config.enqueue_backoff_max);
             }
             Err(SubmitError::Ingest(e)) => {
                 // enqueue_pages recorded an error for every page it could not render.

@@ -249,6 +249,45 @@ async fn a_tenant_over_its_in_flight_limit_gets_429_others_do_not() {
 }
 
 #[tokio::test]
+async fn past_the_pending_bound_uploads_wait_then_get_503_overloaded() {
+    let wait = std::time::Duration::from_millis(300);
+    let h = Harness::with(|c| {
+        c.max_pending_documents = 1;
+        c.admission_wait = wait;
+    });
+    h.queue.hold();
+    let first = h.upload(KEY_ACME, corpus(PDF_3P), "?dpi=72&pages=1").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
+    assert_eq!(h.state.admission().pending(), 1);
+
+    // Another tenant, so the per-tenant limit is not what refuses it.
+    let start = std::time::Instant::now();
+    let second = h.upload(KEY_BETA, corpus(PDF_3P), "?dpi=72&pages=1").await;
+    assert_eq!(
+        (second.status, second.error_code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
+    );
+    assert!(
+        start.elapsed() >= wait,
+        "refused only after the admission wait"
+    );
+    assert_eq!(second.header("retry-after"), Some("5"));
+
+    // An upload waiting for a slot is admitted as soon as the pending document is enqueued.
+    let release_soon = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        h.queue.release();
+    };
+    let (third, ()) = tokio::join!(
+        h.upload(KEY_BETA, corpus(PDF_3P), "?dpi=72&pages=1"),
+        release_soon
+    );
+    assert_eq!(third.status, StatusCode::ACCEPTED, "{}", third.text());
+    h.state.wait_background().await;
+    assert_eq!(h.state.admission().pending(), 0, "every slot is given back");
+}
+
+#[tokio::test]
 async fn an_unavailable_store_is_503_never_500() {
     let h = Harness::new();
     let id = h
