@@ -161,6 +161,8 @@ fn layout_first_and_pdfs_run_through() {
             "8",
             "--max-batch",
             "4",
+            "--max-tokens-in-flight",
+            "4096",
         ],
     );
     assert_eq!(doc["pages"].as_array().expect("pages").len(), 1);
@@ -225,6 +227,8 @@ fn bad_models_and_options_fail_with_usage_errors() {
         vec!["--profile", "question"],
         vec!["--profile", "table", "--prompt", "why?"],
         vec!["--device", "tpu"],
+        vec!["--max-tokens-in-flight", "0"],
+        vec!["--max-tokens-in-flight", "100", "--max-new-tokens", "100"],
     ] {
         let mut args = vec!["parse", img, "--engine", "glm45v", "--model", model];
         args.extend_from_slice(&bad);

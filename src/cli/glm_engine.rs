@@ -38,6 +38,11 @@ pub struct GlmArgs {
     #[arg(long, env = "FOLIO_MAX_BATCH", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_batch: u32,
+    /// KV budget of the pages decoded together, in tokens (prompt and image tokens + max new
+    /// tokens per page); pages wait for room. Default: no budget beyond --max-batch.
+    #[arg(long, env = "FOLIO_MAX_TOKENS_IN_FLIGHT", value_name = "TOKENS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tokens_in_flight: Option<u64>,
     /// Most tokens generated per page (per region in layout-first mode).
     #[arg(long, env = "FOLIO_MAX_NEW_TOKENS", default_value_t = 2048,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -79,6 +84,9 @@ pub async fn load_glm_engine(
     cfg.device = args.device;
     cfg.dtype = args.dtype;
     cfg.max_batch = args.max_batch as usize;
+    cfg.max_tokens_in_flight = args
+        .max_tokens_in_flight
+        .map(|t| usize::try_from(t).unwrap_or(usize::MAX));
     cfg.max_new_tokens = args.max_new_tokens as usize;
     cfg.thinking = args.thinking.map(|t| t == Toggle::On);
     cfg.layout_first = args.layout_first;

@@ -82,8 +82,12 @@ pub struct Glm45vConfig {
     pub onnxruntime_lib: PathBuf,
     pub device: DeviceSpec,
     pub dtype: Precision,
-    /// Pages (or layout regions) generated per engine call.
+    /// Pages (or layout regions) generated per engine call, decoded together.
     pub max_batch: usize,
+    /// KV budget of the pages decoded together, in tokens: each page reserves its prompt
+    /// (image tokens included) plus `max_new_tokens`; pages wait for room, and one that alone
+    /// needs more fails. `None`: no budget beyond `max_batch`.
+    pub max_tokens_in_flight: Option<usize>,
     /// Token budget of one answer (a page, or a region in layout-first mode).
     pub max_new_tokens: usize,
     /// `<think>` reasoning on or off for every profile; `None` keeps each profile's default.
@@ -111,6 +115,7 @@ impl Glm45vConfig {
             device: DeviceSpec::Cpu,
             dtype: Precision::Bf16,
             max_batch: 1,
+            max_tokens_in_flight: None,
             max_new_tokens: 2048,
             thinking: None,
             layout_first: false,
@@ -136,6 +141,17 @@ impl Glm45vConfig {
         }
         if self.max_new_tokens == 0 {
             return Err("max new tokens must be at least 1".into());
+        }
+        match self.max_tokens_in_flight {
+            Some(0) => return Err("max tokens in flight must be at least 1".into()),
+            Some(n) if n <= self.max_new_tokens => {
+                return Err(format!(
+                    "max tokens in flight ({n}) must exceed max new tokens ({}): a page also \
+                     holds its prompt and image tokens",
+                    self.max_new_tokens
+                ))
+            }
+            _ => {}
         }
         check_model_dir(&self.model_dir, &self.vision_path())
     }
@@ -212,5 +228,19 @@ mod tests {
             .validate()
             .expect_err("zero batch")
             .contains("max batch"));
+        cfg.max_batch = 4;
+        cfg.max_tokens_in_flight = Some(0);
+        assert!(cfg
+            .validate()
+            .expect_err("zero budget")
+            .contains("max tokens in flight must be at least 1"));
+        cfg.max_tokens_in_flight = Some(cfg.max_new_tokens);
+        let e = cfg.validate().expect_err("budget below one page");
+        assert!(e.contains("must exceed max new tokens"), "{e}");
+        cfg.max_tokens_in_flight = Some(cfg.max_new_tokens + 1024);
+        let e = cfg
+            .validate()
+            .expect_err("still incomplete, budget accepted");
+        assert!(e.contains("incomplete"), "{e}");
     }
 }

@@ -141,7 +141,10 @@ impl Glm45vEngine {
         };
         tracing::info!(model = %info.model, device = %info.device, "glm45v engine loaded");
         Ok(Self::new(
-            Arc::new(GlmGenerator::new(glm, cfg.seed)),
+            Arc::new(
+                GlmGenerator::new(glm, cfg.seed)
+                    .with_max_tokens_in_flight(cfg.max_tokens_in_flight),
+            ),
             ocr,
             EngineSettings::from(cfg),
             info,
