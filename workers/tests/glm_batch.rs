@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device};
 use folio_glm45v::model::{Glm45v, LoadOptions};
-use folio_glm45v::page_parse::{parse_page, PageParseInput, PageParseError, ParsedPage};
+use folio_glm45v::page_parse::{parse_page, PageParseError, PageParseInput, ParsedPage};
 use folio_glm45v::profiles::{Profile, ProfileKind};
 use folio_glm45v::vision_onnx::VisionOptions;
 use folio_workers::engines::glm45v::run::{GenOutput, GenRequest, TextGenerator};
@@ -90,8 +90,15 @@ fn a_page_reads_the_same_alone_and_batched_with_others() {
     let generator = tiny_generator(None);
     let document = Profile::new(ProfileKind::Document);
     let chart = Profile::new(ProfileKind::Chart);
-    assert!(chart.json_schema().is_some(), "the chart profile is constrained");
-    let images = [page(200, 120, 4, 150), page(240, 140, 2, 60), page(160, 160, 6, 120)];
+    assert!(
+        chart.json_schema().is_some(),
+        "the chart profile is constrained"
+    );
+    let images = [
+        page(200, 120, 4, 150),
+        page(240, 140, 2, 60),
+        page(160, 160, 6, 120),
+    ];
     let profiles = [&document, &document, &chart];
     // Different lengths, so sequences retire at different steps (the smallest chart JSON of
     // the schema is ~110 bytes).
@@ -157,9 +164,15 @@ fn a_failing_request_fails_alone_and_the_others_are_answered() {
     let mut out = out.into_iter();
     let a = out.next().expect("a").expect("the first page is answered");
     assert_eq!(a.raw, expected_a.raw);
-    let e = out.next().expect("sliver").expect_err("the processor rejects it");
+    let e = out
+        .next()
+        .expect("sliver")
+        .expect_err("the processor rejects it");
     assert!(e.contains("aspect ratio"), "{e}");
-    let e = out.next().expect("too big").expect_err("larger than the budget");
+    let e = out
+        .next()
+        .expect("too big")
+        .expect_err("larger than the budget");
     assert!(e.contains("budget"), "{e}");
     let b = out.next().expect("b").expect("the last page is answered");
     assert_eq!(b.raw, expected_b.raw);
