@@ -326,21 +326,27 @@ extern "C" __global__ void moe_silu_mul_bf16(const bf16_t* gu, bf16_t* act, int 
 }
 
 // ---- Gathered prefill MoE (moe/gather.rs): pack rows per expert, batched GEMMs, gather back ----
-//   moe_pack_rows  xs[e, m, :] = x[token of the m-th pair of expert e, :] for m < count(e), zero
-//                  rows up to m_max; slot[pair] = e * m_max + m (the packed row of each pair).
+//   moe_pack_rows  xs[row(e, m), :] = x[token of the m-th pair of expert e, :]: rows m < m_cap
+//                  of expert e at e * m_cap + m (zero rows up to m_cap: the batched part), rows
+//                  m ≥ m_cap at e_cap + over[e] + m − m_cap (the overflow of the few large
+//                  buckets, multiplied per expert); slot[pair] = the packed row of each pair.
 //   moe_combine_*  out[t, :] = T(T(Σ_j w[t, j] · y[slot[t·k + j], :]) + shared[t, :]): each token
 //                  reads its k expert rows and writes its row once (no atomics, no scatter);
 //                  the routed sum in f32, rounded to T before the shared expert is added, as the
 //                  other kernels of moe.rs round.
 
-// grid (m_max, n_exp), block PACK_THREADS; row_bytes % 16 == 0, 16-byte aligned rows.
+// grid (max(m_cap, largest bucket), n_exp), block PACK_THREADS; e_cap = n_exp * m_cap;
+// over [n_exp] overflow offsets; row_bytes % 16 == 0, 16-byte aligned rows.
 extern "C" __global__ void moe_pack_rows(const char* __restrict__ x, int row_bytes, int top_k,
                                          const int* __restrict__ offsets,
-                                         const int* __restrict__ sorted, int m_max,
-                                         char* __restrict__ xs, int* __restrict__ slot) {
+                                         const int* __restrict__ sorted, int m_cap,
+                                         const int* __restrict__ over, char* __restrict__ xs,
+                                         int* __restrict__ slot) {
     const int m = blockIdx.x, e = blockIdx.y;
     const int beg = offsets[e], count = offsets[e + 1] - beg;
-    const size_t row = (size_t)e * m_max + m;
+    if (m >= count && m >= m_cap) return;
+    const size_t row = m < m_cap ? (size_t)e * m_cap + m
+                                 : (size_t)gridDim.y * m_cap + over[e] + (m - m_cap);
     V16* dst = (V16*)(xs + row * (size_t)row_bytes);
     const int nv = row_bytes / 16;
     if (m < count) {
