@@ -16,8 +16,11 @@ end. The binary is the release build (``target/release/folio``). Three measureme
     against ``folio parse`` of the same file in one process (model loading included; it is ~1 s).
     Medians over ``--e2e-runs`` (default ``--runs``); the ratio is service / parse, target <= 1.15.
 (c) load: ``wrk`` (Debian package) with 50 connections for ``--load-seconds`` POSTing a 1-page PNG
-    (``charts/vegalite_bar.png``); p50/p99 latency, requests/s, non-2xx and socket errors, and the RSS
-    (VmRSS) of the api and of both workers before and after. One run.
+    (``charts/vegalite_bar.png``) after ``--warmup-seconds`` of the same load; p50/p99 latency, requests/s,
+    non-2xx and socket errors, and the RSS (VmRSS) of the api and of both workers: idle, after the
+    warm-up ("before"), sampled every 5 s during the run, and after it. One run.
+
+``--parts ingest,e2e,load`` picks a subset (default all three).
 
 The tenant's in-flight limit is raised (``FOLIO_MAX_IN_FLIGHT``) so that it does not turn load into 429s.
 Writes ``bench-out/service/report.md`` and prints it.
@@ -62,6 +65,8 @@ DPI = 200
 TARGET_RATIO = 1.15
 LOAD_CONNECTIONS = 50
 LOAD_IMAGE = os.path.join("charts", "vegalite_bar.png")
+RSS_SAMPLE_S = 5
+PARTS = ("ingest", "e2e", "load")
 A3_AREA_PT2 = 842 * 1191
 
 
@@ -70,11 +75,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="timed runs of (a) and (b) (>= 1; default 3)")
     p.add_argument("--e2e-runs", type=int, default=None, help="timed runs of (b) (default: --runs)")
     p.add_argument("--load-seconds", type=int, default=60, help="duration of (c) (default 60)")
+    p.add_argument("--warmup-seconds", type=int, default=15,
+                   help="load before (c)'s 'RSS before' is read (default 15; 0: none)")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
     p.add_argument("--out", default=os.path.join(repo_root(), "bench-out"))
     args = p.parse_args()
     args.e2e_runs = args.runs if args.e2e_runs is None else args.e2e_runs
-    if min(args.runs, args.e2e_runs, args.load_seconds) < 1:
-        p.error("--runs, --e2e-runs and --load-seconds must be >= 1")
+    if min(args.runs, args.e2e_runs, args.load_seconds) < 1 or args.warmup_seconds < 0:
+        p.error("--runs, --e2e-runs and --load-seconds must be >= 1, --warmup-seconds >= 0")
+    args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    unknown = [x for x in args.parts if x not in PARTS]
+    if unknown or not args.parts:
+        p.error(f"--parts: unknown {unknown}; choose from {', '.join(PARTS)}")
     return args
 
 
@@ -300,7 +313,26 @@ def bench_e2e(procs: Procs, pdf: str, runs: int, work_dir: str) -> tuple[list[fl
     return parse_times, service_times
 
 
-def bench_load(procs: Procs, image: str, seconds: int, work_dir: str) -> dict:
+def rss_all(api: subprocess.Popen, workers: list[subprocess.Popen]) -> dict[str, float]:
+    return {"api": rss_mib(api.pid), **{f"worker{i}": rss_mib(w.pid) for i, w in enumerate(workers)}}
+
+
+def run_wrk(wrk: str, script: str, url: str, seconds: int, sample=None) -> str:
+    """wrk for ``seconds``; ``sample()`` is called every RSS_SAMPLE_S meanwhile."""
+    p = subprocess.Popen([wrk, "-t", "2", "-c", str(LOAD_CONNECTIONS), "-d", f"{seconds}s", "--latency",
+                          "--timeout", "30s", "-s", script, url],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while sample is not None and p.poll() is None:
+        time.sleep(RSS_SAMPLE_S)
+        if p.poll() is None:
+            sample()
+    out, err = p.communicate()
+    if p.returncode != 0:
+        raise ToolError(f"wrk failed ({p.returncode}): {err.strip()}")
+    return out
+
+
+def bench_load(procs: Procs, image: str, seconds: int, warmup: int, work_dir: str) -> dict:
     wrk = ensure_debian_tool("wrk", "wrk")
     script = os.path.join(work_dir, "upload.lua")
     with open(image, "rb") as f:
@@ -314,25 +346,33 @@ def bench_load(procs: Procs, image: str, seconds: int, work_dir: str) -> dict:
     prefix = f"bench-load-{os.getpid()}-"
     api, http = start_api(procs, prefix)
     workers = start_workers(procs, prefix, 2)
+    url = http.base + "/v1/documents"
+    samples: list[dict] = []
     try:
-        # Warm-up: a few uploads so that lazily made things (PDFium, pools) exist before "before".
-        for _ in range(20):
-            http.upload(image, "image/png")
+        rss_idle = rss_all(api, workers)
+        # Warm-up under the same load, so that what a process builds once (ONNX Runtime arenas at
+        # full batch size, connection buffers, thread pools) exists before "before".
+        warm = run_wrk(wrk, script, url, warmup) if warmup > 0 else ""
+        rss_before = rss_all(api, workers)
+        t0 = time.monotonic()
+
+        def sample():
+            samples.append({"t": round(time.monotonic() - t0, 1), **rss_all(api, workers)})
+
+        done = run_wrk(wrk, script, url, seconds, sample)
         time.sleep(2)
-        rss_before = {"api": rss_mib(api.pid), **{f"worker{i}": rss_mib(w.pid) for i, w in enumerate(workers)}}
-        done = subprocess.run([wrk, "-t", "2", "-c", str(LOAD_CONNECTIONS), "-d", f"{seconds}s", "--latency",
-                               "--timeout", "30s", "-s", script, http.base + "/v1/documents"],
-                              capture_output=True, text=True, check=True)
-        time.sleep(2)
-        rss_after = {"api": rss_mib(api.pid), **{f"worker{i}": rss_mib(w.pid) for i, w in enumerate(workers)}}
+        rss_after = rss_all(api, workers)
         accepted = http.metric('folio_uploads_total{result="accepted"}')
     finally:
         for w in workers:
             procs.stop(w)
         procs.stop(api)
     with open(os.path.join(work_dir, "wrk.txt"), "w", encoding="utf-8") as f:
-        f.write(done.stdout)
-    return {"wrk": done.stdout, "before": rss_before, "after": rss_after, "accepted": accepted}
+        f.write(done)
+    with open(os.path.join(work_dir, "wrk-warmup.txt"), "w", encoding="utf-8") as f:
+        f.write(warm)
+    return {"wrk": done, "idle": rss_idle, "before": rss_before, "after": rss_after,
+            "samples": samples, "accepted": accepted}
 
 
 def wrk_numbers(out: str) -> dict:
@@ -381,61 +421,88 @@ def main() -> int:
     build_pdf(pdf20, E2E_PAGES)
     image = os.path.join(corpus_dir(), LOAD_IMAGE)
     services_dir = os.path.join(work_dir, "services")
+    ingest = load = None
+    parse_t = service_t = None
     with Services(services_dir) as services:
         procs = Procs(work_dir, services.env)
         try:
-            print("bench: (a) ingest", file=sys.stderr)
-            ingest = bench_ingest(procs, pdf50, args.runs)
-            save(work_dir, "ingest", ingest)
-            print("bench: (c) load", file=sys.stderr)
-            load = bench_load(procs, image, args.load_seconds, work_dir)
-            save(work_dir, "load", load)
-            print("bench: (b) end to end", file=sys.stderr)
-            parse_t, service_t = bench_e2e(procs, pdf20, args.e2e_runs, work_dir)
-            save(work_dir, "e2e", [parse_t, service_t])
+            if "ingest" in args.parts:
+                print("bench: (a) ingest", file=sys.stderr)
+                ingest = bench_ingest(procs, pdf50, args.runs)
+                save(work_dir, "ingest", ingest)
+            if "load" in args.parts:
+                print("bench: (c) load", file=sys.stderr)
+                load = bench_load(procs, image, args.load_seconds, args.warmup_seconds, work_dir)
+                save(work_dir, "load", load)
+            if "e2e" in args.parts:
+                print("bench: (b) end to end", file=sys.stderr)
+                parse_t, service_t = bench_e2e(procs, pdf20, args.e2e_runs, work_dir)
+                save(work_dir, "e2e", [parse_t, service_t])
         finally:
             procs.stop_all()
-    w = wrk_numbers(load["wrk"])
-    ingest_rates = [INGEST_PAGES / t for t in ingest]
-    ratio = median(service_t) / median(parse_t)
     lines = [
         "# Service benchmark",
         "",
         f"- command: `scripts/bench service --runs {args.runs} --e2e-runs {args.e2e_runs} "
-        f"--load-seconds {args.load_seconds}`",
+        f"--load-seconds {args.load_seconds} --warmup-seconds {args.warmup_seconds} "
+        f"--parts {','.join(args.parts)}`",
         f"- commit: {git_commit()}; binary: `target/release/folio`",
         *machine_lines(load_at_start),
         "- services: private RabbitMQ node + SeaweedFS (`weed mini`) on loopback (scripts/services/start)",
         "",
-        f"## (a) Ingest: {INGEST_PAGES}-page PDF, rasterize ({DPI} DPI) + store PNG + publish, no worker",
-        "",
-        *md_table(["run", "seconds", "pages/s"],
-                  [[str(i + 1), fmt(t), fmt(r)] for i, (t, r) in enumerate(zip(ingest, ingest_rates))]
-                  + [["median", fmt(median(ingest)), fmt(median(ingest_rates))]]),
-        "",
-        f"## (b) End to end: {E2E_PAGES}-page PDF, 2 `folio work` vs `folio parse` (anchor, same run)",
-        "",
-        *md_table(["run", "folio parse (s)", "serve + 2 workers (s)"],
-                  [[str(i + 1), fmt(a), fmt(b)] for i, (a, b) in enumerate(zip(parse_t, service_t))]
-                  + [["median", fmt(median(parse_t)), fmt(median(service_t))]]),
-        "",
-        f"- ratio service / parse (medians): **{ratio:.2f}×** (target <= {TARGET_RATIO}×: "
-        f"{'met' if ratio <= TARGET_RATIO else 'not met'})",
-        "",
-        f"## (c) Load: {LOAD_CONNECTIONS} connections, {args.load_seconds} s, 1-page PNG uploads (wrk, one run)",
-        "",
-        *md_table(["requests", "req/s", "p50 (ms)", "p99 (ms)", "non-2xx", "socket errors", "accepted (api metric)"],
-                  [[str(w["requests"]), fmt(w["rps"], 1), fmt(w["p50"]), fmt(w["p99"]), str(w["non2xx"]),
-                    str(w["socket"]), f"{load['accepted']:.0f}"]]),
-        "",
-        *md_table(["process", "RSS before (MiB)", "RSS after (MiB)", "growth"],
-                  [[name, fmt(load["before"][name], 1), fmt(load["after"][name], 1),
-                    f"{100 * (load['after'][name] / load['before'][name] - 1):+.1f} %"]
-                   for name in load["before"]]),
-        "",
-        "RSS before is taken after 20 warm-up uploads; after, 2 s after wrk ends (workers still busy with "
-        "the queued pages). Raw wrk output: bench-out/service/wrk.txt.",
     ]
+    if ingest is not None:
+        ingest_rates = [INGEST_PAGES / t for t in ingest]
+        lines += [
+            f"## (a) Ingest: {INGEST_PAGES}-page PDF, rasterize ({DPI} DPI) + store PNG + publish, no worker",
+            "",
+            *md_table(["run", "seconds", "pages/s"],
+                      [[str(i + 1), fmt(t), fmt(r)] for i, (t, r) in enumerate(zip(ingest, ingest_rates))]
+                      + [["median", fmt(median(ingest)), fmt(median(ingest_rates))]]),
+            "",
+        ]
+    if parse_t is not None:
+        ratio = median(service_t) / median(parse_t)
+        lines += [
+            f"## (b) End to end: {E2E_PAGES}-page PDF, 2 `folio work` vs `folio parse` (anchor, same run)",
+            "",
+            *md_table(["run", "folio parse (s)", "serve + 2 workers (s)"],
+                      [[str(i + 1), fmt(a), fmt(b)] for i, (a, b) in enumerate(zip(parse_t, service_t))]
+                      + [["median", fmt(median(parse_t)), fmt(median(service_t))]]),
+            "",
+            f"- ratio service / parse (medians): **{ratio:.2f}×** (target <= {TARGET_RATIO}×: "
+            f"{'met' if ratio <= TARGET_RATIO else 'not met'})",
+            "",
+        ]
+    if load is not None:
+        w = wrk_numbers(load["wrk"])
+        names = list(load["before"])
+        lines += [
+            f"## (c) Load: {LOAD_CONNECTIONS} connections, {args.load_seconds} s, 1-page PNG uploads (wrk, one run)",
+            "",
+            *md_table(["requests", "req/s", "p50 (ms)", "p99 (ms)", "non-2xx", "socket errors",
+                       "accepted (api metric)"],
+                      [[str(w["requests"]), fmt(w["rps"], 1), fmt(w["p50"]), fmt(w["p99"]), str(w["non2xx"]),
+                        str(w["socket"]), f"{load['accepted']:.0f}"]]),
+            "",
+            *md_table(["process", "RSS idle (MiB)", "RSS before (MiB)", "RSS max during (MiB)",
+                       "RSS after (MiB)", "growth before → after"],
+                      [[name, fmt(load["idle"][name], 1), fmt(load["before"][name], 1),
+                        fmt(max([x[name] for x in load["samples"]] or [load["after"][name]]), 1),
+                        fmt(load["after"][name], 1),
+                        f"{100 * (load['after'][name] / load['before'][name] - 1):+.1f} %"]
+                       for name in names]),
+            "",
+            f"RSS idle: the processes started, nothing sent; before: after a {args.warmup_seconds} s warm-up "
+            f"under the same load; max during: of the samples every {RSS_SAMPLE_S} s; after: 2 s after wrk "
+            "ends (workers still busy with the queued pages). Raw wrk output: bench-out/service/wrk.txt; "
+            "samples: bench-out/service/load.json.",
+            "",
+            "RSS samples (MiB):",
+            "",
+            *md_table(["t (s)", *names], [[fmt(x["t"], 1), *[fmt(x[n], 1) for n in names]]
+                                          for x in load["samples"]]),
+        ]
     report = "\n".join(lines) + "\n"
     with open(os.path.join(work_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(report)
