@@ -10,7 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use bytes::Bytes;
-use folio_transport::{ErrorKind, ObjectStore, ObjectWriter, S3Config, S3Store};
+use folio_transport::{ErrorKind, ObjectStore, S3Config, S3Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
