@@ -61,7 +61,7 @@ if [[ "${DRY:-0}" == 1 ]]; then
   LAYERS=3
 else
   CPU_ARGS=()
-  TINY_BENCH=(--batch-kernels fused --prefill-kernels grouped)
+  TINY_BENCH=(--batch-kernels fused --prefill-kernels grouped,gathered)
   TINY_HF=(--layers "$LAYERS")
   TINY_PAGES=()
   TINY_VISION=()
