@@ -24,7 +24,8 @@
 #
 # Environment: LAYERS (26), KERNELS (grouped,fused), HF_IMPL ("eager sdpa"), BIN_DIR (where the
 # unpacked binaries go; /tmp/folio-gpu), PY (python3), DRY=1 for a CPU dry run here (binaries
-# from target/debug, --cpu --tiny, .venv-glm's python), EXTRA_BENCH (more gpu_bench args),
+# from target/debug, --cpu --tiny, .venv-glm's python), EXTRA_BENCH (more gpu_bench args), EXTRA_HF
+# (more hf_bench.py args),
 # OUT (target-cuda/session-out).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -37,6 +38,7 @@ HF_IMPL="${HF_IMPL:-eager sdpa}"
 BIN_DIR="${BIN_DIR:-/tmp/folio-gpu}"
 PY="${PY:-python3}"
 EXTRA_BENCH="${EXTRA_BENCH:-}"
+EXTRA_HF="${EXTRA_HF:-}"
 LOG="$OUT/session.log"
 STATUS=0
 # Seconds per step (the two presets fit in 600 s each with these).
@@ -182,7 +184,7 @@ for s in "${EXPANDED[@]}"; do
       impl_args=()
       for i in $HF_IMPL; do impl_args+=(--impl "$i"); done
       step hf "$T_HF" env PYTHONUNBUFFERED=1 "$PY" scripts/gpu/hf_bench.py "${TINY_HF[@]}" "${impl_args[@]}" \
-        --skip-vision --out "$OUT/hf.jsonl"
+        --skip-vision --out "$OUT/hf.jsonl" $EXTRA_HF
       ;;
     vision) step vision "$T_VISION" vision_py torch ;;
     ort-part) step ort-part 60 ort_part ;;
