@@ -25,7 +25,7 @@
 # Environment: LAYERS (26), KERNELS (grouped,fused), HF_IMPL ("eager sdpa"), BIN_DIR (where the
 # unpacked binaries go; /tmp/folio-gpu), PY (python3), DRY=1 for a CPU dry run here (binaries
 # from target/debug, --cpu --tiny, .venv-glm's python), EXTRA_BENCH (more gpu_bench args), EXTRA_HF
-# (more hf_bench.py args),
+# (more hf_bench.py args), EXTRA_PARITY (more gpu_parity args, e.g. --small),
 # OUT (target-cuda/session-out).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -39,6 +39,7 @@ BIN_DIR="${BIN_DIR:-/tmp/folio-gpu}"
 PY="${PY:-python3}"
 EXTRA_BENCH="${EXTRA_BENCH:-}"
 EXTRA_HF="${EXTRA_HF:-}"
+EXTRA_PARITY="${EXTRA_PARITY:-}"
 LOG="$OUT/session.log"
 STATUS=0
 # Seconds per step (the two presets fit in 600 s each with these).
@@ -173,7 +174,7 @@ done
 for s in "${EXPANDED[@]}"; do
   case "$s" in
     info) step info "$T_INFO" info ;;
-    parity) step parity "$T_PARITY" "$BIN_DIR/gpu_parity" "${CPU_ARGS[@]}" "${PARITY_EXTRA[@]}" --out "$OUT/parity.jsonl" ;;
+    parity) step parity "$T_PARITY" "$BIN_DIR/gpu_parity" "${CPU_ARGS[@]}" "${PARITY_EXTRA[@]}" --out "$OUT/parity.jsonl" $EXTRA_PARITY ;;
     bench) step bench "$T_BENCH" "$BIN_DIR/gpu_bench" "${CPU_ARGS[@]}" "${TINY_BENCH[@]}" --layers "$LAYERS" \
       --kernels "$KERNELS" --out "$OUT/bench.jsonl" $EXTRA_BENCH ;;
     bench-events-off) step bench-events-off "$T_BENCH" "$BIN_DIR/gpu_bench" "${CPU_ARGS[@]}" "${TINY_BENCH[@]}" \
