@@ -6,15 +6,14 @@
 
 #![allow(unsafe_code)]
 
-use std::sync::OnceLock;
-
 use candle_core::cuda_backend::cudarc::driver::{
-    sys, CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
+    CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 use candle_core::cuda_backend::{CudaDType, CudaDevice};
 use candle_core::op::BackpropOp;
 use candle_core::{CudaStorage, DType, Layout, Storage, Tensor};
 
+use super::nvrtc::{compile_once, PtxCell};
 use crate::error::{Error, Result};
 
 const SOURCE: &str = include_str!("decode.cu");
@@ -26,7 +25,7 @@ const NORM_THREADS: u32 = 256;
 /// Shared memory a block may use without opting in.
 const SMEM_LIMIT: usize = 48 * 1024;
 
-static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+static PTX: PtxCell = PtxCell::new();
 
 pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Candle(candle_core::Error::Msg(format!(
@@ -41,42 +40,8 @@ fn cuda_device(t: &Tensor) -> Option<CudaDevice> {
     }
 }
 
-pub(super) fn arch_of(dev: &CudaDevice) -> Option<&'static str> {
-    let stream = dev.cuda_stream();
-    let ctx = stream.context();
-    let major = ctx
-        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
-        .ok()?;
-    let minor = ctx
-        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
-        .ok()?;
-    Some(match (major, minor) {
-        (7, 5) => "compute_75",
-        (8, 0) => "compute_80",
-        (8, 6) => "compute_86",
-        (8, 9) => "compute_89",
-        (9, 0) => "compute_90",
-        (10, 0) => "compute_100",
-        (12, 0) => "compute_120",
-        _ => return None,
-    })
-}
-
 fn ptx(dev: &CudaDevice) -> Result<&'static str> {
-    let compiled = PTX.get_or_init(|| {
-        let opts = candle_core::cuda_backend::cudarc::nvrtc::CompileOptions {
-            arch: arch_of(dev),
-            options: vec!["--std=c++17".into()],
-            ..Default::default()
-        };
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
-            .map(|p| p.to_src())
-            .map_err(|e| format!("{e:?}"))
-    });
-    match compiled {
-        Ok(src) => Ok(src.as_str()),
-        Err(e) => Err(fail("compiling decode.cu with NVRTC", e)),
-    }
+    compile_once(&PTX, SOURCE, dev).map_err(|e| fail("compiling decode.cu with NVRTC", e))
 }
 
 /// The contiguous device data of `t` from element `skip` on, `len` elements.

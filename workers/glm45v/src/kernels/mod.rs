@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 #[cfg(feature = "cuda")]
+pub(crate) mod nvrtc;
+#[cfg(feature = "cuda")]
 pub(crate) mod prefill;
 
 /// 0: not read yet, 1: off, 2: on.

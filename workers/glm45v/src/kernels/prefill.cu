@@ -14,22 +14,10 @@
 // q [B, nh, T, D] contiguous (after bias and RoPE); k, v: element (b, kv head, s, d) at
 // b·sb + h·sh + s·D + d (the KV cache, this call's keys included); out [B, T, nh·D].
 // Query t sits at position past + t (past = S − T) and sees the keys 0 ..= past + t.
-// No headers: bf16 is handled as raw 16-bit words.
+// No headers: bf16 is handled as raw 16-bit words (bf16_t, bf2f, f2bf, F_INF: kernels/common.cu,
+// prepended by kernels/nvrtc.rs).
 
-typedef unsigned short bf16_t;
-typedef unsigned int u32;
-
-#define F_INF __int_as_float(0x7f800000)
 #define LOG2E 1.4426950408889634f
-
-__device__ __forceinline__ float bf2f(bf16_t v) { return __uint_as_float(((u32)v) << 16); }
-
-__device__ __forceinline__ bf16_t f2bf(float f) {
-    u32 u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40u);  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);                                         // round to nearest even
-    return (bf16_t)(u >> 16);
-}
 
 __device__ __forceinline__ u32 pack2(float lo, float hi) {
     return (u32)f2bf(lo) | ((u32)f2bf(hi) << 16);

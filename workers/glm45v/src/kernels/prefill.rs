@@ -9,13 +9,12 @@
 
 #![allow(unsafe_code)]
 
-use std::sync::OnceLock;
-
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, CudaDevice};
 use candle_core::{DType, Tensor};
 
-use super::cuda::{alloc, arch_of, fail, int, view, wrap};
+use super::cuda::{alloc, fail, int, view, wrap};
+use super::nvrtc::{compile_once, PtxCell};
 use crate::error::Result;
 
 const SOURCE: &str = include_str!("prefill.cu");
@@ -25,23 +24,10 @@ const BF16_ROWS: usize = 64;
 const F32_ROWS: usize = 16;
 const THREADS: u32 = 128;
 
-static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+static PTX: PtxCell = PtxCell::new();
 
 fn ptx(dev: &CudaDevice) -> Result<&'static str> {
-    let compiled = PTX.get_or_init(|| {
-        let opts = candle_core::cuda_backend::cudarc::nvrtc::CompileOptions {
-            arch: arch_of(dev),
-            options: vec!["--std=c++17".into()],
-            ..Default::default()
-        };
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
-            .map(|p| p.to_src())
-            .map_err(|e| format!("{e:?}"))
-    });
-    match compiled {
-        Ok(src) => Ok(src.as_str()),
-        Err(e) => Err(fail("compiling prefill.cu with NVRTC", e)),
-    }
+    compile_once(&PTX, SOURCE, dev).map_err(|e| fail("compiling prefill.cu with NVRTC", e))
 }
 
 /// Causal attention of `q` [B, nh, T, D] over `k`, `v` [B, nkv, S, D] (S ≥ T; the last T

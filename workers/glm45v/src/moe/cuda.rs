@@ -8,10 +8,8 @@
 
 #![allow(unsafe_code)]
 
-use std::sync::OnceLock;
-
 use candle_core::cuda_backend::cudarc::driver::{
-    sys, CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
+    CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 use candle_core::cuda_backend::{CudaDType, CudaDevice};
 use candle_core::op::BackpropOp;
@@ -19,6 +17,7 @@ use candle_core::{CudaStorage, DType, Layout, Storage, Tensor};
 
 use super::Router;
 use crate::error::{Error, Result};
+use crate::kernels::nvrtc::{compile_once, PtxCell};
 
 const SOURCE: &str = include_str!("kernels.cu");
 pub(super) const MODULE: &str = "folio_moe_kernels";
@@ -27,7 +26,7 @@ const GEMV_ROWS_PER_BLOCK: usize = 8 * 2;
 const GEMV_THREADS: u32 = 256;
 
 /// PTX of `kernels.cu` for one architecture, compiled on first use.
-static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+static PTX: PtxCell = PtxCell::new();
 
 pub(super) fn fail(what: &str) -> impl FnOnce(String) -> Error + '_ {
     move |e| Error::Candle(candle_core::Error::Msg(format!("fused MoE: {what}: {e}")))
@@ -42,42 +41,8 @@ pub(super) fn cuda_device(t: &Tensor) -> Result<CudaDevice> {
     }
 }
 
-fn arch_of(dev: &CudaDevice) -> Option<&'static str> {
-    let ctx = dev.cuda_stream();
-    let ctx = ctx.context();
-    let major = ctx
-        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
-        .ok()?;
-    let minor = ctx
-        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
-        .ok()?;
-    Some(match (major, minor) {
-        (7, 5) => "compute_75",
-        (8, 0) => "compute_80",
-        (8, 6) => "compute_86",
-        (8, 9) => "compute_89",
-        (9, 0) => "compute_90",
-        (10, 0) => "compute_100",
-        (12, 0) => "compute_120",
-        _ => return None,
-    })
-}
-
 pub(super) fn ptx(dev: &CudaDevice) -> Result<&'static str> {
-    let compiled = PTX.get_or_init(|| {
-        let opts = candle_core::cuda_backend::cudarc::nvrtc::CompileOptions {
-            arch: arch_of(dev),
-            options: vec!["--std=c++17".into()],
-            ..Default::default()
-        };
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
-            .map(|p| p.to_src())
-            .map_err(|e| format!("{e:?}"))
-    });
-    match compiled {
-        Ok(src) => Ok(src.as_str()),
-        Err(e) => Err(fail("compiling kernels.cu with NVRTC")(e.clone())),
-    }
+    compile_once(&PTX, SOURCE, dev).map_err(fail("compiling kernels.cu with NVRTC"))
 }
 
 /// True when [`route`] and [`experts`] can run this block on `x`'s device and dtype.

@@ -9,12 +9,8 @@
 //               active expert; a warp streams GEMV_RPW weight rows with 16-byte loads and
 //               reuses them for up to GEMV_MT pairs; f32 accumulation.
 //   moe_silu_mul_*  act[p, i] = silu(gu[p, i]) · gu[p, I + i] (f32 math, one rounding).
-// No headers: bf16 is handled as raw 16-bit words.
-
-typedef unsigned short bf16_t;
-typedef unsigned int u32;
-
-#define F_INF __int_as_float(0x7f800000)
+// No headers: bf16 is handled as raw 16-bit words (bf16_t, bf2f, f2bf, F_INF: kernels/common.cu,
+// prepended by kernels/nvrtc.rs).
 
 struct alignas(16) V16 {
     u32 a, b, c, d;
@@ -34,15 +30,6 @@ __device__ __forceinline__ V16 ld_cached(const char* p) {
         : "=r"(v.a), "=r"(v.b), "=r"(v.c), "=r"(v.d)
         : "l"(p));
     return v;
-}
-
-__device__ __forceinline__ float bf2f(bf16_t v) { return __uint_as_float(((u32)v) << 16); }
-
-__device__ __forceinline__ bf16_t f2bf(float f) {
-    u32 u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40u);  // NaN stays NaN
-    u += 0x7fffu + ((u >> 16) & 1u);                                         // round to nearest even
-    return (bf16_t)(u >> 16);
 }
 
 template <typename T> struct Elem;
