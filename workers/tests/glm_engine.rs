@@ -1,10 +1,10 @@
-//! A page job through the real worker loop (in-process queue, local-folder store) with the
-//! `glm45v` engine on the tiny GLM-4.5V fixture (random weights: the text is noise, the plumbing
-//! is what is checked) and the real `ocr` engine as its fallback. Needs `scripts/setup`'s runtime
-//! folder (`$FOLIO_RUNTIME_DIR` or `~/.cache/folio`).
+//! Page jobs of every prompt profile through the real worker loop (in-process queue, local-folder
+//! store) with the `glm45v` engine on the tiny GLM-4.5V fixture (random weights: the text is
+//! noise, the plumbing is what is checked) and the real `ocr` engine as its fallback. Needs
+//! `scripts/setup`'s runtime folder (`$FOLIO_RUNTIME_DIR` or `~/.cache/folio`).
 
 use bytes::Bytes;
-use folio_glm45v::profiles::Profile;
+use folio_glm45v::profiles::{Profile, ProfileKind};
 use folio_schemas::{
     DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions, Manifest, PageJob, PageResult,
     SCHEMA_VERSION,
@@ -103,14 +103,15 @@ fn assert_valid(name: &str, value: &serde_json::Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_with_glm45v_writes_schema_valid_results() {
+async fn a_worker_with_glm45v_writes_schema_valid_results_for_every_profile() {
     let mut cfg = Glm45vConfig::new(
         repo().join("workers/glm45v/tests/fixtures/tiny"),
         runtime_dir().join("lib/libonnxruntime.so.1.31.1"),
     );
     cfg.dtype = Precision::F32;
     cfg.max_batch = 2;
-    cfg.max_new_tokens = 24;
+    // Room for the JSON profiles: their schemas need ~100-200 bytes to close an object.
+    cfg.max_new_tokens = 256;
     cfg.max_image_pixels = Some(30_000);
     cfg.vision_threads = 2;
     let mut ocr = folio_ocr::OcrConfig::from_runtime_dir(runtime_dir());
@@ -122,12 +123,19 @@ async fn a_worker_with_glm45v_writes_schema_valid_results() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn ObjectStore> = Arc::new(LocalDirStore::new(dir.path()).expect("store"));
     let queue = InProcessQueue::new(3);
-    let options = JobOptions {
-        engine: EngineKind::Glm45v,
-        profile: Some("document".into()),
-        ..JobOptions::default()
-    };
-    submit(store.as_ref(), &queue, "g1", &options).await;
+    // One two-page document per profile, all on the queue before the worker starts.
+    let mut pending = std::collections::BTreeSet::new();
+    for kind in ProfileKind::ALL {
+        let options = JobOptions {
+            engine: EngineKind::Glm45v,
+            profile: Some(kind.name().into()),
+            prompt: (kind == ProfileKind::Question).then(|| "What is written here?".into()),
+            ..JobOptions::default()
+        };
+        let doc = format!("g-{}", kind.name());
+        submit(store.as_ref(), &queue, &doc, &options).await;
+        pending.insert(doc);
+    }
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let config = WorkerConfig {
         delivery_limit: 3,
@@ -147,26 +155,42 @@ async fn a_worker_with_glm45v_writes_schema_valid_results() {
     };
     let wait = async {
         while let Some(e) = events.recv().await {
-            if matches!(&e, WorkerEvent::DocumentDone { document_id, .. } if document_id == "g1") {
-                return;
+            if let WorkerEvent::DocumentDone { document_id, .. } = &e {
+                pending.remove(document_id);
+                if pending.is_empty() {
+                    return;
+                }
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(300), wait)
+    tokio::time::timeout(Duration::from_secs(600), wait)
         .await
-        .expect("the document completes");
+        .expect("every document completes");
     shutdown.cancel();
     task.await.expect("join").expect("worker");
 
-    let keys = DocKeys::new("t", "g1");
+    for kind in ProfileKind::ALL {
+        check_document(store.as_ref(), &format!("g-{}", kind.name()), kind).await;
+    }
+}
+
+/// `document.json` of `doc` complete and schema-valid, each page read with `kind`'s profile
+/// (or its stricter retry), timed stage by stage, and an ocr fallback only after that retry.
+async fn check_document(store: &dyn ObjectStore, doc: &str, kind: ProfileKind) {
+    let keys = DocKeys::new("t", doc);
     let bytes = store
         .get(&keys.document_json())
         .await
         .expect("document.json");
     let doc_json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
     assert_valid("document_result.schema.json", &doc_json);
-    let doc: DocumentResult = serde_json::from_slice(&bytes).expect("document");
-    assert_eq!(doc.status, DocumentStatus::Complete, "{:?}", doc.errors);
+    let result: DocumentResult = serde_json::from_slice(&bytes).expect("document");
+    assert_eq!(
+        result.status,
+        DocumentStatus::Complete,
+        "{doc}: {:?}",
+        result.errors
+    );
     for n in 1..=2 {
         let bytes = store.get(&keys.page_result(n)).await.expect("page result");
         let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
@@ -176,12 +200,13 @@ async fn a_worker_with_glm45v_writes_schema_valid_results() {
         assert_eq!(page.engine.device, "cpu");
         let profile = page.engine.profile.clone().expect("engine.profile");
         let parsed = Profile::parse(&profile).expect("a profile id");
-        assert_eq!(parsed.kind, folio_glm45v::profiles::ProfileKind::Document);
+        assert_eq!(parsed.kind, kind, "{doc} page {n}: {profile}");
         for stage in ["processor", "vision", "prefill", "decode", "parse", "total"] {
             assert!(
                 page.timings.contains_key(stage),
-                "no {stage}: {:?}",
-                page.timings
+                "{doc}: no {stage}: {:?} (warnings {:?})",
+                page.timings,
+                page.warnings
             );
         }
         let fell_back = page
