@@ -254,7 +254,12 @@ def start_workers(procs: Procs, prefix: str, n: int) -> list[subprocess.Popen]:
     workers = []
     for i in range(n):
         port = free_port()
-        w = procs.start(f"worker{i}", ["work", "--engine", "ocr"], {
+        # The cores are split between the workers, as a deployment would (one CPU limit per
+        # worker pod): n workers x (cores / n) intra-op threads, the same total as the anchor's
+        # one process with all cores. More threads than cores make ONNX Runtime's spinning
+        # threads of the two processes take turns on the same cores.
+        threads = str(max(1, (os.cpu_count() or 1) // n))
+        w = procs.start(f"worker{i}", ["work", "--engine", "ocr", "--threads", threads], {
             "FOLIO_METRICS_LISTEN": f"127.0.0.1:{port}",
             "FOLIO_AMQP_PREFIX": prefix,
         })

@@ -32,8 +32,9 @@ pub struct WorkArgs {
     /// On SIGTERM, how long the batch in hand may take before the worker exits anyway.
     #[arg(long, env = "FOLIO_SHUTDOWN_GRACE_SECS", default_value_t = 50)]
     shutdown_grace_secs: u64,
-    /// Intra-op threads of the models (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Intra-op threads of the models (0 = all cores). With several workers on one machine, give
+    /// each its share of the cores (ONNX Runtime's threads spin while they wait).
+    #[arg(long, env = "FOLIO_THREADS", default_value_t = 0)]
     threads: usize,
     #[command(flatten)]
     glm: super::glm_engine::GlmArgs,
