@@ -45,6 +45,52 @@ pub(super) fn ptx(dev: &CudaDevice) -> Result<&'static str> {
     compile_once(&PTX, SOURCE, dev).map_err(fail("compiling kernels.cu with NVRTC"))
 }
 
+/// The (token, slot) pairs bucketed per expert on the device by `moe_align`.
+pub(super) struct Buckets {
+    /// [E + 1]: where each expert's pairs start in `sorted`.
+    pub offsets: CudaSlice<i32>,
+    /// [pairs]: pair indices ordered by expert.
+    pub sorted: CudaSlice<i32>,
+    /// [E]: the experts with at least one pair first.
+    pub active: CudaSlice<i32>,
+    /// [1]: how many experts are active.
+    pub n_active: CudaSlice<i32>,
+}
+
+/// Launch `moe_align` over the `pairs` expert ids of `ids` (each < `experts`, from [`route`]).
+pub(super) fn align(
+    dev: &CudaDevice,
+    ptx: &str,
+    ids: &CudaView<'_, u32>,
+    pairs: usize,
+    experts: usize,
+) -> Result<Buckets> {
+    let mut buckets = Buckets {
+        offsets: alloc::<i32>(dev, experts + 1)?,
+        sorted: alloc::<i32>(dev, pairs)?,
+        active: alloc::<i32>(dev, experts)?,
+        n_active: alloc::<i32>(dev, 1)?,
+    };
+    let (pairs_i, e_i) = (i32_arg(pairs, "pairs")?, i32_arg(experts, "experts")?);
+    let func = dev.get_or_load_custom_func("moe_align", MODULE, ptx)?;
+    let mut b = func.builder();
+    b.arg(ids)
+        .arg(&pairs_i)
+        .arg(&e_i)
+        .arg(&mut buckets.offsets)
+        .arg(&mut buckets.sorted)
+        .arg(&mut buckets.active)
+        .arg(&mut buckets.n_active);
+    let cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (1024, 1, 1),
+        shared_mem_bytes: 2 * experts as u32 * 4,
+    };
+    // SAFETY: matches `moe_align`'s signature; ids holds `pairs` values < E (from `route`).
+    unsafe { b.launch(cfg) }.map_err(|e| fail("launching moe_align")(e.to_string()))?;
+    Ok(buckets)
+}
+
 /// True when [`route`] and [`experts`] can run this block on `x`'s device and dtype.
 pub(super) fn supported(x: &Tensor, router: &Router, hidden: usize, inter: usize) -> bool {
     x.device().is_cuda()
@@ -227,14 +273,10 @@ fn experts_t<T: CudaDType + DeviceRepr>(
     }
     let pairs = n * k;
     let ptx = ptx(&dev)?;
-    let mut offsets = alloc::<i32>(&dev, e + 1)?;
-    let mut sorted = alloc::<i32>(&dev, pairs)?;
-    let mut active = alloc::<i32>(&dev, e)?;
-    let mut n_active = alloc::<i32>(&dev, 1)?;
     let mut gu = alloc::<T>(&dev, pairs * two_i)?;
     let mut act = alloc::<T>(&dev, pairs * inter)?;
     let mut out = alloc::<f32>(&dev, pairs * h)?;
-    let (pairs_i, e_i) = (i32_arg(pairs, "pairs")?, i32_arg(e, "experts")?);
+    let pairs_i = i32_arg(pairs, "pairs")?;
     let (h_i, two_i_i, inter_i) = (
         i32_arg(h, "hidden")?,
         i32_arg(two_i, "2·inter")?,
@@ -256,22 +298,12 @@ fn experts_t<T: CudaDType + DeviceRepr>(
         let gv = view::<T>(&gs, gl)?;
         let dv = view::<T>(&ds, dl)?;
 
-        let func = dev.get_or_load_custom_func("moe_align", MODULE, ptx)?;
-        let mut b = func.builder();
-        b.arg(&iv)
-            .arg(&pairs_i)
-            .arg(&e_i)
-            .arg(&mut offsets)
-            .arg(&mut sorted)
-            .arg(&mut active)
-            .arg(&mut n_active);
-        let cfg = LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (1024, 1, 1),
-            shared_mem_bytes: 2 * e as u32 * 4,
-        };
-        // SAFETY: matches `moe_align`'s signature; ids holds `pairs` values < E (from `route`).
-        unsafe { b.launch(cfg) }.map_err(|e| fail("launching moe_align")(e.to_string()))?;
+        let Buckets {
+            offsets,
+            sorted,
+            active,
+            n_active,
+        } = align(&dev, ptx, &iv, pairs, e)?;
 
         let func = dev.get_or_load_custom_func(names.gemv_same, MODULE, ptx)?;
         let mut b = func.builder();

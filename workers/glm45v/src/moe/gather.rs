@@ -18,7 +18,7 @@ use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKe
 use candle_core::cuda_backend::CudaDType;
 use candle_core::{DType, Tensor};
 
-use super::cuda::{alloc, cuda_device, fail, i32_arg, ptx, view, wrap, MODULE};
+use super::cuda::{align, alloc, cuda_device, fail, i32_arg, ptx, view, wrap, Buckets, MODULE};
 use crate::error::{Error, Result};
 
 const PACK_THREADS: u32 = 128;
@@ -111,36 +111,14 @@ fn experts_t<T: CudaDType + DeviceRepr>(
     let pairs = n * k;
     let ptx = ptx(&dev)?;
     let stream = dev.cuda_stream();
-    let mut offsets = alloc::<i32>(&dev, e + 1)?;
-    let mut sorted = alloc::<i32>(&dev, pairs)?;
-    let mut active = alloc::<i32>(&dev, e)?;
-    let mut n_active = alloc::<i32>(&dev, 1)?;
-    let (pairs_i, e_i, k_i, h_i) = (
-        i32_arg(pairs, "pairs")?,
-        i32_arg(e, "experts")?,
-        i32_arg(k, "top_k")?,
-        i32_arg(h, "hidden")?,
-    );
-    {
+    let (k_i, h_i) = (i32_arg(k, "top_k")?, i32_arg(h, "hidden")?);
+    let Buckets {
+        offsets, sorted, ..
+    } = {
         let (is, il) = ids.storage_and_layout();
         let iv = view::<u32>(&is, il)?;
-        let func = dev.get_or_load_custom_func("moe_align", MODULE, ptx)?;
-        let mut b = func.builder();
-        b.arg(&iv)
-            .arg(&pairs_i)
-            .arg(&e_i)
-            .arg(&mut offsets)
-            .arg(&mut sorted)
-            .arg(&mut active)
-            .arg(&mut n_active);
-        let cfg = LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (1024, 1, 1),
-            shared_mem_bytes: 2 * e as u32 * 4,
-        };
-        // SAFETY: matches `moe_align`'s signature; ids holds `pairs` values < E (from `route`).
-        unsafe { b.launch(cfg) }.map_err(|e| fail("launching moe_align")(e.to_string()))?;
-    }
+        align(&dev, ptx, &iv, pairs, e)?
+    };
     // The one host round trip: the bucket sizes, to size the packed buffer.
     let host_offsets = stream
         .clone_dtoh(&offsets)
