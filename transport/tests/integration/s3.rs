@@ -53,6 +53,20 @@ fn raw_client(cfg: &S3Config) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// What the server says of `key` (HEAD), read with a raw client.
+async fn head_of(
+    cfg: &S3Config,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    raw_client(cfg)
+        .head_object()
+        .bucket(&cfg.bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("HEAD {key}: {e:?}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_exists_delete_and_not_found() {
     let Some(cfg) = env::s3() else { return };
@@ -244,18 +258,8 @@ async fn multipart_upload_of_20_mib_round_trips() {
     assert_eq!(got.len(), body.len());
     assert!(got == body, "bytes differ after the multipart round trip");
     // It really went up in parts: a multipart object's ETag ends in `-<parts>`.
-    let head = raw_client(&cfg)
-        .head_object()
-        .bucket(&cfg.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
-    let etag = head
-        .e_tag()
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_string();
+    let head = head_of(&cfg, &key).await;
+    let etag = head.e_tag().unwrap_or_default().trim_matches('"');
     assert!(
         etag.ends_with("-3"),
         "3 parts of 8 MiB expected, etag {etag}"
@@ -284,13 +288,7 @@ async fn streamed_writer_uploads_parts_as_they_fill_and_round_trips() {
     w.finish().await.expect("finish");
     let got = store.get(&key).await.unwrap();
     assert!(got == body, "bytes differ after the streamed upload");
-    let head = raw_client(&cfg)
-        .head_object()
-        .bucket(&cfg.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let head = head_of(&cfg, &key).await;
     let etag = head.e_tag().unwrap_or_default().trim_matches('"');
     assert!(etag.ends_with("-3"), "3 parts expected, etag {etag}");
 
