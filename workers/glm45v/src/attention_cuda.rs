@@ -6,114 +6,44 @@
 //!
 //! [`fused_enabled`]: crate::kernels::fused_enabled
 
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 
 use super::Attention;
 use crate::error::Result;
 use crate::kernels::cuda::{decode_attention, AttnArgs, AttnShape};
 use crate::kv_cache::KvCache;
 
-/// `x` [B, 1, hidden], `cos`/`sin` [B, 1, rotary/2]; the new keys/values go into `cache`.
-pub(super) fn try_forward(
-    attn: &Attention,
-    x: &Tensor,
-    rotary: usize,
-    cos: &Tensor,
-    sin: &Tensor,
-    cache: &mut KvCache,
-) -> Result<Option<Tensor>> {
-    let (b, t, hidden) = x.dims3()?;
-    let dtype = x.dtype();
-    if t != 1
-        || !crate::kernels::fused_enabled()
-        || !x.device().is_cuda()
-        || !matches!(dtype, DType::F32 | DType::BF16)
-        || cos.dtype() != dtype
-        || attn.q_proj.weight().dtype() != dtype
-    {
-        return Ok(None);
-    }
-    let (nh, nkv, d) = (attn.num_heads, attn.num_kv_heads, attn.head_dim);
-    let probe = AttnShape {
-        batch: b,
-        heads: nh,
-        kv_heads: nkv,
-        head_dim: d,
-        rotary,
-        past: 0,
-        capacity: 1,
-        scale: attn.scale,
-    };
-    if !probe.supported() {
-        return Ok(None);
-    }
-    let x2 = x.reshape((b, hidden))?;
-    let proj = |l: &candle_nn::Linear| -> Result<Tensor> {
-        Ok(x2.matmul(&l.weight().t()?)?.contiguous()?)
-    };
-    let (q, k, v) = (
-        proj(&attn.q_proj)?,
-        proj(&attn.k_proj)?,
-        proj(&attn.v_proj)?,
-    );
-    let bias = |l: &candle_nn::Linear, n: usize| -> Result<Tensor> {
-        match l.bias() {
-            Some(bias) => Ok(bias.contiguous()?),
-            None => Ok(Tensor::zeros(n, dtype, x.device())?),
-        }
-    };
-    let (qb, kb, vb) = (
-        bias(&attn.q_proj, nh * d)?,
-        bias(&attn.k_proj, nkv * d)?,
-        bias(&attn.v_proj, nkv * d)?,
-    );
-    let half = rotary / 2;
-    let cos = cos.reshape((b, half))?.contiguous()?;
-    let sin = sin.reshape((b, half))?.contiguous()?;
-    let (k_cache, v_cache, past) = cache.reserve_one(attn.layer, (b, nkv, d), dtype, x.device())?;
-    let shape = AttnShape {
-        past,
-        capacity: k_cache.dim(2)?,
-        ..probe
-    };
-    let out = decode_attention(
-        &AttnArgs {
-            q: &q,
-            k: &k,
-            v: &v,
-            q_bias: &qb,
-            k_bias: &kb,
-            v_bias: &vb,
-            cos: &cos,
-            sin: &sin,
-            k_cache: &k_cache,
-            v_cache: &v_cache,
-        },
-        &shape,
-    )?;
-    cache.commit_one(attn.layer, past)?;
-    Ok(Some(attn.o_proj.forward(&out.reshape((
-        b,
-        1,
-        nh * d,
-    ))?)?))
+/// What both paths compute before the attention kernel, for `n` single-token rows: the three
+/// projections without bias [n, ·], the biases (zeros where a projection has none), cos/sin
+/// [n, rotary/2], and the kernel's shape with `past`/`capacity` still to fill in.
+struct Prepared {
+    n: usize,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    q_bias: Tensor,
+    k_bias: Tensor,
+    v_bias: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    probe: AttnShape,
+    dtype: DType,
+    device: Device,
 }
 
-/// Ragged decode (`batch.rs`): `x` [N, 1, hidden], `cos`/`sin` [N, 1, rotary/2], one cache per
-/// sequence. Projections run batched; each sequence gets its own two attention launches over
-/// its own cache (any length).
-pub(super) fn try_forward_ragged(
+/// `None` when the fused kernel does not apply (switched off, not CUDA, another dtype, more than
+/// one token per row, an unsupported shape). `batch` is the kernel's batch per launch.
+fn prepare(
     attn: &Attention,
     x: &Tensor,
     rotary: usize,
     cos: &Tensor,
     sin: &Tensor,
-    caches: &mut [&mut KvCache],
-) -> Result<Option<Tensor>> {
+    batch: Option<usize>,
+) -> Result<Option<Prepared>> {
     let (n, t, hidden) = x.dims3()?;
     let dtype = x.dtype();
     if t != 1
-        || n != caches.len()
         || !crate::kernels::fused_enabled()
         || !x.device().is_cuda()
         || !matches!(dtype, DType::F32 | DType::BF16)
@@ -124,7 +54,7 @@ pub(super) fn try_forward_ragged(
     }
     let (nh, nkv, d) = (attn.num_heads, attn.num_kv_heads, attn.head_dim);
     let probe = AttnShape {
-        batch: 1,
+        batch: batch.unwrap_or(n),
         heads: nh,
         kv_heads: nkv,
         head_dim: d,
@@ -140,45 +70,111 @@ pub(super) fn try_forward_ragged(
     let proj = |l: &candle_nn::Linear| -> Result<Tensor> {
         Ok(x2.matmul(&l.weight().t()?)?.contiguous()?)
     };
-    let (q, k, v) = (
-        proj(&attn.q_proj)?,
-        proj(&attn.k_proj)?,
-        proj(&attn.v_proj)?,
-    );
     let bias = |l: &candle_nn::Linear, len: usize| -> Result<Tensor> {
         match l.bias() {
             Some(bias) => Ok(bias.contiguous()?),
             None => Ok(Tensor::zeros(len, dtype, x.device())?),
         }
     };
-    let (qb, kb, vb) = (
-        bias(&attn.q_proj, nh * d)?,
-        bias(&attn.k_proj, nkv * d)?,
-        bias(&attn.v_proj, nkv * d)?,
-    );
     let half = rotary / 2;
-    let cos = cos.reshape((n, half))?.contiguous()?;
-    let sin = sin.reshape((n, half))?.contiguous()?;
-    let mut outs = Vec::with_capacity(n);
+    Ok(Some(Prepared {
+        n,
+        q: proj(&attn.q_proj)?,
+        k: proj(&attn.k_proj)?,
+        v: proj(&attn.v_proj)?,
+        q_bias: bias(&attn.q_proj, nh * d)?,
+        k_bias: bias(&attn.k_proj, nkv * d)?,
+        v_bias: bias(&attn.v_proj, nkv * d)?,
+        cos: cos.reshape((n, half))?.contiguous()?,
+        sin: sin.reshape((n, half))?.contiguous()?,
+        probe,
+        dtype,
+        device: x.device().clone(),
+    }))
+}
+
+/// `[n, nh·D]` attention output → `o_proj` → `[n, 1, hidden]`.
+fn output(attn: &Attention, out: &Tensor, n: usize) -> Result<Tensor> {
+    let width = attn.num_heads * attn.head_dim;
+    Ok(attn.o_proj.forward(&out.reshape((n, 1, width))?)?)
+}
+
+/// `x` [B, 1, hidden], `cos`/`sin` [B, 1, rotary/2]; the new keys/values go into `cache`.
+pub(super) fn try_forward(
+    attn: &Attention,
+    x: &Tensor,
+    rotary: usize,
+    cos: &Tensor,
+    sin: &Tensor,
+    cache: &mut KvCache,
+) -> Result<Option<Tensor>> {
+    let Some(p) = prepare(attn, x, rotary, cos, sin, None)? else {
+        return Ok(None);
+    };
+    let kv_shape = (p.n, attn.num_kv_heads, attn.head_dim);
+    let (k_cache, v_cache, past) = cache.reserve_one(attn.layer, kv_shape, p.dtype, &p.device)?;
+    let shape = AttnShape {
+        past,
+        capacity: k_cache.dim(2)?,
+        ..p.probe
+    };
+    let out = decode_attention(
+        &AttnArgs {
+            q: &p.q,
+            k: &p.k,
+            v: &p.v,
+            q_bias: &p.q_bias,
+            k_bias: &p.k_bias,
+            v_bias: &p.v_bias,
+            cos: &p.cos,
+            sin: &p.sin,
+            k_cache: &k_cache,
+            v_cache: &v_cache,
+        },
+        &shape,
+    )?;
+    cache.commit_one(attn.layer, past)?;
+    Ok(Some(output(attn, &out, p.n)?))
+}
+
+/// Ragged decode (`batch.rs`): `x` [N, 1, hidden], `cos`/`sin` [N, 1, rotary/2], one cache per
+/// sequence. Projections run batched; each sequence gets its own two attention launches over
+/// its own cache (any length).
+pub(super) fn try_forward_ragged(
+    attn: &Attention,
+    x: &Tensor,
+    rotary: usize,
+    cos: &Tensor,
+    sin: &Tensor,
+    caches: &mut [&mut KvCache],
+) -> Result<Option<Tensor>> {
+    if x.dim(0)? != caches.len() {
+        return Ok(None);
+    }
+    let Some(p) = prepare(attn, x, rotary, cos, sin, Some(1))? else {
+        return Ok(None);
+    };
+    let kv_shape = (1, attn.num_kv_heads, attn.head_dim);
+    let mut outs = Vec::with_capacity(p.n);
     for (i, cache) in caches.iter_mut().enumerate() {
         let (k_cache, v_cache, past) =
-            cache.reserve_one(attn.layer, (1, nkv, d), dtype, x.device())?;
+            cache.reserve_one(attn.layer, kv_shape, p.dtype, &p.device)?;
         let shape = AttnShape {
             past,
             capacity: k_cache.dim(2)?,
-            ..probe
+            ..p.probe
         };
         let row = |t: &Tensor| t.narrow(0, i, 1);
         outs.push(decode_attention(
             &AttnArgs {
-                q: &row(&q)?,
-                k: &row(&k)?,
-                v: &row(&v)?,
-                q_bias: &qb,
-                k_bias: &kb,
-                v_bias: &vb,
-                cos: &row(&cos)?,
-                sin: &row(&sin)?,
+                q: &row(&p.q)?,
+                k: &row(&p.k)?,
+                v: &row(&p.v)?,
+                q_bias: &p.q_bias,
+                k_bias: &p.k_bias,
+                v_bias: &p.v_bias,
+                cos: &row(&p.cos)?,
+                sin: &row(&p.sin)?,
                 k_cache: &k_cache,
                 v_cache: &v_cache,
             },
@@ -187,9 +183,5 @@ pub(super) fn try_forward_ragged(
         cache.commit_one(attn.layer, past)?;
     }
     let out = Tensor::cat(&outs, 0)?; // [N, nh·D]
-    Ok(Some(attn.o_proj.forward(&out.reshape((
-        n,
-        1,
-        nh * d,
-    ))?)?))
+    Ok(Some(output(attn, &out, p.n)?))
 }
