@@ -5,6 +5,8 @@
 //! page larger than the token budget) fails alone. Needs `scripts/setup`'s ONNX Runtime
 //! (`$FOLIO_RUNTIME_DIR` or `~/.cache/folio`).
 
+mod support;
+
 use candle_core::{DType, Device};
 use folio_glm45v::model::{Glm45v, LoadOptions};
 use folio_glm45v::page_parse::{parse_page, PageParseError, PageParseInput, ParsedPage};
@@ -14,13 +16,7 @@ use folio_workers::engines::glm45v::run::{GenOutput, GenRequest, TextGenerator};
 use folio_workers::engines::glm45v::GlmGenerator;
 use image::{Rgb, RgbImage};
 use std::path::PathBuf;
-
-fn runtime_dir() -> PathBuf {
-    std::env::var_os("FOLIO_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/folio")))
-        .expect("FOLIO_RUNTIME_DIR or HOME")
-}
+use support::*;
 
 /// The tiny checkpoint with its vision tower, images bounded to a few dozen tokens.
 fn tiny_generator(max_tokens_in_flight: Option<usize>) -> GlmGenerator {

@@ -3,12 +3,11 @@
 //! noise, the plumbing is what is checked) and the real `ocr` engine as its fallback. Needs
 //! `scripts/setup`'s runtime folder (`$FOLIO_RUNTIME_DIR` or `~/.cache/folio`).
 
+mod support;
+
 use bytes::Bytes;
 use folio_glm45v::profiles::{Profile, ProfileKind};
-use folio_schemas::{
-    DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions, Manifest, PageJob, PageResult,
-    SCHEMA_VERSION,
-};
+use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions, PageResult};
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
 use folio_workers::engines::glm45v::{Glm45vConfig, LazyOcr, Precision};
 use folio_workers::engines::Glm45vEngine;
@@ -16,17 +15,11 @@ use folio_workers::{Engine, Worker, WorkerConfig, WorkerEvent};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use support::*;
 use tokio_util::sync::CancellationToken;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn runtime_dir() -> PathBuf {
-    std::env::var_os("FOLIO_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/folio")))
-        .expect("FOLIO_RUNTIME_DIR or HOME")
 }
 
 fn page_png(page: u32) -> Bytes {
@@ -43,50 +36,10 @@ fn page_png(page: u32) -> Bytes {
     Bytes::from(out.into_inner())
 }
 
+/// Document `doc`: two pages of `page_png`, read with `options`.
 async fn submit(store: &dyn ObjectStore, queue: &dyn JobQueue, doc: &str, options: &JobOptions) {
-    let pages = 2;
-    let keys = DocKeys::new("t", doc);
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION.into(),
-        tenant: "t".into(),
-        document_id: doc.into(),
-        file_name: Some("x.png".into()),
-        media_type: "image/png".into(),
-        sha256: "00".into(),
-        size_bytes: 1,
-        pages: (1..=pages).collect(),
-        source_page_count: pages,
-        options: options.clone(),
-        created_at: "2026-01-01T00:00:00Z".into(),
-        metadata: Default::default(),
-    };
-    store
-        .put(
-            &keys.manifest(),
-            serde_json::to_vec(&manifest).expect("json").into(),
-            "application/json",
-        )
-        .await
-        .expect("manifest");
-    for page in 1..=pages {
-        store
-            .put(&keys.page_image(page), page_png(page), "image/png")
-            .await
-            .expect("image");
-        let job = PageJob {
-            schema_version: SCHEMA_VERSION.into(),
-            tenant: "t".into(),
-            document_id: doc.into(),
-            page,
-            page_count: pages,
-            image_key: keys.page_image(page),
-            options: options.clone(),
-            dpi: Some(200),
-            traceparent: None,
-            submitted_at: "2026-01-01T00:00:00Z".into(),
-        };
-        queue.publish(&job).await.expect("publish");
-    }
+    let pages = (1..=2).map(page_png).collect();
+    submit_pages(store, queue, doc, options, ("x.png", "image/png"), pages).await;
 }
 
 fn assert_valid(name: &str, value: &serde_json::Value) {

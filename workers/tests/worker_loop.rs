@@ -2,10 +2,12 @@
 //! standing in for the models: the loop's own policy (settle only after a durable write, failure
 //! records, completion, retries) is what is checked here.
 
+mod support;
+
 use bytes::Bytes;
 use folio_schemas::{
     BBox, Block, BlockKind, DocKeys, DocumentResult, DocumentStatus, EngineInfo, EngineKind,
-    JobOptions, Manifest, PageJob, SCHEMA_VERSION,
+    JobOptions,
 };
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore, TransportError};
 use folio_workers::{
@@ -14,6 +16,7 @@ use folio_workers::{
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::*;
 use tokio_util::sync::CancellationToken;
 
 /// Echoes one block per page with the page's size; fails the pages it is told to.
@@ -128,57 +131,28 @@ async fn submit(
     pages: u32,
     corrupt: Option<u32>,
 ) {
-    let keys = DocKeys::new("t", doc);
     let options = JobOptions {
         engine: EngineKind::Ocr,
         ..JobOptions::default()
     };
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION.into(),
-        tenant: "t".into(),
-        document_id: doc.into(),
-        file_name: Some("x.pdf".into()),
-        media_type: "application/pdf".into(),
-        sha256: "00".into(),
-        size_bytes: 1,
-        pages: (1..=pages).collect(),
-        source_page_count: pages,
-        options: options.clone(),
-        created_at: "2026-01-01T00:00:00Z".into(),
-        metadata: Default::default(),
-    };
-    store
-        .put(
-            &keys.manifest(),
-            serde_json::to_vec(&manifest).unwrap().into(),
-            "application/json",
-        )
-        .await
-        .unwrap();
-    for page in 1..=pages {
-        let body = if Some(page) == corrupt {
-            Bytes::from_static(b"not a png")
-        } else {
-            png(10 * page, 20)
-        };
-        store
-            .put(&keys.page_image(page), body, "image/png")
-            .await
-            .unwrap();
-        let job = PageJob {
-            schema_version: SCHEMA_VERSION.into(),
-            tenant: "t".into(),
-            document_id: doc.into(),
-            page,
-            page_count: pages,
-            image_key: keys.page_image(page),
-            options: options.clone(),
-            dpi: Some(200),
-            traceparent: None,
-            submitted_at: "2026-01-01T00:00:00Z".into(),
-        };
-        queue.publish(&job).await.unwrap();
-    }
+    let bodies = (1..=pages)
+        .map(|page| {
+            if Some(page) == corrupt {
+                Bytes::from_static(b"not a png")
+            } else {
+                png(10 * page, 20)
+            }
+        })
+        .collect();
+    submit_pages(
+        store,
+        queue,
+        doc,
+        &options,
+        ("x.pdf", "application/pdf"),
+        bodies,
+    )
+    .await;
 }
 
 /// A local-folder store (behind a [`FlakyStore`] when result writes should fail first) and an

@@ -127,15 +127,14 @@ pub struct Admission {
 /// One pending document's slot; dropping it frees the slot.
 #[derive(Debug)]
 pub struct AdmissionSlot {
-    _permit: OwnedSemaphorePermit,
-    slots: Arc<Semaphore>,
+    permit: OwnedSemaphorePermit,
     limit: usize,
 }
 
 impl Drop for AdmissionSlot {
     fn drop(&mut self) {
         // The permit is released after this body; count it as released already.
-        let pending = self.limit - self.slots.available_permits() - 1;
+        let pending = self.limit - self.permit.semaphore().available_permits() - 1;
         metrics::documents_pending(pending);
     }
 }
@@ -159,8 +158,7 @@ impl Admission {
                 metrics::admission_wait("admitted", waited);
                 metrics::documents_pending(self.pending());
                 Some(AdmissionSlot {
-                    _permit: permit,
-                    slots: self.slots.clone(),
+                    permit,
                     limit: self.limit,
                 })
             }
