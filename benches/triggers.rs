@@ -173,26 +173,8 @@ async fn webhook_latency(base: &HashMap<String, String>, dir: &Path, n: usize) -
     let rules = dir.join("rules-webhook.yaml");
     std::fs::write(&rules, "rules:\n  - tenant: acme\n    bucket: inbox\n").expect("rules");
     let rules = rules.display().to_string();
-    let mut env = s.clone();
-    env.insert("FOLIO_SEAWEEDFS_TOKEN".into(), token.into());
-    let listen = format!("127.0.0.1:{port}");
-    let (_trigger, _) = spawn_folio(
-        &[
-            "trigger",
-            "--rules",
-            &rules,
-            "--listen",
-            &listen,
-            "--no-amqp",
-            "--amqp-prefix",
-            &prefix,
-            "--s3-create-bucket",
-        ],
-        &env,
-        dir,
-        "trigger-webhook",
-        Some("folio trigger: listening on http://"),
-    );
+    let (_trigger, _) =
+        spawn_webhook_trigger(&s, token, &rules, port, &prefix, dir, "trigger-webhook");
     let inbox = bucket(&s, "inbox").await;
     let queue = page_queue(&s, &prefix).await;
     let mut consumer = queue.consume(EngineKind::Ocr, 1).await.expect("consumer");

@@ -94,26 +94,8 @@ async fn seaweedfs_webhook_object_to_results() {
     let s = weed.settings(&base, "folio");
     let prefix = unique("sw");
     let rules = write_rules(dir.path(), "acme", "inbox", "scans/");
-    let listen = format!("127.0.0.1:{port}");
-    let mut env = s.clone();
-    env.insert("FOLIO_SEAWEEDFS_TOKEN".into(), token.into());
-    let (mut trigger, addr) = spawn_folio(
-        &[
-            "trigger",
-            "--rules",
-            &rules,
-            "--listen",
-            &listen,
-            "--no-amqp",
-            "--amqp-prefix",
-            &prefix,
-            "--s3-create-bucket",
-        ],
-        &env,
-        dir.path(),
-        "trigger",
-        Some("folio trigger: listening on http://"),
-    );
+    let (mut trigger, addr) =
+        spawn_webhook_trigger(&s, token, &rules, port, &prefix, dir.path(), "trigger");
     let store = bucket(&s, "folio").await;
     let inbox = bucket(&s, "inbox").await;
     let stop = CancellationToken::new();

@@ -232,6 +232,40 @@ pub fn spawn_folio(
     (Proc { child, log }, found)
 }
 
+/// `folio trigger` serving only the webhooks on 127.0.0.1:`port` (no AMQP event queue), with
+/// the rules file `rules`, SeaweedFS's webhook token `token` and the page-job topology `prefix`.
+/// Returns the process and the address it printed.
+pub fn spawn_webhook_trigger(
+    settings: &HashMap<String, String>,
+    token: &str,
+    rules: &str,
+    port: u16,
+    prefix: &str,
+    log_dir: &Path,
+    name: &str,
+) -> (Proc, String) {
+    let mut env = settings.clone();
+    env.insert("FOLIO_SEAWEEDFS_TOKEN".into(), token.into());
+    let listen = format!("127.0.0.1:{port}");
+    spawn_folio(
+        &[
+            "trigger",
+            "--rules",
+            rules,
+            "--listen",
+            &listen,
+            "--no-amqp",
+            "--amqp-prefix",
+            prefix,
+            "--s3-create-bucket",
+        ],
+        &env,
+        log_dir,
+        name,
+        Some("folio trigger: listening on http://"),
+    )
+}
+
 /// A bare HTTP/1.1 GET: (status, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     http_request(addr, "GET", path, &[], b"")
