@@ -433,35 +433,41 @@ fn prefill_path_checks(
     Ok(())
 }
 
-/// f32: logits within 1e-4 (every layer, the MoE included, feeds them) and layer 0; bf16:
-/// layer 0 within the two-path band, logits informative (routing flips).
-fn prefill_report(rep: &mut Report, what: &str, dtype: DType, d: &PathDiff) -> AnyResult<()> {
-    let detail = format!(
-        "{} calls, fused kernels + MoE auto vs candle ops + grouped",
-        d.steps
-    );
+/// Two paths on the same model (`group`: what is compared, `against`: the detail line's
+/// description). f32: logits and layer 0 within 1e-4 (every layer, the MoE included, feeds the
+/// logits); bf16: layer 0 within the two-path band, logits informative (a routing flip in a later
+/// layer moves them by more than rounding).
+fn paths_report(
+    rep: &mut Report,
+    group: &str,
+    against: &str,
+    what: &str,
+    dtype: DType,
+    d: &PathDiff,
+) -> AnyResult<()> {
+    let detail = format!("{} calls, {against}", d.steps);
     if dtype == DType::F32 {
         rep.check(
-            &format!("prefill paths {what} logits"),
+            &format!("{group} {what} logits"),
             d.rel_max,
             TOL_F32,
             &detail,
         )?;
         rep.check(
-            &format!("prefill paths {what} layer-0 rel L2"),
+            &format!("{group} {what} layer-0 rel L2"),
             d.layer0_rel_l2,
             TOL_F32,
             &detail,
         )
     } else {
         rep.check(
-            &format!("prefill paths {what} layer-0 rel L2"),
+            &format!("{group} {what} layer-0 rel L2"),
             d.layer0_rel_l2,
             common::fused::BF16_PATHS_BAND,
             &detail,
         )?;
         rep.note(
-            &format!("prefill paths {what} logits"),
+            &format!("{group} {what} logits"),
             &format!(
                 "rel L2 {:.3e}, rel max {:.3e} (informative)",
                 d.rel_l2, d.rel_max
@@ -470,38 +476,14 @@ fn prefill_report(rep: &mut Report, what: &str, dtype: DType, d: &PathDiff) -> A
     }
 }
 
-/// f32: logits and layer 0 within 1e-4; bf16: layer 0 within the band (logits informative:
-/// a routing flip in a later layer moves them by more than rounding).
+fn prefill_report(rep: &mut Report, what: &str, dtype: DType, d: &PathDiff) -> AnyResult<()> {
+    let against = "fused kernels + MoE auto vs candle ops + grouped";
+    paths_report(rep, "prefill paths", against, what, dtype, d)
+}
+
 fn fused_report(rep: &mut Report, what: &str, dtype: DType, d: &PathDiff) -> AnyResult<()> {
-    let detail = format!("{} calls, fused kernels vs candle ops", d.steps);
-    if dtype == DType::F32 {
-        rep.check(
-            &format!("fused decode {what} logits"),
-            d.rel_max,
-            TOL_F32,
-            &detail,
-        )?;
-        rep.check(
-            &format!("fused decode {what} layer-0 rel L2"),
-            d.layer0_rel_l2,
-            TOL_F32,
-            &detail,
-        )
-    } else {
-        rep.check(
-            &format!("fused decode {what} layer-0 rel L2"),
-            d.layer0_rel_l2,
-            common::fused::BF16_PATHS_BAND,
-            &detail,
-        )?;
-        rep.note(
-            &format!("fused decode {what} logits"),
-            &format!(
-                "rel L2 {:.3e}, rel max {:.3e} (informative)",
-                d.rel_l2, d.rel_max
-            ),
-        )
-    }
+    let against = "fused kernels vs candle ops";
+    paths_report(rep, "fused decode", against, what, dtype, d)
 }
 
 /// The MoE kernels checked on `dev` (the fused one needs CUDA).

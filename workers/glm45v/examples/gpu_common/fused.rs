@@ -49,16 +49,7 @@ pub fn fused_vs_candle(
         }
     };
     set_fused_enabled(true);
-    let tokens: Vec<Vec<u32>> = old.iter().map(|s| s.tokens.clone()).collect();
-    let new = run(
-        model,
-        embeds,
-        positions,
-        steps,
-        next_positions,
-        Some(&tokens),
-    )?;
-    diff_steps(&new, &old)
+    replay_and_diff(model, &old, embeds, positions, steps, next_positions)
 }
 
 /// One way of running the decoder: the fused CUDA kernels on or off, and the MoE kernel.
@@ -86,7 +77,19 @@ pub fn paths_diff(
     let before = run(model, embeds, positions, steps, next_positions, None);
     set_fused_enabled(new.fused);
     model.set_moe_kernel(new.moe);
-    let before = before?;
+    replay_and_diff(model, &before?, embeds, positions, steps, next_positions)
+}
+
+/// Runs the model's current path with `before`'s tokens forced (same inputs step for step) and
+/// compares the two runs.
+fn replay_and_diff(
+    model: &TextModel,
+    before: &[Step],
+    embeds: &Tensor,
+    positions: &Tensor,
+    steps: usize,
+    next_positions: &dyn Fn(usize) -> AnyResult<Tensor>,
+) -> AnyResult<PathDiff> {
     let tokens: Vec<Vec<u32>> = before.iter().map(|s| s.tokens.clone()).collect();
     let after = run(
         model,
@@ -96,7 +99,7 @@ pub fn paths_diff(
         next_positions,
         Some(&tokens),
     )?;
-    diff_steps(&after, &before)
+    diff_steps(&after, before)
 }
 
 /// Worst differences of `new` against `old`, step by step.
