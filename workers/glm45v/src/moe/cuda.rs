@@ -201,6 +201,45 @@ pub(super) fn route(logits: &Tensor, router: &Router) -> Result<(Tensor, Tensor)
     Ok((wrap(ids, &dev, &[n, k]), wrap(w, &dev, &[n, k])))
 }
 
+/// The sizes of an experts call, checked against each other: `x` [N, H], `ids`/`w` [N, k],
+/// `gate_up` [E, 2I, H], `down` [E, H, I].
+pub(super) struct ExpertShapes {
+    pub n: usize,
+    pub h: usize,
+    pub k: usize,
+    pub e: usize,
+    pub inter: usize,
+}
+
+impl ExpertShapes {
+    /// `what` names the kernel in the error.
+    pub(super) fn of(
+        what: &str,
+        x: &Tensor,
+        ids: &Tensor,
+        w: &Tensor,
+        gate_up: &Tensor,
+        down: &Tensor,
+    ) -> Result<Self> {
+        let (n, h) = x.dims2()?;
+        let (n2, k) = ids.dims2()?;
+        let (e, two_i, h2) = gate_up.dims3()?;
+        let (e2, h3, inter) = down.dims3()?;
+        if n2 != n || h2 != h || h3 != h || e2 != e || two_i != 2 * inter || w.dims() != ids.dims()
+        {
+            return Err(Error::InvalidInput(format!(
+                "{what} shapes: x {:?} ids {:?} w {:?} gate_up {:?} down {:?}",
+                x.dims(),
+                ids.dims(),
+                w.dims(),
+                gate_up.dims(),
+                down.dims()
+            )));
+        }
+        Ok(ExpertShapes { n, h, k, e, inter })
+    }
+}
+
 /// Names of the kernels for one activation dtype.
 struct Kernels {
     gemv_same: &'static str,
@@ -257,20 +296,9 @@ fn experts_t<T: CudaDType + DeviceRepr>(
     names: &Kernels,
 ) -> Result<Tensor> {
     let dev = cuda_device(x)?;
-    let (n, h) = x.dims2()?;
-    let (n2, k) = ids.dims2()?;
-    let (e, two_i, h2) = gate_up.dims3()?;
-    let (e2, h3, inter) = down.dims3()?;
-    if n2 != n || h2 != h || h3 != h || e2 != e || two_i != 2 * inter || w.dims() != ids.dims() {
-        return Err(Error::InvalidInput(format!(
-            "fused MoE shapes: x {:?} ids {:?} w {:?} gate_up {:?} down {:?}",
-            x.dims(),
-            ids.dims(),
-            w.dims(),
-            gate_up.dims(),
-            down.dims()
-        )));
-    }
+    let ExpertShapes { n, h, k, e, inter } =
+        ExpertShapes::of("fused MoE", x, ids, w, gate_up, down)?;
+    let two_i = 2 * inter;
     let pairs = n * k;
     let ptx = ptx(&dev)?;
     let mut gu = alloc::<T>(&dev, pairs * two_i)?;

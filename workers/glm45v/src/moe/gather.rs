@@ -18,7 +18,9 @@ use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKe
 use candle_core::cuda_backend::CudaDType;
 use candle_core::{DType, Tensor};
 
-use super::cuda::{align, alloc, cuda_device, fail, i32_arg, ptx, view, wrap, Buckets, MODULE};
+use super::cuda::{
+    align, alloc, cuda_device, fail, i32_arg, ptx, view, wrap, Buckets, ExpertShapes, MODULE,
+};
 use crate::error::{Error, Result};
 
 const PACK_THREADS: u32 = 128;
@@ -77,29 +79,21 @@ fn experts_t<T: CudaDType + DeviceRepr>(
     combine: &str,
 ) -> Result<Tensor> {
     let dev = cuda_device(x)?;
-    let (n, h) = x.dims2()?;
-    let (n2, k) = ids.dims2()?;
-    let (e, two_i, h2) = gate_up.dims3()?;
-    let (e2, h3, inter) = down.dims3()?;
-    if n2 != n
-        || h2 != h
-        || h3 != h
-        || e2 != e
-        || two_i != 2 * inter
-        || w.dims() != ids.dims()
-        || shared.dims() != x.dims()
+    let ExpertShapes { n, h, k, e, inter } =
+        ExpertShapes::of("gathered MoE", x, ids, w, gate_up, down)?;
+    if shared.dims() != x.dims()
         || shared.dtype() != x.dtype()
         || gate_up.dtype() != x.dtype()
         || down.dtype() != x.dtype()
     {
         return Err(Error::InvalidInput(format!(
-            "gathered MoE shapes: x {:?} ids {:?} w {:?} gate_up {:?} down {:?} shared {:?}",
+            "gathered MoE: shared {:?} {:?}, gate_up {:?}, down {:?} against x {:?} {:?}",
+            shared.dims(),
+            shared.dtype(),
+            gate_up.dtype(),
+            down.dtype(),
             x.dims(),
-            ids.dims(),
-            w.dims(),
-            gate_up.dims(),
-            down.dims(),
-            shared.dims()
+            x.dtype()
         )));
     }
     let row_bytes = h * std::mem::size_of::<T>();
