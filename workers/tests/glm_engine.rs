@@ -11,12 +11,11 @@ use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOpti
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
 use folio_workers::engines::glm45v::{Glm45vConfig, LazyOcr, Precision};
 use folio_workers::engines::Glm45vEngine;
-use folio_workers::{Engine, Worker, WorkerConfig, WorkerEvent};
+use folio_workers::{Engine, WorkerConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -77,7 +76,7 @@ async fn a_worker_with_glm45v_writes_schema_valid_results_for_every_profile() {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalDirStore::new(dir.path()).expect("store"));
     let queue = InProcessQueue::new(3);
     // One two-page document per profile, all on the queue before the worker starts.
-    let mut pending = std::collections::BTreeSet::new();
+    let mut docs = Vec::new();
     for kind in ProfileKind::ALL {
         let options = JobOptions {
             engine: EngineKind::Glm45v,
@@ -87,40 +86,22 @@ async fn a_worker_with_glm45v_writes_schema_valid_results_for_every_profile() {
         };
         let doc = format!("g-{}", kind.name());
         submit(store.as_ref(), &queue, &doc, &options).await;
-        pending.insert(doc);
+        docs.push(doc);
     }
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let config = WorkerConfig {
         delivery_limit: 3,
         ..WorkerConfig::default()
     };
-    let worker = Worker::new(
+    let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    run_until_done(
         store.clone(),
         Arc::new(queue.clone()),
         Arc::new(engine),
         config,
+        &docs,
+        Duration::from_secs(600),
     )
-    .with_events(tx);
-    let shutdown = CancellationToken::new();
-    let task = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move { worker.run(shutdown).await })
-    };
-    let wait = async {
-        while let Some(e) = events.recv().await {
-            if let WorkerEvent::DocumentDone { document_id, .. } = &e {
-                pending.remove(document_id);
-                if pending.is_empty() {
-                    return;
-                }
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(600), wait)
-        .await
-        .expect("every document completes");
-    shutdown.cancel();
-    task.await.expect("join").expect("worker");
+    .await;
 
     for kind in ProfileKind::ALL {
         check_document(store.as_ref(), &format!("g-{}", kind.name()), kind).await;

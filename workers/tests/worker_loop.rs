@@ -10,14 +10,11 @@ use folio_schemas::{
     JobOptions,
 };
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore, TransportError};
-use folio_workers::{
-    Engine, EngineError, EngineOutput, PageInput, Worker, WorkerConfig, WorkerEvent,
-};
+use folio_workers::{Engine, EngineError, EngineOutput, PageInput, WorkerConfig};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 /// Echoes one block per page with the page's size; fails the pages it is told to.
 struct TestEngine {
@@ -197,32 +194,15 @@ impl Setup {
         config: WorkerConfig,
     ) -> (DocumentResult, Bytes) {
         submit(self.store.as_ref(), &self.queue, doc, pages, corrupt).await;
-        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let worker = Worker::new(
+        run_until_done(
             self.store.clone(),
             Arc::new(self.queue.clone()),
             Arc::new(engine),
             config,
+            &[doc],
+            Duration::from_secs(20),
         )
-        .with_events(tx);
-        let shutdown = CancellationToken::new();
-        let task = {
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { worker.run(shutdown).await })
-        };
-        let wait = async {
-            while let Some(e) = events.recv().await {
-                if matches!(&e, WorkerEvent::DocumentDone { document_id, .. } if document_id == doc)
-                {
-                    return;
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(20), wait)
-            .await
-            .expect("document completes");
-        shutdown.cancel();
-        task.await.unwrap().unwrap();
+        .await;
         document(self.store.as_ref(), doc).await
     }
 

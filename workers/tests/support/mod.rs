@@ -70,3 +70,39 @@ pub async fn submit_pages(
         queue.publish(&job).await.expect("publish");
     }
 }
+
+/// Runs a [`folio_workers::Worker`] over `queue` until every document of `docs` is done (panics
+/// after `timeout`), then stops it and checks that it ended cleanly.
+pub async fn run_until_done(
+    store: std::sync::Arc<dyn ObjectStore>,
+    queue: std::sync::Arc<dyn JobQueue>,
+    engine: std::sync::Arc<dyn folio_workers::Engine>,
+    config: folio_workers::WorkerConfig,
+    docs: &[&str],
+    timeout: std::time::Duration,
+) {
+    let mut pending: std::collections::BTreeSet<String> =
+        docs.iter().map(|d| d.to_string()).collect();
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let worker = folio_workers::Worker::new(store, queue, engine, config).with_events(tx);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { worker.run(shutdown).await })
+    };
+    let wait = async {
+        while let Some(e) = events.recv().await {
+            if let folio_workers::WorkerEvent::DocumentDone { document_id, .. } = &e {
+                pending.remove(document_id);
+                if pending.is_empty() {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .expect("every document completes");
+    shutdown.cancel();
+    task.await.expect("join").expect("worker");
+}
