@@ -12,10 +12,10 @@ use anyhow::anyhow;
 use candle_core::DType;
 use clap::{Args, ValueEnum};
 use folio_glm45v::chat::{ChatMessage, ChatOptions};
-use folio_glm45v::generation::{Decoding, Flow};
+use folio_glm45v::generate::output::ParsedOutput;
+use folio_glm45v::generate::{Decoding, Flow};
 use folio_glm45v::model::{Glm45v, LoadOptions};
-use folio_glm45v::output::ParsedOutput;
-use folio_glm45v::vision_onnx::{ExecutionDevice, VisionOptions};
+use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions};
 use folio_workers::engines::glm45v::config::check_model_dir;
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb, RgbImage};
 use imageproc::drawing::draw_hollow_rect_mut;
@@ -203,7 +203,7 @@ pub fn run(args: AskArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use folio_glm45v::output::parse_output;
+    use folio_glm45v::generate::output::parse_output;
 
     #[test]
     fn boxes_are_drawn_in_pixels_of_the_image() {

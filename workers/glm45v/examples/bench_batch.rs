@@ -1,4 +1,4 @@
-//! CPU throughput of batched generation ([`folio_glm45v::batch`]): the same requests decoded
+//! CPU throughput of batched generation ([`folio_glm45v::generate::batch`]): the same requests decoded
 //! one at a time (`max_batch` 1) and together (`max_batch` B), tokens/s of each.
 //!
 //! `cargo run --release -p folio-glm45v --example bench_batch -- [DIR] [--requests 4]
@@ -6,7 +6,7 @@
 //!
 //! Without DIR the model is the mid-size config of `scripts/bench_glm_cpu.py` (hidden 1024, 8
 //! layers, 8 q / 2 kv heads of 128, dense 2816, 32 experts of 512 with top-4 and one shared,
-//! vocabulary 16384) with random weights made in memory (`folio_glm45v::synthetic`); with DIR
+//! vocabulary 16384) with random weights made in memory (`folio_glm45v::checkpoint::synthetic`); with DIR
 //! (e.g. `bench-out/glm-mid` written by that script) the checkpoint's weights. Request i has a
 //! prompt of `prompt · (1 + i mod 3) / 2` synthetic ids (different lengths, as pages differ)
 //! and decodes exactly `--new` tokens (no stop ids). One JSON line per batch size:
@@ -17,11 +17,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use folio_glm45v::batch::{generate_batch, BatchOptions, BatchRequest};
-use folio_glm45v::config::{ModelConfig, RopeParameters, TextConfig};
-use folio_glm45v::generation::{Flow, GenerationParams, Prompt};
-use folio_glm45v::text_model::TextModel;
-use folio_glm45v::weights::Checkpoint;
+use folio_glm45v::checkpoint::config::{ModelConfig, RopeParameters, TextConfig};
+use folio_glm45v::checkpoint::weights::Checkpoint;
+use folio_glm45v::decoder::text_model::TextModel;
+use folio_glm45v::generate::batch::{generate_batch, BatchOptions, BatchRequest};
+use folio_glm45v::generate::{Flow, GenerationParams, Prompt};
 
 struct Args {
     dir: Option<PathBuf>,
@@ -84,7 +84,7 @@ fn parse_args() -> Result<Args, String> {
 
 /// The mid-size config of `scripts/bench_glm_cpu.py`.
 fn mid_config() -> folio_glm45v::Result<TextConfig> {
-    let mut cfg = folio_glm45v::synthetic::text_config(8)?;
+    let mut cfg = folio_glm45v::checkpoint::synthetic::text_config(8)?;
     cfg.vocab_size = 16384;
     cfg.hidden_size = 1024;
     cfg.num_attention_heads = 8;
@@ -117,7 +117,7 @@ fn load(args: &Args) -> folio_glm45v::Result<(TextModel, String)> {
             ))
         }
         None => {
-            let vb = folio_glm45v::synthetic::var_builder(args.dtype, &Device::Cpu, 1)?;
+            let vb = folio_glm45v::checkpoint::synthetic::var_builder(args.dtype, &Device::Cpu, 1)?;
             Ok((TextModel::new(&mid_config()?, vb)?, "synthetic-mid".into()))
         }
     }

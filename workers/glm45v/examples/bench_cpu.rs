@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use folio_glm45v::config::ModelConfig;
-use folio_glm45v::generation::{generate, Flow, GenerationParams, Prompt};
-use folio_glm45v::mrope::text_positions;
-use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
-use folio_glm45v::weights::Checkpoint;
+use folio_glm45v::checkpoint::config::ModelConfig;
+use folio_glm45v::checkpoint::weights::Checkpoint;
+use folio_glm45v::decoder::mrope::text_positions;
+use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
+use folio_glm45v::generate::{generate, Flow, GenerationParams, Prompt};
 
 struct Args {
     dir: PathBuf,

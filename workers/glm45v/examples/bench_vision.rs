@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use folio_glm45v::config::ModelConfig;
+use folio_glm45v::checkpoint::config::ModelConfig;
 use folio_glm45v::processor::{ImageProcessor, PreprocessorConfig};
-use folio_glm45v::vision_onnx::{VisionOptions, VisionTower};
+use folio_glm45v::vision::onnx::{VisionOptions, VisionTower};
 
 struct Args {
     onnx: PathBuf,

@@ -12,9 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use folio_glm45v::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
+use folio_glm45v::chat::tokenizer::GlmTokenizer;
+use folio_glm45v::generate::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
 use folio_glm45v::profiles::{Profile, ProfileKind};
-use folio_glm45v::tokenizer::GlmTokenizer;
 use folio_glm45v::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -1,5 +1,5 @@
 //! Speed of the GLM-4.5V text decoder on the GPU with random weights of the real shapes
-//! (`folio_glm45v::synthetic`): ceilings, decode at batch 1, prefill of a 1,300-token
+//! (`folio_glm45v::checkpoint::synthetic`): ceilings, decode at batch 1, prefill of a 1,300-token
 //! image+prompt sequence, batched decode — medians after warm-up, one JSON line per number.
 //!
 //! `gpu_bench [--cpu --tiny] [--layers 26] [--kernels grouped,fused] [--prefill 1300]
@@ -28,12 +28,12 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, D};
 use common::{median, spread, timed, AnyResult, Args, JsonLines};
-use folio_glm45v::config::TextConfig;
+use folio_glm45v::checkpoint::config::TextConfig;
+use folio_glm45v::checkpoint::synthetic::{self, DecodeBytes};
+use folio_glm45v::decoder::moe::MoeKernel;
+use folio_glm45v::decoder::mrope::{decode_positions, text_positions, Positions3};
+use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 use folio_glm45v::kernels::{fused_enabled, set_fused_enabled};
-use folio_glm45v::moe::MoeKernel;
-use folio_glm45v::mrope::{decode_positions, text_positions, Positions3};
-use folio_glm45v::synthetic::{self, DecodeBytes};
-use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 use folio_glm45v::KvCache;
 use serde_json::json;
 
@@ -75,7 +75,7 @@ fn config(opts: &Opts) -> AnyResult<TextConfig> {
         cfg.moe_intermediate_size = 32;
         cfg.n_routed_experts = 16;
         cfg.num_experts_per_tok = 4;
-        cfg.rope_parameters = Some(folio_glm45v::config::RopeParameters {
+        cfg.rope_parameters = Some(folio_glm45v::checkpoint::config::RopeParameters {
             rope_type: Some("default".into()),
             legacy_type: None,
             rope_theta: Some(10_000.0),

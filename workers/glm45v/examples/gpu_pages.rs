@@ -1,5 +1,5 @@
 //! Pages per hour of GLM-4.5V on one GPU (issue #8, deliverable 7), stage by stage, with random
-//! weights of the real shapes (`folio_glm45v::synthetic`) and a fixed output length per page.
+//! weights of the real shapes (`folio_glm45v::checkpoint::synthetic`) and a fixed output length per page.
 //!
 //! `gpu_pages [--cpu --tiny] [--image PAGE.jpg] [--max-pixels 1048576] [--layers 26]
 //! [--out-tokens 600] [--batches 8,16] [--steps 16] [--warmup 3] [--vision-onnx FILE]
@@ -32,13 +32,13 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor, D};
 use common::{median, timed, AnyResult, Args, JsonLines};
-use folio_glm45v::mrope::{text_positions, Positions3};
+use folio_glm45v::checkpoint::synthetic;
+use folio_glm45v::decoder::mrope::{text_positions, Positions3};
+use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 use folio_glm45v::page_parse::{parse_page, PageParseInput};
 use folio_glm45v::processor::{ImageProcessor, PreprocessorConfig, ProcessedImage};
 use folio_glm45v::profiles::{Profile, ProfileKind};
-use folio_glm45v::synthetic;
-use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
-use folio_glm45v::vision_onnx::{ExecutionDevice, VisionOptions, VisionTower};
+use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions, VisionTower};
 use folio_glm45v::KvCache;
 use serde_json::json;
 
@@ -140,7 +140,7 @@ fn run() -> AnyResult<()> {
     Ok(())
 }
 
-fn shrink(cfg: &mut folio_glm45v::config::TextConfig) {
+fn shrink(cfg: &mut folio_glm45v::checkpoint::config::TextConfig) {
     cfg.vocab_size = 512;
     cfg.hidden_size = 64;
     cfg.num_attention_heads = 4;
@@ -150,7 +150,7 @@ fn shrink(cfg: &mut folio_glm45v::config::TextConfig) {
     cfg.moe_intermediate_size = 32;
     cfg.n_routed_experts = 16;
     cfg.num_experts_per_tok = 4;
-    cfg.rope_parameters = Some(folio_glm45v::config::RopeParameters {
+    cfg.rope_parameters = Some(folio_glm45v::checkpoint::config::RopeParameters {
         rope_type: Some("default".into()),
         legacy_type: None,
         rope_theta: Some(10_000.0),

@@ -33,11 +33,13 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor, D};
 use common::fused::{fused_vs_candle, paths_diff, PathDiff, PathSpec};
 use common::{rel_l2, rel_max_diff, AnyResult, Args, JsonLines};
-use folio_glm45v::config::{ModelConfig, TextConfig};
-use folio_glm45v::moe::{Moe, MoeKernel, RouterChoice};
-use folio_glm45v::mrope::text_positions;
-use folio_glm45v::text_model::{DecoderInput, DecoderOutput, LogitsSelection, Record, TextModel};
-use folio_glm45v::weights::Checkpoint;
+use folio_glm45v::checkpoint::config::{ModelConfig, TextConfig};
+use folio_glm45v::checkpoint::weights::Checkpoint;
+use folio_glm45v::decoder::moe::{Moe, MoeKernel, RouterChoice};
+use folio_glm45v::decoder::mrope::text_positions;
+use folio_glm45v::decoder::text_model::{
+    DecoderInput, DecoderOutput, LogitsSelection, Record, TextModel,
+};
 use serde_json::json;
 
 const TOL_F32: f64 = 1e-4;
@@ -356,8 +358,8 @@ fn fused_decode_checks(
     }
     let (t, steps) = if small { (40, 3) } else { (300, 4) };
     for dtype in [DType::BF16, DType::F32] {
-        let cfg = folio_glm45v::synthetic::text_config(2)?;
-        let vb = folio_glm45v::synthetic::var_builder(dtype, dev, 77)?;
+        let cfg = folio_glm45v::checkpoint::synthetic::text_config(2)?;
+        let vb = folio_glm45v::checkpoint::synthetic::var_builder(dtype, dev, 77)?;
         let mut model = TextModel::new(&cfg, vb)?;
         model.set_moe_kernel(MoeKernel::Fused);
         let embeds =
@@ -413,8 +415,8 @@ fn prefill_path_checks(
     let t = if small { 80 } else { t };
     for dtype in [DType::BF16, DType::F32] {
         let r = (|| -> AnyResult<()> {
-            let cfg = folio_glm45v::synthetic::text_config(2)?;
-            let vb = folio_glm45v::synthetic::var_builder(dtype, dev, 77)?;
+            let cfg = folio_glm45v::checkpoint::synthetic::text_config(2)?;
+            let vb = folio_glm45v::checkpoint::synthetic::var_builder(dtype, dev, 77)?;
             let mut model = TextModel::new(&cfg, vb)?;
             let embeds = (Tensor::randn(0f32, 1f32, (1, t, cfg.hidden_size), dev)? * 0.02)?
                 .to_dtype(dtype)?;
@@ -501,7 +503,7 @@ fn kernels_for(dev: &Device) -> Vec<(MoeKernel, &'static str)> {
 
 /// The MoE block config of check 3 (real, or shrunk for CPU dry runs).
 fn moe_config(small: bool) -> AnyResult<TextConfig> {
-    let mut cfg = folio_glm45v::synthetic::text_config(2)?;
+    let mut cfg = folio_glm45v::checkpoint::synthetic::text_config(2)?;
     if small {
         cfg.hidden_size = 256;
         cfg.moe_intermediate_size = 128;
@@ -610,7 +612,7 @@ fn moe_real_shape_checks(
         if sizes.is_empty() {
             continue;
         }
-        let vb = folio_glm45v::synthetic::var_builder(dtype, dev, 1234)?;
+        let vb = folio_glm45v::checkpoint::synthetic::var_builder(dtype, dev, 1234)?;
         let mut moe = Moe::new(&cfg, vb.pp("mlp"))?;
         let limit = if dtype == DType::BF16 {
             BAND_BF16
@@ -744,8 +746,8 @@ fn run() -> AnyResult<bool> {
 /// generated alone (`generation::generate`: the batch-1 fused path), f32 greedy on the tiny
 /// fixture, prompts of different lengths: every sequence's tokens must be identical.
 fn batched_generation_checks(rep: &mut Report, fixtures: &Path, dev: &Device) -> AnyResult<()> {
-    use folio_glm45v::batch::{generate_batch, BatchOptions, BatchRequest};
-    use folio_glm45v::generation::{generate, Flow, GenerationParams, Prompt};
+    use folio_glm45v::generate::batch::{generate_batch, BatchOptions, BatchRequest};
+    use folio_glm45v::generate::{generate, Flow, GenerationParams, Prompt};
     let (cfg, model) = load(&fixtures.join("tiny"), DType::F32, dev, MoeKernel::Auto)?;
     let vocab = cfg.text_config.vocab_size as u32;
     // Deterministic prompts of 5, 37 and 260 tokens (the last crosses the cache's first doubling).

@@ -9,7 +9,7 @@ MODEL_DIR is a checkpoint directory (zai-org/GLM-4.5V, GLM-4.5V-FP8 or the tiny 
 ``model.visual.*`` tensors are read from the safetensors shards, so the 108B text weights are never
 loaded. The default output is ``MODEL_DIR/vision.onnx`` (fp32) or ``MODEL_DIR/vision.fp16.onnx``.
 
-Graph contract (Folio computes every input in Rust, ``workers/glm45v/src/vision_inputs.rs``):
+Graph contract (Folio computes every input in Rust, ``workers/glm45v/src/vision/inputs.rs``):
 
     patches     f32 [N, C*T*P*P]   pixel_values rows (merge-block order, as the processor writes them)
     rope_cos    f32 [N, head_dim]  2-D rotary cos (row angles then column angles, duplicated)

@@ -1,26 +1,26 @@
 //! folio-glm45v: GLM-4.5V (zai-org/GLM-4.5V and GLM-4.5V-FP8) in Rust — pure compute, no I/O
 //! beyond reading the checkpoint directory, no async.
 //!
-//! Images go in through the processor (`processor*.rs`) and the vision tower exported to ONNX
-//! (`vision*.rs`, run by ONNX Runtime) and plug into the decoder through [`generation::Prompt`]
-//! (input embeddings with vision rows spliced in, explicit 3-row M-RoPE positions).
+//! Images go in through the [`processor`] and the vision tower exported to ONNX ([`vision`], run
+//! by ONNX Runtime) and plug into the [`decoder`] through [`generate::Prompt`] (input embeddings
+//! with vision rows spliced in, explicit 3-row M-RoPE positions).
+//!
+//! The folders follow the stages of a request:
 //!
 //! | module | role |
 //! | --- | --- |
-//! | [`config`] | serde mirror of `config.json` / `generation_config.json`, validation |
-//! | [`weights`], [`fp8`] | sharded, memory-mapped safetensors; FP8 per-channel dequantisation |
-//! | [`tokenizer`], [`chat`] | `tokenizer.json`, special ids, chat template (minijinja or built-in) |
-//! | [`text_model`] | the decoder: [`mrope`], [`attention`], [`moe`], [`layers`], [`kv_cache`] |
-//! | [`generation`], [`output`] | greedy/sampled generation, reasoning/answer/box parsing |
-//! | [`batch`] | batched generation across pages: admission under a token budget, ragged decode |
-//! | [`profiles`], [`page_parse`], [`constraint`] | prompt profiles, answer → page blocks, JSON-schema constrained decoding |
-//! | [`processor`], [`processor_resize`], [`processor_prompt`], [`processor_video`] | pixels → `pixel_values`, grids, placeholder expansion |
-//! | [`vision_inputs`], [`vision_onnx`] | rotary / bicubic / segment inputs; the ort session of the tower |
-//! | [`vision_merge`], [`vision_prompt`] | `get_rope_index`, ort → candle hand-off, splice; image prompts end to end |
+//! | [`checkpoint`] | `config.json` mirror, sharded safetensors, FP8 dequantisation, synthetic weights |
+//! | [`chat`] | `tokenizer.json`, special ids, the chat template (minijinja or built-in) |
+//! | [`processor`] | pixels → `pixel_values`, grids, resize, placeholder expansion, video frames |
+//! | [`vision`] | the tower's host inputs, its ONNX Runtime session, the hand-off and splice into the prompt |
+//! | [`decoder`] | the text decoder: M-RoPE, attention, MoE, layers, KV cache |
+//! | [`kernels`] | CUDA kernels (NVRTC) for decode and prefill |
+//! | [`generate`] | prompts, sampling, stopping; output parsing; batched generation; token constraints |
+//! | [`profiles`], [`page_parse`] | prompt profiles and answer → page blocks |
 //! | [`model`] | a loaded checkpoint directory with chat generation |
 //!
 //! ```no_run
-//! use folio_glm45v::{chat::{ChatMessage, ChatOptions}, generation::{Flow, Prompt}};
+//! use folio_glm45v::{chat::{ChatMessage, ChatOptions}, generate::{Flow, Prompt}};
 //! use folio_glm45v::model::{Glm45v, LoadOptions};
 //! # fn main() -> folio_glm45v::Result<()> {
 //! let glm = Glm45v::load(std::path::Path::new("GLM-4.5V-FP8"), &LoadOptions::default())?;
@@ -34,35 +34,17 @@
 //! # Ok(()) }
 //! ```
 
-pub mod attention;
-pub mod batch;
 pub mod chat;
-pub mod config;
-pub mod constraint;
+pub mod checkpoint;
+pub mod decoder;
 pub mod error;
-pub mod fp8;
-pub mod generation;
+pub mod generate;
 pub mod kernels;
-pub mod kv_cache;
-pub mod layers;
 pub mod model;
-pub mod moe;
-pub mod mrope;
-pub mod output;
 pub mod page_parse;
 pub mod processor;
-pub mod processor_prompt;
-pub mod processor_resize;
-pub mod processor_video;
 pub mod profiles;
-pub mod synthetic;
-pub mod text_model;
-pub mod tokenizer;
-pub mod vision_inputs;
-pub mod vision_merge;
-pub mod vision_onnx;
-pub mod vision_prompt;
-pub mod weights;
+pub mod vision;
 
+pub use decoder::kv_cache::KvCache;
 pub use error::{Error, Result};
-pub use kv_cache::KvCache;

@@ -11,16 +11,16 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 
+use crate::chat::tokenizer::{GlmTokenizer, SpecialTokens};
 use crate::chat::{ChatMessage, ChatOptions, ChatTemplate};
-use crate::config::{GenerationConfig, ModelConfig};
+use crate::checkpoint::config::{GenerationConfig, ModelConfig};
+use crate::checkpoint::weights::Checkpoint;
+use crate::decoder::text_model::TextModel;
 use crate::error::{Error, Result};
-use crate::generation::{generate, Flow, Generation, GenerationParams, Prompt};
-use crate::output::{parse_output, ParsedOutput};
+use crate::generate::output::{parse_output, ParsedOutput};
+use crate::generate::{generate, Flow, Generation, GenerationParams, Prompt};
 use crate::processor::ImageProcessor;
-use crate::text_model::TextModel;
-use crate::tokenizer::{GlmTokenizer, SpecialTokens};
-use crate::vision_onnx::{VisionOptions, VisionTower};
-use crate::weights::Checkpoint;
+use crate::vision::onnx::{VisionOptions, VisionTower};
 
 /// How to load the weights.
 #[derive(Debug, Clone)]

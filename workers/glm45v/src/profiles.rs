@@ -2,7 +2,7 @@
 //!
 //! A profile is a prompt text, an output format the parser ([`crate::page_parse`]) knows, and
 //! for the JSON profiles (`chart`, `prescription`) a JSON Schema that constrained decoding
-//! ([`crate::constraint`]) enforces. Each has a stricter variant the engine retries with when
+//! ([`crate::generate::constraint`]) enforces. Each has a stricter variant the engine retries with when
 //! the first answer could not be parsed (loop, truncation, malformed output). The id recorded
 //! in results (`engine.profile`) is `name[-strict]@version`; bump [`PROFILE_VERSION`] whenever a
 //! prompt text or a schema changes, so results stay traceable to the prompt that made them.

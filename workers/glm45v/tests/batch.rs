@@ -5,16 +5,16 @@
 //! larger than it fails clearly; per-sequence stop ids, `max_new_tokens` and cancellation.
 
 use candle_core::{DType, Device, Tensor};
-use folio_glm45v::batch::{generate_batch, BatchOptions, BatchRequest, Scheduler};
 use folio_glm45v::chat::{ChatMessage, ChatOptions};
-use folio_glm45v::constraint::JsonSchemaConstraint;
-use folio_glm45v::generation::{
+use folio_glm45v::decoder::mrope::{decode_positions, Positions3};
+use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record};
+use folio_glm45v::generate::batch::{generate_batch, BatchOptions, BatchRequest, Scheduler};
+use folio_glm45v::generate::constraint::JsonSchemaConstraint;
+use folio_glm45v::generate::{
     generate, Decoding, FinishReason, Flow, GenerationParams, Prompt, SamplingParams,
 };
 use folio_glm45v::model::{Glm45v, LoadOptions};
-use folio_glm45v::mrope::{decode_positions, Positions3};
-use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record};
-use folio_glm45v::vision_onnx::VisionOptions;
+use folio_glm45v::vision::onnx::VisionOptions;
 
 use crate::common::{corpus, fixture, ids, onnxruntime_lib, reference, rel_max_diff};
 
@@ -82,7 +82,7 @@ fn batch(
     glm: &Glm45v,
     reqs: Vec<BatchRequest>,
     opts: BatchOptions,
-) -> Vec<folio_glm45v::Result<folio_glm45v::generation::Generation>> {
+) -> Vec<folio_glm45v::Result<folio_glm45v::generate::Generation>> {
     generate_batch(&glm.model, reqs, &opts, &mut |_, _| Flow::Continue).expect("batch runs")
 }
 

@@ -1,7 +1,7 @@
 //! Chat rendering and tokenisation against transformers (jinja2 + tokenizers) on the fixtures.
 
+use folio_glm45v::chat::tokenizer::GlmTokenizer;
 use folio_glm45v::chat::{render_builtin, ChatMessage, ChatOptions, ChatTemplate};
-use folio_glm45v::tokenizer::GlmTokenizer;
 use serde::Deserialize;
 
 use crate::common::fixture;
@@ -101,12 +101,15 @@ fn tokenizer_matches_transformers() {
 #[test]
 fn special_tokens_come_from_the_config() {
     let glm_dir = fixture("tiny");
-    let cfg =
-        folio_glm45v::config::ModelConfig::load(&glm_dir.join("config.json")).expect("config");
-    let gen = folio_glm45v::config::GenerationConfig::load(&glm_dir.join("generation_config.json"))
-        .expect("gen");
+    let cfg = folio_glm45v::checkpoint::config::ModelConfig::load(&glm_dir.join("config.json"))
+        .expect("config");
+    let gen = folio_glm45v::checkpoint::config::GenerationConfig::load(
+        &glm_dir.join("generation_config.json"),
+    )
+    .expect("gen");
     let tok = GlmTokenizer::from_file(&glm_dir.join("tokenizer.json")).expect("tokenizer");
-    let s = folio_glm45v::tokenizer::SpecialTokens::resolve(&cfg, &gen, &tok).expect("specials");
+    let s =
+        folio_glm45v::chat::tokenizer::SpecialTokens::resolve(&cfg, &gen, &tok).expect("specials");
     assert_eq!(s.eos, vec![476, 483, 485]);
     assert_eq!(s.image, 510);
     assert_eq!(
@@ -120,7 +123,7 @@ fn special_tokens_come_from_the_config() {
     // A config whose image id is not `<|image|>` in the tokenizer is rejected with the field name.
     let mut bad = cfg.clone();
     bad.image_token_id = 500;
-    let e =
-        folio_glm45v::tokenizer::SpecialTokens::resolve(&bad, &gen, &tok).expect_err("mismatch");
+    let e = folio_glm45v::chat::tokenizer::SpecialTokens::resolve(&bad, &gen, &tok)
+        .expect_err("mismatch");
     assert!(e.to_string().contains("image_token_id"), "{e}");
 }

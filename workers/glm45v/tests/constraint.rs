@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::DType;
+use folio_glm45v::chat::tokenizer::GlmTokenizer;
 use folio_glm45v::chat::{ChatMessage, ChatOptions};
-use folio_glm45v::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
-use folio_glm45v::generation::{
+use folio_glm45v::generate::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
+use folio_glm45v::generate::{
     generate, Decoding, FinishReason, Flow, GenerationParams, Prompt, SamplingParams,
 };
 use folio_glm45v::model::{Glm45v, LoadOptions};
 use folio_glm45v::profiles::{Profile, ProfileKind};
-use folio_glm45v::tokenizer::GlmTokenizer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};

@@ -2,11 +2,11 @@
 //! and FP8 prompts), stopping, cancelling, streaming and seeded sampling.
 
 use candle_core::DType;
-use folio_glm45v::generation::{
+use folio_glm45v::decoder::mrope::Positions3;
+use folio_glm45v::generate::{
     generate, Decoding, FinishReason, Flow, GenerationParams, Prompt, SamplingParams,
 };
 use folio_glm45v::model::{Glm45v, LoadOptions};
-use folio_glm45v::mrope::Positions3;
 
 use crate::common::{fixture, ids, reference};
 

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use common::{fixture, ids, load_text_model, reference, rel_max_diff};
-use folio_glm45v::mrope::text_positions;
-use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
+use folio_glm45v::decoder::mrope::text_positions;
+use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 
 const TOL: f32 = 1e-4;
 
@@ -18,7 +18,7 @@ fn run(
     model: &TextModel,
     embeds: &Tensor,
     positions: &Tensor,
-) -> folio_glm45v::text_model::DecoderOutput {
+) -> folio_glm45v::decoder::text_model::DecoderOutput {
     let mut cache = model.new_cache();
     let input = DecoderInput {
         embeds,
@@ -162,7 +162,7 @@ fn fp8_checkpoint_matches_the_dequantised_reference() {
     let (cfg, model) = load_text_model("tiny-fp8", DType::F32);
     assert_eq!(
         cfg.weight_format().unwrap(),
-        folio_glm45v::config::WeightFormat::Fp8PerChannel
+        folio_glm45v::checkpoint::config::WeightFormat::Fp8PerChannel
     );
     let refs = reference("tiny-fp8");
     for name in ["chat", "raw"] {
@@ -186,7 +186,8 @@ fn fused_expert_layout_gives_identical_logits() {
     ] {
         tensors.extend(candle_core::safetensors::load(dir.join(f), &Device::Cpu).unwrap());
     }
-    let cfg = folio_glm45v::config::ModelConfig::load(&dir.join("config.json")).unwrap();
+    let cfg =
+        folio_glm45v::checkpoint::config::ModelConfig::load(&dir.join("config.json")).unwrap();
     let tc = &cfg.text_config;
     for layer in tc.first_k_dense_replace..tc.num_hidden_layers {
         let p = format!("model.language_model.layers.{layer}.mlp.experts");

@@ -3,10 +3,10 @@
 //! transformers' default budget and the tiny fixture's: same grid, same 8-bit levels everywhere
 //! (sha256 of the pixel values mapped back to levels), and sampled rows equal within 1e-6.
 
+use folio_glm45v::processor::resize::to_rgb_over_white;
 use folio_glm45v::processor::{
     ImageProcessor, PreprocessorConfig, SizeBudget, CLIP_MEAN, CLIP_STD,
 };
-use folio_glm45v::processor_resize::to_rgb_over_white;
 use sha2::{Digest, Sha256};
 
 use crate::common::{corpus, fixture, json};

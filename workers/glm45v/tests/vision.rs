@@ -7,14 +7,14 @@
 
 use candle_core::{DType, Device, Tensor};
 use folio_glm45v::chat::{ChatMessage, ChatOptions};
-use folio_glm45v::config::{ModelConfig, VisionConfig};
-use folio_glm45v::generation::{generate, FinishReason, Flow, GenerationParams};
+use folio_glm45v::checkpoint::config::{ModelConfig, VisionConfig};
+use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record};
+use folio_glm45v::generate::{generate, FinishReason, Flow, GenerationParams};
 use folio_glm45v::model::{Glm45v, LoadOptions};
+use folio_glm45v::processor::prompt::mm_token_type_ids;
 use folio_glm45v::processor::{ImageProcessor, ProcessedImage};
-use folio_glm45v::processor_prompt::mm_token_type_ids;
-use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record};
-use folio_glm45v::vision_onnx::{ExecutionDevice, VisionOptions, VisionTower};
-use folio_glm45v::vision_prompt::Media;
+use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions, VisionTower};
+use folio_glm45v::vision::prompt::Media;
 
 use crate::common::{corpus, fixture, ids, json, onnxruntime_lib, rel_max_diff};
 
@@ -260,8 +260,8 @@ fn load_checks_give_clear_errors_and_cuda_falls_back_to_cpu() {
 #[test]
 fn video_frames_match_transformers_end_to_end() {
     use folio_glm45v::chat::{Content, ContentPart};
-    use folio_glm45v::processor_resize::to_rgb_over_white;
-    use folio_glm45v::processor_video::{
+    use folio_glm45v::processor::resize::to_rgb_over_white;
+    use folio_glm45v::processor::video::{
         process_video, sample_frame_indices, VideoMetadata, VIDEO_FPS, VIDEO_MAX_DURATION,
         VIDEO_MAX_PIXELS,
     };

@@ -3,9 +3,9 @@
 //! that switches the kernels off when they disagree, so the benchmarks still measure).
 
 use candle_core::{Tensor, D};
+use folio_glm45v::decoder::moe::MoeKernel;
+use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 use folio_glm45v::kernels::set_fused_enabled;
-use folio_glm45v::moe::MoeKernel;
-use folio_glm45v::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 
 use super::{rel_l2, rel_max_diff, AnyResult};
 

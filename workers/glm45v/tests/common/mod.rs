@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use folio_glm45v::config::ModelConfig;
-use folio_glm45v::text_model::TextModel;
-use folio_glm45v::weights::Checkpoint;
+use folio_glm45v::checkpoint::config::ModelConfig;
+use folio_glm45v::checkpoint::weights::Checkpoint;
+use folio_glm45v::decoder::text_model::TextModel;
 
 /// Directory of a committed fixture (`tiny`, `tiny-fp8`).
 pub fn fixture(name: &str) -> PathBuf {

@@ -8,12 +8,12 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use folio_glm45v::batch::{generate_batch, BatchOptions, BatchRequest};
 use folio_glm45v::chat::{ChatMessage, ChatOptions};
-use folio_glm45v::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
-use folio_glm45v::generation::{FinishReason, Flow, Generation, Prompt};
+use folio_glm45v::generate::batch::{generate_batch, BatchOptions, BatchRequest};
+use folio_glm45v::generate::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
+use folio_glm45v::generate::{FinishReason, Flow, Generation, Prompt};
 use folio_glm45v::model::Glm45v;
-use folio_glm45v::vision_prompt::Media;
+use folio_glm45v::vision::prompt::Media;
 use image::DynamicImage;
 
 use super::run::{add_time, GenOutput, GenRequest, TextGenerator, Timings};

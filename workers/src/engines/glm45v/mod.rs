@@ -25,7 +25,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 use folio_glm45v::model::{Glm45v, LoadOptions};
 use folio_glm45v::profiles::{Profile, ProfileKind};
-use folio_glm45v::vision_onnx::{ExecutionDevice, VisionOptions};
+use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions};
 use folio_schemas::{EngineInfo, EngineKind};
 
 use crate::engine::{Engine, EngineError, EngineOutput, PageInput};

@@ -4,10 +4,10 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::decoder::mrope::Positions3;
 use crate::error::{Error, Result};
-use crate::mrope::Positions3;
 use crate::processor::GridThw;
-use crate::vision_onnx::VisionEmbeddings;
+use crate::vision::onnx::VisionEmbeddings;
 
 /// transformers' `get_rope_index` for one sequence. `types` are the `mm_token_type_ids`
 /// (0 text, 1 image, 2 video frame); each maximal image run consumes the next image grid, each

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::config::{GenerationConfig, ModelConfig};
+use crate::checkpoint::config::{GenerationConfig, ModelConfig};
 use crate::error::{Error, Result};
 
 /// A loaded `tokenizer.json`.

@@ -20,13 +20,13 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
 
-use crate::attention::{causal_mask, Attention};
-use crate::config::TextConfig;
+use crate::checkpoint::config::TextConfig;
+use crate::decoder::attention::{causal_mask, Attention};
+use crate::decoder::kv_cache::KvCache;
+use crate::decoder::layers::{RmsNorm, SwiGlu};
+use crate::decoder::moe::{Moe, MoeKernel, RouterChoice};
+use crate::decoder::mrope::MropeTable;
 use crate::error::{Error, Result};
-use crate::kv_cache::KvCache;
-use crate::layers::{RmsNorm, SwiGlu};
-use crate::moe::{Moe, MoeKernel, RouterChoice};
-use crate::mrope::MropeTable;
 
 /// Which positions get logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,7 +54,7 @@ pub struct Record {
 pub struct DecoderInput<'a> {
     /// Input embeddings [B, T, hidden] in the model dtype ([`TextModel::embed`] for text).
     pub embeds: &'a Tensor,
-    /// M-RoPE positions [3, B, T] (u32 or i64), see [`crate::mrope`].
+    /// M-RoPE positions [3, B, T] (u32 or i64), see [`crate::decoder::mrope`].
     pub positions: &'a Tensor,
     pub logits: LogitsSelection,
     pub record: Record,

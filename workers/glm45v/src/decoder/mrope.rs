@@ -9,7 +9,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
-use crate::config::RopeSettings;
+use crate::checkpoint::config::RopeSettings;
 use crate::error::{Error, Result};
 
 /// Inverse frequencies and sections, computed once per model.

@@ -8,13 +8,13 @@ use image::DynamicImage;
 
 use crate::chat::{ChatMessage, ChatOptions};
 use crate::error::{Error, Result};
-use crate::generation::Prompt;
+use crate::generate::Prompt;
 use crate::model::Glm45v;
+use crate::processor::prompt::{expand_placeholders, mm_token_type_ids, VideoPrompt};
+use crate::processor::video::ProcessedVideo;
 use crate::processor::{GridThw, ProcessedImage};
-use crate::processor_prompt::{expand_placeholders, mm_token_type_ids, VideoPrompt};
-use crate::processor_video::ProcessedVideo;
-use crate::vision_merge::{rope_index, splice_embeddings, vision_rows_to_tensor};
-use crate::vision_onnx::{VisionEmbeddings, VisionTower};
+use crate::vision::merge::{rope_index, splice_embeddings, vision_rows_to_tensor};
+use crate::vision::onnx::{VisionEmbeddings, VisionTower};
 
 /// Media of one prompt, already processed (prompt order within each kind).
 #[derive(Debug, Clone, Copy, Default)]

@@ -17,7 +17,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use crate::config::read_json;
+use crate::checkpoint::config::read_json;
 use crate::error::{Error, Result};
 
 /// Name of the sharded-checkpoint index file.
@@ -168,7 +168,7 @@ impl CheckpointBackend {
             }
             Err(_) => candle_core::bail!("FP8 tensor `{name}` has no `{scale_name}`"),
         };
-        crate::fp8::dequantize_per_channel(&raw, &scale, dtype)
+        crate::checkpoint::fp8::dequantize_per_channel(&raw, &scale, dtype)
             .and_then(|w| w.to_device(dev))
             .map_err(|e| candle_core::Error::Msg(format!("dequantising `{name}`: {e}")))
     }

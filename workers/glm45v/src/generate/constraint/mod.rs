@@ -3,7 +3,7 @@
 //!
 //! [`JsonSchemaConstraint`] enforces a JSON Schema (the subset in [`schema`]): the output is one
 //! compact JSON value that parses and validates, then only a stop id. Given the token budget
-//! ([`TokenConstraint::set_max_tokens`], called by [`crate::generation::generate`]) it also
+//! ([`TokenConstraint::set_max_tokens`], called by [`crate::generate::generate`]) it also
 //! finishes in time: a token is allowed only if the shortest completion after it still fits, so
 //! a model that rambles inside a string is steered to close it instead of being cut off.
 //!
@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 pub use vocab::ConstraintVocab;
 
+use crate::chat::tokenizer::GlmTokenizer;
 use crate::error::{Error, Result};
-use crate::tokenizer::GlmTokenizer;
 use matcher::State;
 use schema::Schema;
 

@@ -12,9 +12,9 @@
 use image::{DynamicImage, RgbImage};
 
 use crate::error::{Error, Result};
+use crate::processor::prompt::VideoPrompt;
+use crate::processor::resize::{resize_bicubic, to_rgb_over_white};
 use crate::processor::{patchify, smart_resize, GridThw, PreprocessorConfig};
-use crate::processor_prompt::VideoPrompt;
-use crate::processor_resize::{resize_bicubic, to_rgb_over_white};
 
 /// transformers' video defaults: 2 frames per second, at most 300 s, budget 28·28·2·30000.
 pub const VIDEO_FPS: f64 = 2.0;

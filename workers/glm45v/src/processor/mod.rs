@@ -3,7 +3,7 @@
 //!
 //! The reference is transformers' `Glm4vImageProcessorPil` (the processor transformers picks when
 //! torchvision is absent): RGB conversion with transparency over white, Pillow BICUBIC resize
-//! ([`crate::processor_resize`], bit-exact), `x·rescale_factor` in f64 cast to f32, then
+//! ([`crate::processor::resize`], bit-exact), `x·rescale_factor` in f64 cast to f32, then
 //! `(x − mean) / std` in f32 — so the pixel values equal the reference's, not just approximately.
 //! Budgets and statistics come from the checkpoint's `preprocessor_config.json`
 //! ([`PreprocessorConfig`]); its absence means transformers' class defaults.
@@ -12,13 +12,17 @@
 //! one row of `C·T·P·P` values indexed `((c·T + t)·P + py)·P + px`; for images the T temporal
 //! slices are copies of the one frame.
 
+pub mod prompt;
+pub mod resize;
+pub mod video;
+
 use std::path::Path;
 
 use image::{DynamicImage, RgbImage};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::processor_resize::{resize_bicubic, to_rgb_over_white};
+use crate::processor::resize::{resize_bicubic, to_rgb_over_white};
 
 /// OPENAI CLIP mean (transformers' `OPENAI_CLIP_MEAN`).
 pub const CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
@@ -81,7 +85,7 @@ impl PreprocessorConfig {
             tracing::debug!(path = %path.display(), "no preprocessor config, using transformers' defaults");
             return Ok(Self::default());
         }
-        let cfg: Self = crate::config::read_json(path)?;
+        let cfg: Self = crate::checkpoint::config::read_json(path)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -1,4 +1,4 @@
-//! The continuous-batching loop behind [`crate::batch::generate_batch`]: a FIFO of submitted
+//! The continuous-batching loop behind [`crate::generate::batch::generate_batch`]: a FIFO of submitted
 //! requests, admission under a batch size and a token budget, prefill of newly admitted
 //! sequences, one ragged decode step ([`TextModel::forward_ragged`]) for every running sequence,
 //! retirement of finished ones — one [`Scheduler::step`] at a time, so an engine thread can keep
@@ -17,10 +17,10 @@ use candle_core::Tensor;
 
 use super::seq::{RequestId, Sequence};
 use super::{BatchOptions, BatchRequest};
+use crate::decoder::kv_cache::KvCache;
+use crate::decoder::text_model::TextModel;
 use crate::error::{Error, Result};
-use crate::generation::{Flow, Generation};
-use crate::kv_cache::KvCache;
-use crate::text_model::TextModel;
+use crate::generate::{Flow, Generation};
 
 /// What one step finished: request id and its result.
 pub type Finished = Vec<(RequestId, Result<Generation>)>;

@@ -5,8 +5,8 @@
 //! Control tokens (`<|user|>`, `<think>`, `<|begin_of_box|>`, `[gMASK]`, …) are never allowed
 //! inside constrained output; the stop ids are handled by the constraint itself.
 
+use crate::chat::tokenizer::GlmTokenizer;
 use crate::error::{Error, Result};
-use crate::tokenizer::GlmTokenizer;
 
 /// GLM's added tokens that are not marked special (they survive `skip_special` decoding).
 const CONTROL: [&str; 13] = [

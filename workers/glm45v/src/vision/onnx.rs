@@ -20,10 +20,10 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::config::VisionConfig;
+use crate::checkpoint::config::VisionConfig;
 use crate::error::{Error, Result};
 use crate::processor::{GridThw, ProcessedImage};
-use crate::vision_inputs::{VisionGeometry, POS_TAPS};
+use crate::vision::inputs::{VisionGeometry, POS_TAPS};
 
 /// Format tag the export script writes into the graph's metadata.
 pub const ONNX_FORMAT: &str = "folio-glm45v-vision/1";

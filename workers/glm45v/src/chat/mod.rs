@@ -11,6 +11,8 @@
 //! ```
 //! Thinking off appends `/nothink` to user turns and `<think></think>\n` to the generation prompt.
 
+pub mod tokenizer;
+
 use std::path::Path;
 
 use minijinja::value::{Kwargs, Value};
@@ -112,7 +114,7 @@ impl ChatTemplate {
         }
         let tc = dir.join("tokenizer_config.json");
         if tc.is_file() {
-            let v: serde_json::Value = crate::config::read_json(&tc)?;
+            let v: serde_json::Value = crate::checkpoint::config::read_json(&tc)?;
             match v.get("chat_template") {
                 Some(serde_json::Value::String(s)) => return Self::from_source(s.clone()),
                 Some(serde_json::Value::Array(named)) => {

@@ -23,9 +23,9 @@
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 
-use crate::config::TextConfig;
+use crate::checkpoint::config::TextConfig;
+use crate::decoder::layers::SwiGlu;
 use crate::error::{Error, Result};
-use crate::layers::SwiGlu;
 
 mod batched;
 #[cfg(feature = "cuda")]
@@ -390,12 +390,13 @@ mod tests {
 
     #[test]
     fn batched_kernel_matches_grouped() {
-        let mut cfg = crate::synthetic::text_config(2).expect("config");
+        let mut cfg = crate::checkpoint::synthetic::text_config(2).expect("config");
         cfg.hidden_size = 32;
         cfg.moe_intermediate_size = 16;
         cfg.n_routed_experts = 8;
         cfg.num_experts_per_tok = 3;
-        let vb = crate::synthetic::var_builder(DType::F32, &Device::Cpu, 1).expect("vb");
+        let vb =
+            crate::checkpoint::synthetic::var_builder(DType::F32, &Device::Cpu, 1).expect("vb");
         // Larger router weights than the 0.02 default so that routing spreads over experts.
         let vb = vb.pp("mlp");
         let mut moe = Moe::new(&cfg, vb).expect("moe");

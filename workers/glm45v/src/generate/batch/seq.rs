@@ -1,20 +1,20 @@
 //! One sequence of the batch scheduler (`batch.rs`): its validated prompt, sampler, optional
 //! token constraint, own KV cache and output so far. The per-token logic is
-//! [`crate::generation::generate`]'s, step for step, so a sequence decodes in a batch exactly as
+//! [`crate::generate::generate`]'s, step for step, so a sequence decodes in a batch exactly as
 //! it would alone (same sampler calls, same stop checks, same decode positions).
 
 use std::time::Instant;
 
 use candle_core::Tensor;
 
-use crate::constraint::TokenConstraint;
+use crate::decoder::kv_cache::KvCache;
+use crate::decoder::mrope::Positions3;
+use crate::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 use crate::error::{Error, Result};
-use crate::generation::{FinishReason, Flow, Generation, GenerationParams, Prompt, Sampler};
-use crate::kv_cache::KvCache;
-use crate::mrope::Positions3;
-use crate::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
+use crate::generate::constraint::TokenConstraint;
+use crate::generate::{FinishReason, Flow, Generation, GenerationParams, Prompt, Sampler};
 
-/// Identifies a request submitted to a [`crate::batch::Scheduler`] (submission order, from 0).
+/// Identifies a request submitted to a [`crate::generate::batch::Scheduler`] (submission order, from 0).
 pub type RequestId = usize;
 
 /// A submitted request, checked and waiting or running.
@@ -35,7 +35,7 @@ pub(crate) struct Sequence {
 }
 
 impl Sequence {
-    /// Checks `prompt` and `params` the way [`crate::generation::generate`] does (shapes more
+    /// Checks `prompt` and `params` the way [`crate::generate::generate`] does (shapes more
     /// strictly: embeds must be [1, T, hidden]) and sizes the reservation.
     pub fn new(
         model: &TextModel,

@@ -7,17 +7,21 @@
 //! decoding) and told every chosen token. Decode positions continue after the prompt's largest M-RoPE position
 //! (`cache_len + rope_delta`, spec §2.4), so image prompts decode correctly.
 
+pub mod batch;
+pub mod constraint;
+pub mod output;
+
 use std::time::Instant;
 
 use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::GenerationConfig;
-use crate::constraint::TokenConstraint;
+use crate::checkpoint::config::GenerationConfig;
+use crate::decoder::mrope::{decode_positions, Positions3};
+use crate::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 use crate::error::{Error, Result};
-use crate::mrope::{decode_positions, Positions3};
-use crate::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
+use crate::generate::constraint::TokenConstraint;
 
 /// Sampling settings (used when decoding is [`Decoding::Sample`]).
 #[derive(Debug, Clone, Copy, PartialEq)]

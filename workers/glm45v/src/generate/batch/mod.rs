@@ -3,25 +3,23 @@
 //! decoded together under a batch size and a token/KV budget.
 //!
 //! Each sequence keeps its own [`crate::KvCache`]; a decode step is one decoder forward for the
-//! next token of every running sequence ([`crate::text_model::TextModel::forward_ragged`]):
+//! next token of every running sequence ([`crate::decoder::text_model::TextModel::forward_ragged`]):
 //! projections, norms, MoE and `lm_head` batched over the tokens, attention ragged (each token
 //! over its own cache, no padding). Newly admitted sequences are prefilled on their own between
-//! decode steps and join the next one. Each sequence has its own [`crate::generation::Sampler`]
+//! decode steps and join the next one. Each sequence has its own [`crate::generate::Sampler`]
 //! (greedy or sampled, repetition penalty), stop ids, `max_new_tokens` and optional
-//! [`TokenConstraint`], and produces what [`crate::generation::generate`] would alone (greedy:
+//! [`TokenConstraint`], and produces what [`crate::generate::generate`] would alone (greedy:
 //! the same tokens; the batched matmuls may differ from single-row ones in the last bits).
 //!
 //! [`generate_batch`] runs a fixed list to completion; [`Scheduler`] (`batch_scheduler.rs`) is
 //! the step-by-step loop for callers that keep submitting.
 
-use crate::constraint::TokenConstraint;
+use crate::decoder::text_model::TextModel;
 use crate::error::Result;
-use crate::generation::{Flow, Generation, GenerationParams, Prompt};
-use crate::text_model::TextModel;
+use crate::generate::constraint::TokenConstraint;
+use crate::generate::{Flow, Generation, GenerationParams, Prompt};
 
-#[path = "batch_scheduler.rs"]
 mod scheduler;
-#[path = "batch_seq.rs"]
 mod seq;
 
 pub use scheduler::{Finished, Scheduler};
@@ -80,7 +78,7 @@ impl BatchOptions {
 /// run (invalid options or prompt, larger than the whole budget, its constraint failing) gets
 /// its own `Err`; the outer `Err` is a decoder failure or invalid [`BatchOptions`].
 /// `on_token(i, token)` sees every kept token of request `i`; `Flow::Stop` ends that request
-/// ([`crate::generation::FinishReason::Cancelled`]).
+/// ([`crate::generate::FinishReason::Cancelled`]).
 pub fn generate_batch(
     model: &TextModel,
     reqs: Vec<BatchRequest>,

@@ -11,14 +11,13 @@
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{linear_b, linear_no_bias, Linear, VarBuilder};
 
-use crate::config::TextConfig;
+use crate::checkpoint::config::TextConfig;
+use crate::decoder::kv_cache::KvCache;
+use crate::decoder::mrope::MropeTable;
 use crate::error::{Error, Result};
-use crate::kv_cache::KvCache;
-use crate::mrope::MropeTable;
 
 /// The fused decode-attention fast path (CUDA only).
 #[cfg(feature = "cuda")]
-#[path = "attention_cuda.rs"]
 mod cuda;
 
 /// One attention block (`self_attn.*`).

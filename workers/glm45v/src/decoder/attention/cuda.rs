@@ -9,9 +9,9 @@
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::Attention;
+use crate::decoder::kv_cache::KvCache;
 use crate::error::Result;
 use crate::kernels::cuda::{decode_attention, AttnArgs, AttnShape};
-use crate::kv_cache::KvCache;
 
 /// What both paths compute before the attention kernel, for `n` single-token rows: the three
 /// projections without bias [n, ·], the biases (zeros where a projection has none), cos/sin

@@ -4,8 +4,8 @@
 //! `<|begin_of_image|><|image|>…<|end_of_image|>{seconds}` group per temporal patch. Then
 //! `mm_token_type_ids` (0 text, 1 image, 2 image inside a video span) from the ids.
 
+use crate::chat::tokenizer::SpecialTokens;
 use crate::error::{Error, Result};
-use crate::tokenizer::SpecialTokens;
 
 /// Placeholder strings of GLM-4.5V's tokenizer.
 pub const IMAGE_TOKEN: &str = "<|image|>";

@@ -18,7 +18,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
-use crate::config::{RopeParameters, TextConfig, VisionConfig};
+use crate::checkpoint::config::{RopeParameters, TextConfig, VisionConfig};
 use crate::error::{Error, Result};
 
 /// Standard deviation of the random weights (transformers' `initializer_range` of GLM-4.5V).
@@ -240,7 +240,7 @@ pub fn var_builder(dtype: DType, device: &Device, seed: u64) -> Result<VarBuilde
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::text_model::TextModel;
+    use crate::decoder::text_model::TextModel;
 
     #[test]
     fn real_config_validates_and_counts_bytes() {
@@ -297,14 +297,14 @@ mod tests {
         assert_eq!(diff, 0.0);
         let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).expect("ids");
         let embeds = model.embed(&ids).expect("embed");
-        let pos = crate::mrope::text_positions(1, 0, 3, &Device::Cpu).expect("pos");
+        let pos = crate::decoder::mrope::text_positions(1, 0, 3, &Device::Cpu).expect("pos");
         let mut cache = model.new_cache();
         let out = model
             .forward(
-                crate::text_model::DecoderInput {
+                crate::decoder::text_model::DecoderInput {
                     embeds: &embeds,
                     positions: &pos,
-                    logits: crate::text_model::LogitsSelection::Last,
+                    logits: crate::decoder::text_model::LogitsSelection::Last,
                     record: Default::default(),
                 },
                 &mut cache,

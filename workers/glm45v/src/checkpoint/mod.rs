@@ -1,0 +1,8 @@
+//! The checkpoint on disk: `config.json` (and `generation_config.json`), the sharded safetensors
+//! weights, FP8 (compressed-tensors) dequantisation, and random weights of the real shapes for
+//! benchmarks.
+
+pub mod config;
+pub mod fp8;
+pub mod synthetic;
+pub mod weights;
