@@ -188,15 +188,15 @@ fn check_profile(args: &ParseArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let profile = match &args.profile {
-        Some(name) => {
-            folio_glm45v::profiles::Profile::parse(name).map_err(|e| usage(e.to_string()))?
-        }
+        Some(name) => folio_workers::engines::glm45v::profiles::Profile::parse(name)
+            .map_err(|e| usage(e.to_string()))?,
         None if args.prompt.is_some() => {
             return Err(usage("--prompt needs --profile question".into()))
         }
         None => return Ok(()),
     };
-    let is_question = profile.kind == folio_glm45v::profiles::ProfileKind::Question;
+    let is_question =
+        profile.kind == folio_workers::engines::glm45v::profiles::ProfileKind::Question;
     let has_prompt = args.prompt.as_deref().is_some_and(|p| !p.trim().is_empty());
     match (is_question, has_prompt) {
         (true, false) => Err(usage("--profile question needs --prompt TEXT".into())),

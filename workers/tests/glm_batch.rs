@@ -9,9 +9,11 @@ mod support;
 
 use candle_core::{DType, Device};
 use folio_glm45v::model::{Glm45v, LoadOptions};
-use folio_glm45v::page_parse::{parse_page, PageParseError, PageParseInput, ParsedPage};
-use folio_glm45v::profiles::{Profile, ProfileKind};
 use folio_glm45v::vision::onnx::VisionOptions;
+use folio_workers::engines::glm45v::page_parse::{
+    parse_page, PageParseError, PageParseInput, ParsedPage,
+};
+use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 use folio_workers::engines::glm45v::run::{GenOutput, GenRequest, TextGenerator};
 use folio_workers::engines::glm45v::GlmGenerator;
 use image::{Rgb, RgbImage};

@@ -6,9 +6,9 @@
 mod support;
 
 use bytes::Bytes;
-use folio_glm45v::profiles::{Profile, ProfileKind};
 use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions, PageResult};
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
+use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 use folio_workers::engines::glm45v::{Glm45vConfig, LazyOcr, Precision};
 use folio_workers::engines::Glm45vEngine;
 use folio_workers::{Engine, WorkerConfig};

@@ -16,8 +16,11 @@
 //! | [`decoder`] | the text decoder: M-RoPE, attention, MoE, layers, KV cache |
 //! | [`kernels`] | CUDA kernels (NVRTC) for decode and prefill |
 //! | [`generate`] | prompts, sampling, stopping; output parsing; batched generation; token constraints |
-//! | [`profiles`], [`page_parse`] | prompt profiles and answer → page blocks |
 //! | [`model`] | a loaded checkpoint directory with chat generation |
+//!
+//! The crate is the model only: it depends on neither `folio-ocr` nor `folio-schemas`. Prompt
+//! profiles, answer parsing into schema blocks, retries, fallback and layout-first live in the
+//! worker's engine (`folio_workers::engines::glm45v`); ONNX Runtime setup is `folio-onnx`.
 //!
 //! ```no_run
 //! use folio_glm45v::{chat::{ChatMessage, ChatOptions}, generate::{Flow, Prompt}};
@@ -41,9 +44,7 @@ pub mod error;
 pub mod generate;
 pub mod kernels;
 pub mod model;
-pub mod page_parse;
 pub mod processor;
-pub mod profiles;
 pub mod vision;
 
 pub use decoder::kv_cache::KvCache;

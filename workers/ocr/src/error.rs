@@ -30,6 +30,18 @@ pub enum OcrError {
     Config(String),
 }
 
+impl From<folio_onnx::OnnxError> for OcrError {
+    fn from(e: folio_onnx::OnnxError) -> Self {
+        match e {
+            folio_onnx::OnnxError::RuntimeMissing { path } => OcrError::RuntimeMissing { path },
+            folio_onnx::OnnxError::RuntimeLoad { path, message } => {
+                OcrError::RuntimeLoad { path, message }
+            }
+            folio_onnx::OnnxError::Session(message) => OcrError::model("onnxruntime", message),
+        }
+    }
+}
+
 impl OcrError {
     pub(crate) fn model(model: &str, message: impl Into<String>) -> Self {
         OcrError::Model {

@@ -1,21 +1,16 @@
-//! ONNX Runtime: loaded once per process from an explicit library path, and the session wrapper
-//! every model of this crate runs through.
+//! The session wrapper every model of this crate runs through. ONNX Runtime itself (the
+//! process-wide environment, session building) is `folio-onnx`'s.
 //!
-//! ort 2.0.0-rc.15 allows one [`Environment`] per process and sessions take it explicitly, so the
-//! environment lives in a process-wide `OnceLock` that other crates reach through
-//! [`onnxruntime_environment`]. `Session::run` needs `&mut`, so each [`OrtModel`] keeps its session
-//! behind a `Mutex`; the engine is then `Send + Sync` and concurrent pages queue on the lock.
+//! `Session::run` needs `&mut`, so each [`OrtModel`] keeps its session behind a `Mutex`; the
+//! engine is then `Send + Sync` and concurrent pages queue on the lock.
 
 use crate::error::OcrError;
-use ort::environment::Environment;
-use ort::session::builder::GraphOptimizationLevel;
-use ort::session::Session;
+use folio_onnx::{build_session, Environment, Session, SessionSettings};
 use ort::value::Tensor;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::path::Path;
+use std::sync::Mutex;
 
-static ORT_ENV: OnceLock<(PathBuf, Environment)> = OnceLock::new();
-static ORT_INIT: Mutex<()> = Mutex::new(());
+pub(crate) use folio_onnx::lock_ignoring_poison;
 
 /// Loads ONNX Runtime from `lib` and creates the process environment. Idempotent: later calls
 /// return at once (a different path than the first one is logged and ignored, since a process
@@ -24,61 +19,10 @@ pub fn init_onnxruntime(lib: &Path) -> Result<(), OcrError> {
     onnxruntime_environment(lib).map(|_| ())
 }
 
-/// The process-wide ONNX Runtime environment, created from `lib` on first use. Crates that run
-/// their own ort sessions build them on this environment (a second one cannot be created).
+/// The process-wide ONNX Runtime environment ([`folio_onnx::onnxruntime_environment`]) with
+/// this crate's error.
 pub fn onnxruntime_environment(lib: &Path) -> Result<Environment, OcrError> {
-    if let Some(env) = existing_environment(lib) {
-        return Ok(env);
-    }
-    let _guard = lock_ignoring_poison(&ORT_INIT);
-    if let Some(env) = existing_environment(lib) {
-        return Ok(env);
-    }
-    if !lib.is_file() {
-        return Err(OcrError::RuntimeMissing {
-            path: lib.to_path_buf(),
-        });
-    }
-    let builder = ort::init_from(lib).map_err(|e| OcrError::RuntimeLoad {
-        path: lib.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let env = builder
-        .with_name("folio")
-        .with_telemetry(false)
-        .build()
-        .map_err(|e| OcrError::RuntimeLoad {
-            path: lib.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    tracing::info!(lib = %lib.display(), "ONNX Runtime loaded");
-    // We hold ORT_INIT and checked that the cell is empty, so this set cannot lose a race.
-    let _ = ORT_ENV.set((lib.to_path_buf(), env.clone()));
-    Ok(env)
-}
-
-fn existing_environment(lib: &Path) -> Option<Environment> {
-    let (loaded, env) = ORT_ENV.get()?;
-    if !same_file(loaded, lib) {
-        tracing::warn!(
-            requested = %lib.display(),
-            loaded = %loaded.display(),
-            "ONNX Runtime is already loaded from another path; keeping the loaded one"
-        );
-    }
-    Some(env.clone())
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
-pub(crate) fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while a session ran leaves nothing half-written that we rely on.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    folio_onnx::onnxruntime_environment(lib).map_err(OcrError::from)
 }
 
 /// One output tensor of a run, borrowed from ONNX Runtime.
@@ -107,18 +51,13 @@ impl OrtModel {
                 path: path.to_path_buf(),
             });
         }
-        let fail =
-            |e: String| OcrError::model(name, format!("cannot load {}: {e}", path.display()));
-        let session = Session::builder(env)
-            .map_err(|e| fail(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| fail(e.to_string()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| fail(e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| fail(e.to_string()))?
-            .commit_from_file(path)
-            .map_err(|e| fail(e.to_string()))?;
+        let settings = SessionSettings {
+            intra_threads: threads.max(1),
+            inter_threads: Some(1),
+            cuda_device: None,
+        };
+        let session = build_session(env, path, &settings)
+            .map_err(|e| OcrError::model(name, format!("cannot load {}: {e}", path.display())))?;
         if session.inputs().len() != 1 {
             return Err(OcrError::model(
                 name,

@@ -7,16 +7,15 @@
 //! Input and output names, the graph's format tag and its shape metadata are checked against the
 //! checkpoint's `vision_config` at load, so a mismatched export fails with a clear message.
 //!
-//! ONNX Runtime is loaded once per process through `folio_ocr::onnxruntime_environment` (one
-//! environment per process is all ort allows). Images are packed into as few calls as the
+//! ONNX Runtime is loaded once per process through `folio_onnx::onnxruntime_environment` (one
+//! environment per process is all ort allows), which also builds the session and picks the
+//! execution provider. Images are packed into as few calls as the
 //! patch budget allows; inside a call each image attends only to itself (segment ids).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use ort::ep::CUDA;
-use ort::session::builder::GraphOptimizationLevel;
+use folio_onnx::{build_session, session_on_device, SessionSettings};
 use ort::session::Session;
 use ort::value::TensorRef;
 
@@ -38,18 +37,8 @@ pub const INPUT_NAMES: [&str; 6] = [
 ];
 /// Graph output.
 pub const OUTPUT_NAME: &str = "embeddings";
-/// File name of the CUDA execution provider library.
-pub const CUDA_PROVIDER_LIB: &str = "libonnxruntime_providers_cuda.so";
-
-/// Where the tower runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExecutionDevice {
-    /// ONNX Runtime's CPU execution provider.
-    #[default]
-    Cpu,
-    /// The CUDA execution provider on this GPU (CPU fallback with a warning).
-    Cuda { device_id: i32 },
-}
+/// Where the tower runs (CPU, or CUDA with a CPU fallback), and the CUDA provider's file name.
+pub use folio_onnx::{ExecutionDevice, CUDA_PROVIDER_LIB};
 
 /// How to load the tower.
 #[derive(Debug, Clone)]
@@ -129,16 +118,6 @@ impl std::fmt::Debug for VisionTower {
     }
 }
 
-static CUDA_FALLBACK_WARNED: AtomicBool = AtomicBool::new(false);
-
-fn warn_cuda_fallback(reason: &str) {
-    if !CUDA_FALLBACK_WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "CUDA execution provider unavailable ({reason}); the vision tower runs on the CPU"
-        );
-    }
-}
-
 fn meta_usize(session: &Session, key: &str, path: &Path) -> Result<usize> {
     let meta = session
         .metadata()
@@ -164,30 +143,14 @@ impl VisionTower {
                 path.display()
             )));
         }
-        let env = folio_ocr::onnxruntime_environment(&opts.onnxruntime_lib)
+        let env = folio_onnx::onnxruntime_environment(&opts.onnxruntime_lib)
             .map_err(|e| Error::Vision(e.to_string()))?;
-        let (session, provider) = match opts.device {
-            ExecutionDevice::Cpu => (Self::session(&env, opts, None)?, "cpu"),
-            ExecutionDevice::Cuda { device_id } => {
-                let lib_dir = opts.onnxruntime_lib.parent().unwrap_or(Path::new("."));
-                if !lib_dir.join(CUDA_PROVIDER_LIB).is_file() {
-                    warn_cuda_fallback(&format!(
-                        "{} not found in {}",
-                        CUDA_PROVIDER_LIB,
-                        lib_dir.display()
-                    ));
-                    (Self::session(&env, opts, None)?, "cpu")
-                } else {
-                    match Self::session(&env, opts, Some(device_id)) {
-                        Ok(s) => (s, "cuda"),
-                        Err(e) => {
-                            warn_cuda_fallback(&e.to_string());
-                            (Self::session(&env, opts, None)?, "cpu")
-                        }
-                    }
-                }
-            }
-        };
+        let (session, provider) = session_on_device(
+            &opts.onnxruntime_lib,
+            opts.device,
+            "the vision tower",
+            |cuda| Self::session(&env, opts, cuda),
+        )?;
         let meta = Self::check(&session, path, vision)?;
         tracing::info!(path = %path.display(), provider, dtype = %meta.dtype, "vision tower loaded");
         Ok(Self {
@@ -203,30 +166,18 @@ impl VisionTower {
         opts: &VisionOptions,
         cuda: Option<i32>,
     ) -> Result<Session> {
-        let fail = |e: String| Error::Vision(format!("{}: {e}", opts.onnx_path.display()));
         let threads = if opts.intra_threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             opts.intra_threads
         };
-        let mut builder = Session::builder(env)
-            .map_err(|e| fail(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| fail(e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(|e| fail(e.to_string()))?;
-        if let Some(device_id) = cuda {
-            let ep = CUDA::default()
-                .with_device_id(device_id)
-                .build()
-                .error_on_failure();
-            builder = builder
-                .with_execution_providers([ep])
-                .map_err(|e| fail(format!("CUDA execution provider: {e}")))?;
-        }
-        builder
-            .commit_from_file(&opts.onnx_path)
-            .map_err(|e| fail(e.to_string()))
+        let settings = SessionSettings {
+            intra_threads: threads,
+            inter_threads: None,
+            cuda_device: cuda,
+        };
+        build_session(env, &opts.onnx_path, &settings)
+            .map_err(|e| Error::Vision(format!("{}: {e}", opts.onnx_path.display())))
     }
 
     /// Input/output names, format tag and shapes against the checkpoint's vision config.

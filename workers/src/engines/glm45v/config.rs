@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use folio_glm45v::profiles::ProfileKind;
+use super::profiles::ProfileKind;
 
 /// Where the decoder (and the vision tower) run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

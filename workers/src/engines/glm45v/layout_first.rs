@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use folio_glm45v::profiles::{profile_for_block, Profile, ProfileKind};
+use super::profiles::{profile_for_block, Profile, ProfileKind};
 use folio_schemas::{Block, BlockKind};
 use image::RgbImage;
 
@@ -146,7 +146,7 @@ fn keeps_layout_kind(kind: BlockKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use folio_glm45v::page_parse::ParsedPage;
+    use crate::engines::glm45v::page_parse::ParsedPage;
     use folio_schemas::BBox;
 
     fn block(id: &str, kind: BlockKind, b: [f32; 4], text: &str) -> Block {

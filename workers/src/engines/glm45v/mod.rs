@@ -7,16 +7,25 @@
 //!
 //! | module | role |
 //! | --- | --- |
+//! | [`profiles`] | prompt profiles: prompt text, answer format, JSON schema, stricter variant |
+//! | [`page_parse`] | an answer → schema blocks in page pixels (Markdown, HTML tables, JSON) |
 //! | [`config`] | typed settings, model directory checks |
 //! | [`run`] | the generator seam, generation → parse → stricter retry |
 //! | [`generator`] | the real checkpoint behind [`run::TextGenerator`] |
 //! | [`layout_first`] | regions → crops → profiles → merge in reading order |
 //! | [`fallback`] | the lazily loaded `ocr` engine |
+//!
+//! Everything that turns a page into a `PageResult` lives here; the model crate `folio-glm45v`
+//! is pure compute (checkpoint, vision, decoder, generation, the token-constraint mechanism) and
+//! knows nothing of profiles or schema blocks: a profile hands its JSON schema to
+//! `folio_glm45v::generate::constraint`.
 
 pub mod config;
 pub mod fallback;
 pub mod generator;
 pub mod layout_first;
+pub mod page_parse;
+pub mod profiles;
 pub mod run;
 
 use std::borrow::Cow;
@@ -24,9 +33,9 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use folio_glm45v::model::{Glm45v, LoadOptions};
-use folio_glm45v::profiles::{Profile, ProfileKind};
 use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions};
 use folio_schemas::{EngineInfo, EngineKind};
+use profiles::{Profile, ProfileKind};
 
 use crate::engine::{Engine, EngineError, EngineOutput, PageInput};
 pub use config::{DeviceSpec, Glm45vConfig, Precision};

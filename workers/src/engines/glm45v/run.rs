@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use folio_glm45v::page_parse::{parse_page, PageParseInput, ParsedPage};
-use folio_glm45v::profiles::Profile;
+use super::page_parse::{parse_page, PageParseInput, ParsedPage};
+use super::profiles::Profile;
 use image::RgbImage;
 
 /// Milliseconds per stage (`processor`, `vision`, `prefill`, `decode`, `parse`, …).

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use folio_glm45v::profiles::ProfileKind;
+use super::profiles::ProfileKind;
 use folio_schemas::{BlockKind, EngineInfo, JobOptions};
 use image::{Rgb, RgbImage};
 
@@ -304,7 +304,7 @@ fn json_profiles_are_constrained_and_questions_need_a_prompt() {
     let seen = generator.seen();
     assert_eq!(seen.len(), 2, "invalid jobs reach no generator");
     assert!(seen[0].schema, "charts are schema-constrained");
-    let default = |k| folio_glm45v::profiles::Profile::new(k).thinking_default();
+    let default = |k| super::profiles::Profile::new(k).thinking_default();
     assert_eq!(seen[0].thinking, default(ProfileKind::Chart));
     assert!(seen[1].prompt.contains("What is the total?") && !seen[1].schema);
     assert_eq!(seen[1].thinking, default(ProfileKind::Question));

@@ -12,7 +12,7 @@
 //! including the committed schema files, would change key order), and `toktrie_hf_tokenizers`
 //! pulls a second `tokenizers` (0.21 next to our 0.22). The profiles' schemas are small and
 //! fixed, so a byte-level matcher over GLM's byte-level vocabulary ([`vocab`]) does the same
-//! job; its per-token cost is measured in `examples/constraint_overhead.rs` (BENCHMARKS.md).
+//! job; its per-token cost is measured in `workers/examples/constraint_overhead.rs` (BENCHMARKS.md).
 
 mod matcher;
 mod schema;

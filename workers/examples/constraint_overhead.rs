@@ -1,6 +1,6 @@
 //! Per-token overhead of JSON-schema constrained decoding (mask + commit), printed as a table.
 //!
-//! `cargo run --release -p folio-glm45v --example constraint_overhead [-- TOKENIZER_JSON...]`
+//! `cargo run --release -p folio-workers --example constraint_overhead [-- TOKENIZER_JSON...]`
 //!
 //! Without arguments it measures the tiny fixture's tokenizer (512 ids) and a synthetic
 //! byte-level BPE vocabulary of GLM-4.5V's size (151,552 ids: word pieces with and without a
@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use folio_glm45v::chat::tokenizer::GlmTokenizer;
 use folio_glm45v::generate::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
-use folio_glm45v::profiles::{Profile, ProfileKind};
 use folio_glm45v::Result;
+use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -25,7 +25,8 @@ fn main() -> Result<()> {
     let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
     let dir = tempfile_dir();
     let mut paths =
-        vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny/tokenizer.json")];
+        vec![PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("glm45v/tests/fixtures/tiny/tokenizer.json")];
     if args.is_empty() {
         let synthetic = dir.join("synthetic-151552.json");
         write_synthetic(&synthetic, GLM_VOCAB);

@@ -1,15 +1,15 @@
 //! Prompt profiles: what GLM-4.5V is asked to produce for a page or a region, versioned.
 //!
-//! A profile is a prompt text, an output format the parser ([`crate::page_parse`]) knows, and
+//! A profile is a prompt text, an output format the parser ([`super::page_parse`]) knows, and
 //! for the JSON profiles (`chart`, `prescription`) a JSON Schema that constrained decoding
-//! ([`crate::generate::constraint`]) enforces. Each has a stricter variant the engine retries with when
+//! ([`folio_glm45v::generate::constraint`]) enforces. Each has a stricter variant the engine retries with when
 //! the first answer could not be parsed (loop, truncation, malformed output). The id recorded
 //! in results (`engine.profile`) is `name[-strict]@version`; bump [`PROFILE_VERSION`] whenever a
 //! prompt text or a schema changes, so results stay traceable to the prompt that made them.
 
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use folio_glm45v::{Error, Result};
 
 /// Version of every prompt text and schema in this file.
 pub const PROFILE_VERSION: u32 = 1;

@@ -84,7 +84,7 @@ pub fn union_to_page(norm: &[[f32; 4]], input: &PageParseInput) -> Option<BBox> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Profile, ProfileKind};
+    use crate::engines::glm45v::profiles::{Profile, ProfileKind};
 
     fn input(profile: &Profile, region: Option<[f32; 4]>) -> PageParseInput<'_> {
         PageParseInput {

@@ -28,7 +28,7 @@ pub mod prescription;
 
 use folio_schemas::{BBox, Block, BlockKind};
 
-use crate::profiles::{Profile, ProfileKind};
+use crate::engines::glm45v::profiles::{Profile, ProfileKind};
 pub use loops::{detect_repetition, Repetition};
 
 /// What [`parse_page`] reads.

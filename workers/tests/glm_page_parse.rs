@@ -2,9 +2,11 @@
 //! HTML tables with spans, chart and prescription JSON, thinking, crops, and the failure paths
 //! (loops, truncation, malformed and empty answers).
 
-use folio_glm45v::page_parse::{parse_page, PageParseError, PageParseInput, ParsedPage};
-use folio_glm45v::profiles::{Profile, ProfileKind};
 use folio_schemas::{BBox, BlockKind};
+use folio_workers::engines::glm45v::page_parse::{
+    parse_page, PageParseError, PageParseInput, ParsedPage,
+};
+use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 
 const B0: &str = "<|begin_of_box|>";
 const B1: &str = "<|end_of_box|>";

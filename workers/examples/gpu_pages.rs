@@ -25,7 +25,7 @@
 //! cores while the GPU works: the larger of the GPU sum and the CPU sum). The decoder stages are
 //! also scaled to the real 46 layers (× 46 / layers).
 
-#[path = "gpu_common/mod.rs"]
+#[path = "../glm45v/examples/gpu_common/mod.rs"]
 mod common;
 
 use std::path::PathBuf;
@@ -35,11 +35,11 @@ use common::{median, timed, AnyResult, Args, JsonLines};
 use folio_glm45v::checkpoint::synthetic;
 use folio_glm45v::decoder::mrope::{text_positions, Positions3};
 use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
-use folio_glm45v::page_parse::{parse_page, PageParseInput};
 use folio_glm45v::processor::{ImageProcessor, PreprocessorConfig, ProcessedImage};
-use folio_glm45v::profiles::{Profile, ProfileKind};
 use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions, VisionTower};
 use folio_glm45v::KvCache;
+use folio_workers::engines::glm45v::page_parse::{parse_page, PageParseInput};
+use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 use serde_json::json;
 
 const REAL_LAYERS: usize = 46;
