@@ -6,6 +6,18 @@ use std::path::{Path, PathBuf};
 /// The setup command printed when something is missing.
 pub const SETUP_HINT: &str = "run `scripts/setup` (it downloads the pinned wheels into the runtime folder; set FOLIO_RUNTIME_DIR to use another folder)";
 
+/// Runtime files that are not there: the message names them and the command that fetches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingRuntime(pub String);
+
+impl std::fmt::Display for MissingRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MissingRuntime {}
+
 #[derive(Debug, Clone)]
 pub struct RuntimeLayout {
     root: PathBuf,
@@ -49,8 +61,8 @@ impl RuntimeLayout {
         ]
     }
 
-    /// `Err` naming every missing file and the command that fetches them.
-    pub fn check(&self, pieces: &[PathBuf]) -> Result<(), String> {
+    /// `Err` naming every missing file and the command that fetches them (exit 4 in the CLI).
+    pub fn check(&self, pieces: &[PathBuf]) -> Result<(), MissingRuntime> {
         let missing: Vec<String> = pieces
             .iter()
             .filter(|p| !p.is_file())
@@ -59,10 +71,10 @@ impl RuntimeLayout {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(format!(
+            Err(MissingRuntime(format!(
                 "runtime files missing: {}; {SETUP_HINT}",
                 missing.join(", ")
-            ))
+            )))
         }
     }
 }

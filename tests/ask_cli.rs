@@ -5,10 +5,7 @@
 mod common;
 
 use common::*;
-
-fn tiny() -> std::path::PathBuf {
-    repo().join("workers/glm45v/tests/fixtures/tiny")
-}
+use folio_test_support::corpus;
 
 #[test]
 fn ask_runs_the_tiny_model_on_two_images_and_draws() {
@@ -16,12 +13,9 @@ fn ask_runs_the_tiny_model_on_two_images_and_draws() {
         .expect("tempdir")
         .keep()
         .join("boxes.png");
-    let chart = corpus().join("charts/vegalite_layer_falkensee.png");
-    let table = corpus().join("tables/pubtabnet_PMC5198506_004_00.png");
-    let out = run(&[
-        "ask",
-        "--model",
-        tiny().to_str().expect("utf-8"),
+    let chart = corpus("charts/vegalite_layer_falkensee.png");
+    let table = corpus("tables/pubtabnet_PMC5198506_004_00.png");
+    let out = ask_tiny(&[
         "--dtype",
         "f32",
         "--max-new-tokens",
@@ -41,39 +35,10 @@ fn ask_runs_the_tiny_model_on_two_images_and_draws() {
 
 #[test]
 fn ask_names_what_a_model_directory_lacks() {
-    let image = corpus().join("charts/vegalite_bar.png");
-    let out = run(&[
-        "ask",
-        "--model",
-        "/nonexistent/glm",
-        image.to_str().expect("utf-8"),
-        "hi",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let image = corpus("charts/vegalite_bar.png");
+    let img = image.to_str().expect("utf-8");
+    check_bad_model_dirs(|model| run(&["ask", "--model", model, img, "hi"]));
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(tiny().join("config.json"), dir.path().join("config.json")).expect("copy");
-    let out = run(&[
-        "ask",
-        "--model",
-        dir.path().to_str().expect("utf-8"),
-        image.to_str().expect("utf-8"),
-        "hi",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    assert!(
-        err.contains("tokenizer.json") && err.contains("vision.onnx"),
-        "{err}"
-    );
-
-    let out = run(&[
-        "ask",
-        "--model",
-        tiny().to_str().expect("utf-8"),
-        "/nonexistent.png",
-        "hi",
-    ]);
+    let out = ask_tiny(&["/nonexistent.png", "hi"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }

@@ -1,12 +1,11 @@
 //! Every kind of bad input gets one clear message and exit code 3, never a panic, and the next file
 //! is still processed.
 
-#[path = "service_support/bad_files.rs"]
-mod bad_files;
 mod common;
 
-use bad_files::{docx, huge_png};
 use common::*;
+use folio_test_support::built::{docx, png_header_only};
+use folio_test_support::{corpus, fixtures_dir};
 use std::path::{Path, PathBuf};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -17,13 +16,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 fn expect_rejected(file: &Path, needle: &str) {
     let out = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "parse",
-        file.to_str().unwrap(),
-        "-o",
-        out.path().to_str().unwrap(),
-        "-q",
-    ]);
+    let o = parse_quietly(&[file], out.path(), &[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(3), "{}: {err}", file.display());
     assert!(
@@ -38,9 +31,8 @@ fn expect_rejected(file: &Path, needle: &str) {
 fn each_bad_input_has_its_message() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let real_pdf =
-        std::fs::read(corpus().join("multipage_pdf/tapus_catalogue_1962_3p.pdf")).unwrap();
-    let fixtures = repo().join("api/tests/fixtures");
+    let real_pdf = std::fs::read(corpus("multipage_pdf/tapus_catalogue_1962_3p.pdf")).unwrap();
+    let fixtures = fixtures_dir();
     expect_rejected(&write(d, "empty.pdf", b""), "empty");
     expect_rejected(
         &write(d, "truncated.pdf", &real_pdf[..real_pdf.len() / 2]),
@@ -52,7 +44,10 @@ fn each_bad_input_has_its_message() {
     );
     expect_rejected(&fixtures.join("encrypted_aes256.pdf"), "encrypted");
     expect_rejected(&fixtures.join("zero_pages.pdf"), "no pages");
-    expect_rejected(&write(d, "huge.png", &huge_png(30_000, 30_000)), "30000");
+    expect_rejected(
+        &write(d, "huge.png", &png_header_only(30_000, 30_000)),
+        "30000",
+    );
     expect_rejected(&write(d, "report.docx", &docx()), "docx");
     expect_rejected(d, "directory");
     expect_rejected(&d.join("does-not-exist.pdf"), "no such file");
@@ -62,16 +57,9 @@ fn each_bad_input_has_its_message() {
 fn processing_continues_after_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let empty = write(dir.path(), "empty.png", b"");
-    let good = corpus().join("printed/tess_phototest.tif");
+    let good = corpus("printed/tess_phototest.tif");
     let out = dir.path().join("out");
-    let o = run(&[
-        "parse",
-        empty.to_str().unwrap(),
-        good.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = parse_quietly(&[&empty, &good], &out, &[]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(
         out.join("tess_phototest/document.json").is_file(),
@@ -83,7 +71,7 @@ fn processing_continues_after_a_bad_file() {
 
 #[test]
 fn encrypted_pdf_opens_with_its_password() {
-    let fixtures = repo().join("api/tests/fixtures");
+    let fixtures = fixtures_dir();
     let script = std::fs::read_to_string(fixtures.join("make_fixtures.py")).unwrap();
     // The fixture script names the password it used; keep the test in step with it.
     assert!(
@@ -92,25 +80,9 @@ fn encrypted_pdf_opens_with_its_password() {
     );
     let out = tempfile::tempdir().unwrap();
     let f = fixtures.join("encrypted_aes256.pdf");
-    let o = run(&[
-        "parse",
-        f.to_str().unwrap(),
-        "--password",
-        "folio-secret",
-        "-o",
-        out.path().to_str().unwrap(),
-        "-q",
-    ]);
+    let o = parse_quietly(&[&f], out.path(), &["--password", "folio-secret"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&[
-        "parse",
-        f.to_str().unwrap(),
-        "--password",
-        "wrong",
-        "-o",
-        out.path().to_str().unwrap(),
-        "-q",
-    ]);
+    let o = parse_quietly(&[&f], out.path(), &["--password", "wrong"]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("password"), "{}", stderr(&o));
 }

@@ -7,12 +7,9 @@
 mod common;
 
 use common::*;
+use folio_test_support::{assert_valid, corpus};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn tiny() -> PathBuf {
-    repo().join("workers/glm45v/tests/fixtures/tiny")
-}
+use std::path::Path;
 
 /// Runs `folio parse --engine glm45v` on `input` with `extra` flags; returns page 1's result.
 fn parse_glm(input: &Path, extra: &[&str]) -> (Value, Value) {
@@ -72,7 +69,7 @@ fn fell_back(page: &Value) -> bool {
 
 #[test]
 fn every_profile_gives_schema_valid_results_with_its_profile_recorded() {
-    let image = corpus().join("charts/vegalite_bar.png");
+    let image = corpus("charts/vegalite_bar.png");
     let cases: [(&str, &[&str]); 5] = [
         ("document", &["--max-new-tokens", "24"]),
         ("table", &["--max-new-tokens", "24"]),
@@ -148,7 +145,7 @@ fn every_profile_gives_schema_valid_results_with_its_profile_recorded() {
 
 #[test]
 fn layout_first_and_pdfs_run_through() {
-    let pdf = corpus().join("multipage_pdf/tapus_catalogue_1962_3p.pdf");
+    let pdf = corpus("multipage_pdf/tapus_catalogue_1962_3p.pdf");
     let (doc, page) = parse_glm(
         &pdf,
         &[
@@ -186,39 +183,13 @@ fn layout_first_and_pdfs_run_through() {
 
 #[test]
 fn bad_models_and_options_fail_with_usage_errors() {
-    let image = corpus().join("charts/vegalite_bar.png");
+    let image = corpus("charts/vegalite_bar.png");
     let img = image.to_str().expect("utf-8");
     let o = run(&["parse", img, "--engine", "glm45v"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
 
-    let o = run(&[
-        "parse",
-        img,
-        "--engine",
-        "glm45v",
-        "--model",
-        "/nonexistent/glm",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(tiny().join("config.json"), dir.path().join("config.json")).expect("copy");
-    let o = run(&[
-        "parse",
-        img,
-        "--engine",
-        "glm45v",
-        "--model",
-        dir.path().to_str().expect("utf-8"),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    assert!(
-        err.contains("tokenizer.json") && err.contains("vision.onnx"),
-        "{err}"
-    );
+    check_bad_model_dirs(|model| run(&["parse", img, "--engine", "glm45v", "--model", model]));
 
     let tiny = tiny();
     let model = tiny.to_str().expect("utf-8");

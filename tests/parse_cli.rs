@@ -3,18 +3,13 @@
 mod common;
 
 use common::*;
+use folio_test_support::{assert_valid, corpus};
 
 #[test]
 fn parses_a_printed_page_into_schema_valid_json_and_markdown() {
     let out = tempfile::tempdir().unwrap();
-    let input = corpus().join("printed/tess_phototest.tif");
-    let o = run(&[
-        "parse",
-        input.to_str().unwrap(),
-        "-o",
-        out.path().to_str().unwrap(),
-        "-q",
-    ]);
+    let input = corpus("printed/tess_phototest.tif");
+    let o = parse_quietly(&[&input], out.path(), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let dir = out.path().join("tess_phototest");
     let doc = read_json(&dir.join("document.json"));
@@ -23,8 +18,7 @@ fn parses_a_printed_page_into_schema_valid_json_and_markdown() {
     let page = read_json(&dir.join("pages/00001.json"));
     assert_valid("page_result.schema.json", &page);
     assert_eq!(page, doc["pages"][0]);
-    let reference =
-        std::fs::read_to_string(corpus().join("printed/tess_phototest.gt.txt")).unwrap();
+    let reference = std::fs::read_to_string(corpus("printed/tess_phototest.gt.txt")).unwrap();
     let rate = cer(&page_text(&page), &reference);
     assert!(
         rate < 0.05,
@@ -38,16 +32,8 @@ fn parses_a_printed_page_into_schema_valid_json_and_markdown() {
 #[test]
 fn multipage_pdf_gives_one_result_per_page_in_order() {
     let out = tempfile::tempdir().unwrap();
-    let input = corpus().join("multipage_pdf/tapus_catalogue_1962_3p.pdf");
-    let o = run(&[
-        "parse",
-        input.to_str().unwrap(),
-        "-o",
-        out.path().to_str().unwrap(),
-        "--dpi",
-        "100",
-        "-q",
-    ]);
+    let input = corpus("multipage_pdf/tapus_catalogue_1962_3p.pdf");
+    let o = parse_quietly(&[&input], out.path(), &["--dpi", "100"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let dir = out.path().join("tapus_catalogue_1962_3p");
     let doc = read_json(&dir.join("document.json"));
@@ -70,7 +56,7 @@ fn multipage_pdf_gives_one_result_per_page_in_order() {
 #[test]
 fn page_selection_and_markdown_only() {
     let out = tempfile::tempdir().unwrap();
-    let input = corpus().join("multipage_pdf/tapus_catalogue_1962_3p.pdf");
+    let input = corpus("multipage_pdf/tapus_catalogue_1962_3p.pdf");
     let args = [
         "parse",
         input.to_str().unwrap(),
@@ -100,7 +86,7 @@ fn page_selection_and_markdown_only() {
 #[test]
 fn missing_runtime_names_the_setup_command_with_exit_4() {
     let out = tempfile::tempdir().unwrap();
-    let input = corpus().join("printed/tess_phototest.tif");
+    let input = corpus("printed/tess_phototest.tif");
     let o = folio()
         .args([
             "parse",

@@ -19,16 +19,11 @@ mod service_support;
 mod triggers_support;
 
 use bytes::Bytes;
-use common::repo;
-use service_support::bad_files::{docx, huge_png};
+use folio_test_support::built::{docx, png_header_only};
+use folio_test_support::fixture;
 use service_support::http::Framing;
 use service_support::*;
 use triggers_support::corpus;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = repo().join("api/tests/fixtures").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_holding_a_page_loses_nothing() {
@@ -239,7 +234,7 @@ async fn a_poison_page_is_recorded_dead_lettered_and_the_document_partial() {
     let page = api.get(&format!("/v1/documents/{id}/pages/2")).await;
     assert_eq!(page.status, 200, "{}", page.text());
     assert_eq!(page.header("x-folio-page-state"), Some("failed"));
-    common::assert_valid("page_error.schema.json", &page.json());
+    folio_test_support::assert_valid("page_error.schema.json", &page.json());
     // A permanent failure is recorded at once and its message dead-lettered.
     wait_for(
         30,
@@ -362,7 +357,7 @@ async fn bad_requests_get_their_status_and_json_code() {
         ),
         (
             "30000x30000 PNG",
-            up(key, &huge_png(30_000, 30_000), "image/png", "").await,
+            up(key, &png_header_only(30_000, 30_000), "image/png", "").await,
             422,
             "page_too_large",
         ),

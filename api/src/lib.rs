@@ -1,9 +1,9 @@
-//! folio-api: the ingest pipeline (sniff, validate, rasterize uploaded documents) and, later,
-//! the HTTP API in front of it.
+//! folio-api: Folio's front door. [`submit`] takes a document from validation (by `folio-ingest`)
+//! to queued page jobs; [`http`] is the upload API over it, [`events`] the bucket-notification
+//! triggers, and [`reprocess`] the re-submission of stored documents.
 
 pub mod events;
 pub mod http;
-pub mod ingest;
-pub mod page_png;
+mod redact;
 pub mod reprocess;
 pub mod submit;

@@ -8,9 +8,9 @@
 //!    each store the PNG and publish its [`PageJob`]. At most [`PAGES_IN_FLIGHT`] encoded pages wait
 //!    between the two sides, so a 2,000-page PDF never sits in memory as images.
 
-use crate::ingest::{IngestError, Ingestor, MediaType, PageRange, RasterPage};
-use crate::page_png::encode_png;
 use bytes::Bytes;
+use folio_ingest::stream::{PageSource, PageStream};
+use folio_ingest::{IngestError, Ingestor, MediaType, PageRange, SourceSummary};
 use folio_results::{clock, to_bytes, try_assemble, AssembleError, Completion};
 use folio_schemas::{DocKeys, JobOptions, Manifest, PageError, PageJob, SCHEMA_VERSION};
 use folio_transport::{JobQueue, ObjectStore, TransportError};
@@ -60,18 +60,11 @@ pub struct StoredRequest {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Where an accepted document's bytes are read from for rasterization.
-#[derive(Debug, Clone)]
-enum SourceData {
-    Memory(Bytes),
-    File(Arc<tempfile::TempPath>),
-}
-
 /// A stored, validated document whose pages are not enqueued yet.
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub manifest: Manifest,
-    source: SourceData,
+    source: PageSource,
     password: Option<String>,
 }
 
@@ -102,41 +95,26 @@ pub async fn accept(
     })
     .await
     .map_err(|e| SubmitError::Internal(format!("inspection task failed: {e}")))??;
-    let pages = req.pages.select(summary.page_count)?;
-    let document_id = req
-        .document_id
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION.into(),
+    let head = DocumentHead {
         tenant: req.tenant,
-        document_id,
+        document_id: req
+            .document_id
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         file_name: req.file_name,
-        media_type: summary.media_type.mime().into(),
-        sha256,
-        size_bytes: req.bytes.len() as u64,
-        pages,
-        source_page_count: summary.page_count,
+        pages: req.pages,
         options: req.options,
-        created_at: now_rfc3339(),
         metadata: req.metadata,
     };
+    let manifest = head.manifest(summary, sha256, req.bytes.len() as u64)?;
     let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
     store
         .put(&keys.source(), req.bytes.clone(), summary.media_type.mime())
         .await?;
-    let manifest_json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| SubmitError::Internal(format!("manifest serialisation: {e}")))?;
-    store
-        .put(
-            &keys.manifest(),
-            Bytes::from(manifest_json),
-            "application/json",
-        )
-        .await?;
+    put_manifest(store, &manifest).await?;
     tracing::info!(document_id = %manifest.document_id, pages = manifest.pages.len(), "document accepted");
     Ok(Accepted {
         manifest,
-        source: SourceData::Memory(req.bytes),
+        source: PageSource::Memory(req.bytes),
         password: req.password,
     })
 }
@@ -170,35 +148,20 @@ async fn accept_stored_inner(
     let summary = tokio::task::spawn_blocking(move || ing.inspect_file(&path, password.as_deref()))
         .await
         .map_err(|e| SubmitError::Internal(format!("inspection task failed: {e}")))??;
-    let pages = req.pages.select(summary.page_count)?;
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION.into(),
+    let head = DocumentHead {
         tenant: req.tenant,
         document_id: req.document_id,
         file_name: req.file_name,
-        media_type: summary.media_type.mime().into(),
-        sha256: req.source.sha256,
-        size_bytes: req.source.size,
-        pages,
-        source_page_count: summary.page_count,
+        pages: req.pages,
         options: req.options,
-        created_at: now_rfc3339(),
         metadata: req.metadata,
     };
-    let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
-    let manifest_json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| SubmitError::Internal(format!("manifest serialisation: {e}")))?;
-    store
-        .put(
-            &keys.manifest(),
-            Bytes::from(manifest_json),
-            "application/json",
-        )
-        .await?;
+    let manifest = head.manifest(summary, req.source.sha256, req.source.size)?;
+    put_manifest(store, &manifest).await?;
     tracing::info!(document_id = %manifest.document_id, pages = manifest.pages.len(), bytes = manifest.size_bytes, "streamed document accepted");
     Ok(Accepted {
         manifest,
-        source: SourceData::File(req.source.path),
+        source: PageSource::File(req.source.path),
         password: req.password,
     })
 }
@@ -213,35 +176,18 @@ pub async fn enqueue_pages(
     mut on_enqueued: impl FnMut(u32) + Send,
 ) -> Result<u32, SubmitError> {
     let manifest = accepted.manifest;
-    let ing = ingestor.with_dpi(manifest.options.dpi);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(RasterPage, Bytes)>(PAGES_IN_FLIGHT);
-    let pages = manifest.pages.clone();
-    let (source, password) = (accepted.source, accepted.password);
-    let rasterizer = tokio::task::spawn_blocking(move || {
-        let mut on_page = |page: RasterPage| {
-            let png = encode_png(&page.image)?;
-            let page = RasterPage {
-                image: image::RgbImage::new(0, 0),
-                ..page
-            };
-            // The receiver is gone only when the uploader failed; its error is reported instead.
-            tx.blocking_send((page, png))
-                .map_err(|_| IngestError::Sink("uploader stopped".into()))
-        };
-        match &source {
-            SourceData::Memory(bytes) => {
-                ing.rasterize(bytes, password.as_deref(), &pages, &mut on_page)
-            }
-            SourceData::File(path) => {
-                ing.rasterize_file(path, password.as_deref(), &pages, &mut on_page)
-            }
-        }
-    });
+    let mut stream = PageStream::spawn(
+        ingestor.with_dpi(manifest.options.dpi),
+        accepted.source,
+        accepted.password,
+        manifest.pages.clone(),
+        PAGES_IN_FLIGHT,
+    );
     let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
     let submitted_at = now_rfc3339();
     let mut enqueued = 0u32;
     let mut upload_error = None;
-    while let Some((page, png)) = rx.recv().await {
+    while let Some(page) = stream.next().await {
         let image_key = keys.page_image(page.page);
         let job = PageJob {
             schema_version: SCHEMA_VERSION.into(),
@@ -255,7 +201,7 @@ pub async fn enqueue_pages(
             traceparent: None,
             submitted_at: submitted_at.clone(),
         };
-        let stored = store.put(&image_key, png, "image/png").await;
+        let stored = store.put(&image_key, page.png, "image/png").await;
         if let Err(e) = stored.and(queue.publish(&job).await) {
             upload_error = Some(e);
             break;
@@ -263,8 +209,8 @@ pub async fn enqueue_pages(
         enqueued += 1;
         on_enqueued(page.page);
     }
-    drop(rx);
-    let raster_result = rasterizer
+    let raster_result = stream
+        .finish()
         .await
         .map_err(|e| SubmitError::Internal(format!("rasterizer task failed: {e}")))?;
     if let Some(e) = upload_error {
@@ -273,27 +219,45 @@ pub async fn enqueue_pages(
     if let Err(e) = raster_result {
         // The source passed inspection but a page failed to render: record every page that was
         // not enqueued, so the document can still complete (as partial) once the others are done.
-        record_unenqueued(store.as_ref(), &manifest, enqueued, &e).await?;
+        let never = manifest.pages.iter().skip(enqueued as usize).copied();
+        let record = NeverEnqueued {
+            code: e.code(),
+            message: format!("page could not be rasterized: {e}"),
+            attempts: 1,
+        };
+        record_never_enqueued(store.as_ref(), &manifest, never, &record).await?;
         return Err(e.into());
     }
     Ok(enqueued)
 }
 
-async fn record_unenqueued(
+/// Why some pages of a document were never enqueued, as their error records say.
+#[derive(Debug, Clone)]
+pub struct NeverEnqueued {
+    /// The records' `code` (an [`IngestError::code`], or `enqueue_failed`).
+    pub code: &'static str,
+    pub message: String,
+    /// Enqueue attempts made.
+    pub attempts: u32,
+}
+
+/// Write an error record for each of `pages` (of `manifest`) that no worker will ever see, then
+/// assemble the document if those were its last missing pages. Stops at the first store error.
+pub async fn record_never_enqueued(
     store: &dyn ObjectStore,
     manifest: &Manifest,
-    enqueued: u32,
-    error: &IngestError,
+    pages: impl IntoIterator<Item = u32>,
+    why: &NeverEnqueued,
 ) -> Result<(), TransportError> {
     let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
-    for &page in manifest.pages.iter().skip(enqueued as usize) {
+    for page in pages {
         let record = PageError {
             schema_version: SCHEMA_VERSION.into(),
             document_id: manifest.document_id.clone(),
             page,
-            code: error.code().into(),
-            message: format!("page could not be rasterized: {error}"),
-            attempts: 1,
+            code: why.code.into(),
+            message: why.message.clone(),
+            attempts: why.attempts,
             finished_at: Some(clock::now()),
         };
         store
@@ -330,6 +294,53 @@ pub async fn assemble_if_complete(
             Ok(())
         }
     }
+}
+
+/// What both kinds of request say about the document besides its bytes.
+struct DocumentHead {
+    tenant: String,
+    document_id: String,
+    file_name: Option<String>,
+    pages: PageRange,
+    options: JobOptions,
+    metadata: BTreeMap<String, String>,
+}
+
+impl DocumentHead {
+    /// The manifest of the inspected source (`sha256` in hex, `size_bytes` long); fails when
+    /// the page selection does not fit the source.
+    fn manifest(
+        self,
+        summary: SourceSummary,
+        sha256: String,
+        size_bytes: u64,
+    ) -> Result<Manifest, SubmitError> {
+        Ok(Manifest {
+            schema_version: SCHEMA_VERSION.into(),
+            pages: self.pages.select(summary.page_count)?,
+            tenant: self.tenant,
+            document_id: self.document_id,
+            file_name: self.file_name,
+            media_type: summary.media_type.mime().into(),
+            sha256,
+            size_bytes,
+            source_page_count: summary.page_count,
+            options: self.options,
+            created_at: now_rfc3339(),
+            metadata: self.metadata,
+        })
+    }
+}
+
+/// Store `manifest.json`.
+async fn put_manifest(store: &dyn ObjectStore, manifest: &Manifest) -> Result<(), SubmitError> {
+    let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| SubmitError::Internal(format!("manifest serialisation: {e}")))?;
+    store
+        .put(&keys.manifest(), Bytes::from(json), "application/json")
+        .await?;
+    Ok(())
 }
 
 fn now_rfc3339() -> String {

@@ -167,9 +167,8 @@ async fn mounted_on_the_upload_api() {
     keys.insert("an-api-key-long-enough", "acme").unwrap();
     let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), keys);
     let queue: Arc<dyn folio_transport::JobQueue> = Arc::new(h.queue.clone());
-    let ingestor = folio_api::ingest::Ingestor::new(
-        folio_api::ingest::IngestConfig::from_runtime_dir(&runtime_dir()),
-    );
+    let ingestor =
+        folio_ingest::Ingestor::new(folio_ingest::IngestConfig::from_runtime_dir(&runtime_dir()));
     let state = AppState::new(
         config,
         h.store.clone(),

@@ -6,11 +6,11 @@ mod events_support;
 
 use bytes::Bytes;
 use events_support::*;
-use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
 use folio_api::reprocess::{
-    NoProgress, ProgressSink, ReprocessError, ReprocessOptions, Reprocessor, S3Url,
+    NoProgress, ProgressSink, ReprocessError, ReprocessOptions, Reprocessor, RunReport, S3Url,
 };
 use folio_api::submit::{accept, enqueue_pages, SubmitRequest};
+use folio_ingest::{IngestConfig, Ingestor, PageRange};
 use folio_schemas::{DocKeys, EngineKind, JobOptions, Manifest, PageJob};
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
 use std::collections::BTreeSet;
@@ -164,6 +164,21 @@ struct StopAfter {
     stop: CancellationToken,
 }
 
+impl StopAfter {
+    /// Run `opts`, cancelled (as by Ctrl-C) once `after` page jobs are enqueued.
+    async fn run(env: &Env, opts: ReprocessOptions, after: u64) -> RunReport {
+        let stop = CancellationToken::new();
+        let sink = Arc::new(StopAfter {
+            after,
+            seen: AtomicU64::new(0),
+            stop: stop.clone(),
+        });
+        let report = env.reprocessor(opts).run(stop, sink).await.unwrap();
+        assert!(report.interrupted);
+        report
+    }
+}
+
 impl ProgressSink for StopAfter {
     fn page_enqueued(&self) {
         if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
@@ -188,14 +203,7 @@ async fn stored_documents_are_reenqueued_once_across_an_interruption() {
     let mut opts = env.options(&format!("s3://{FOLIO}/acme/docs/"));
     opts.engine = Some(EngineKind::Glm45v);
     opts.profile = Some("document".into());
-    let stop = CancellationToken::new();
-    let sink = Arc::new(StopAfter {
-        after: 25,
-        seen: AtomicU64::new(0),
-        stop: stop.clone(),
-    });
-    let first = env.reprocessor(opts.clone()).run(stop, sink).await.unwrap();
-    assert!(first.interrupted);
+    let first = StopAfter::run(&env, opts.clone(), 25).await;
     assert_eq!(first.summary.pages, 25);
     // Without --resume the interrupted run is not silently restarted.
     let refused = env
@@ -331,14 +339,7 @@ async fn raw_objects_are_ingested_then_known() {
     let mut opts = opts;
     opts.tenant = Some("acme".into());
     // Stopped in the middle of the second PDF, then resumed.
-    let stop = CancellationToken::new();
-    let sink = Arc::new(StopAfter {
-        after: 4,
-        seen: AtomicU64::new(0),
-        stop: stop.clone(),
-    });
-    let first = env.reprocessor(opts.clone()).run(stop, sink).await.unwrap();
-    assert!(first.interrupted);
+    StopAfter::run(&env, opts.clone(), 4).await;
     let mut resume = opts.clone();
     resume.resume = true;
     let report = env

@@ -74,25 +74,31 @@ async fn put<T: serde::Serialize>(store: &dyn ObjectStore, key: &str, value: &T)
         .unwrap();
 }
 
-#[tokio::test]
-async fn assembles_once_complete_with_the_latest_record_time_and_same_bytes_twice() {
+/// A temporary store holding the manifest of document `t/d` with `pages` selected.
+async fn document_of(pages: Vec<u32>) -> (tempfile::TempDir, LocalDirStore, DocKeys) {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalDirStore::new(dir.path()).unwrap();
     let keys = DocKeys::new("t", "d");
-    put(&store, &keys.manifest(), &manifest(vec![1, 2, 3])).await;
-    put(
-        &store,
-        &keys.page_result(1),
-        &result(1, "2026-01-01T00:00:05.000Z"),
-    )
-    .await;
+    put(&store, &keys.manifest(), &manifest(pages)).await;
+    (dir, store, keys)
+}
+
+/// Store page `page`'s result (`ok`) or its error record, finished at `at`, for document `t/d`.
+async fn record(store: &dyn ObjectStore, page: u32, ok: bool, at: &str) {
+    let keys = DocKeys::new("t", "d");
+    if ok {
+        put(store, &keys.page_result(page), &result(page, at)).await;
+    } else {
+        put(store, &keys.page_error(page), &error(page, at)).await;
+    }
+}
+
+#[tokio::test]
+async fn assembles_once_complete_with_the_latest_record_time_and_same_bytes_twice() {
+    let (_dir, store, keys) = document_of(vec![1, 2, 3]).await;
+    record(&store, 1, true, "2026-01-01T00:00:05.000Z").await;
     // Page 4 is not selected: its record is ignored, also for completed_at.
-    put(
-        &store,
-        &keys.page_result(4),
-        &result(4, "2026-01-01T09:00:00.000Z"),
-    )
-    .await;
+    record(&store, 4, true, "2026-01-01T09:00:00.000Z").await;
     assert_eq!(
         try_assemble(&store, "t", "d").await.unwrap(),
         Completion::Incomplete { done: 1, total: 3 }
@@ -100,24 +106,9 @@ async fn assembles_once_complete_with_the_latest_record_time_and_same_bytes_twic
     assert!(!store.exists(&keys.document_json()).await.unwrap());
 
     // Page 2 failed first and then succeeded: the result wins.
-    put(
-        &store,
-        &keys.page_error(2),
-        &error(2, "2026-01-01T00:00:06.000Z"),
-    )
-    .await;
-    put(
-        &store,
-        &keys.page_result(2),
-        &result(2, "2026-01-01T00:00:07.000Z"),
-    )
-    .await;
-    put(
-        &store,
-        &keys.page_error(3),
-        &error(3, "2026-01-01T00:00:08.5+00:00"),
-    )
-    .await;
+    record(&store, 2, false, "2026-01-01T00:00:06.000Z").await;
+    record(&store, 2, true, "2026-01-01T00:00:07.000Z").await;
+    record(&store, 3, false, "2026-01-01T00:00:08.5+00:00").await;
     let Completion::Assembled(doc) = try_assemble(&store, "t", "d").await.unwrap() else {
         panic!("every page is recorded");
     };
@@ -152,10 +143,7 @@ async fn assembles_once_complete_with_the_latest_record_time_and_same_bytes_twic
 
 #[tokio::test]
 async fn records_without_times_give_no_completed_at() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalDirStore::new(dir.path()).unwrap();
-    let keys = DocKeys::new("t", "d");
-    put(&store, &keys.manifest(), &manifest(vec![1])).await;
+    let (_dir, store, keys) = document_of(vec![1]).await;
     let mut r = result(1, "x");
     r.finished_at = None;
     put(&store, &keys.page_result(1), &r).await;
@@ -170,10 +158,7 @@ async fn records_without_times_give_no_completed_at() {
 
 #[tokio::test]
 async fn a_corrupt_page_record_is_reported_with_its_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalDirStore::new(dir.path()).unwrap();
-    let keys = DocKeys::new("t", "d");
-    put(&store, &keys.manifest(), &manifest(vec![1])).await;
+    let (_dir, store, keys) = document_of(vec![1]).await;
     store
         .put(
             &keys.page_result(1),

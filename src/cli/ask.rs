@@ -107,9 +107,7 @@ pub fn run(args: AskArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
         .clone()
         .unwrap_or_else(|| args.model.join("vision.onnx"));
     check_model_dir(&args.model, &vision_path).map_err(usage)?;
-    runtime
-        .check(&[runtime.onnxruntime()])
-        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow!(m)))?;
+    runtime.check(&[runtime.onnxruntime()])?;
     let rejected = |m: String| CliError::new(Exit::InputRejected, anyhow!(m));
     let images = image_args
         .iter()

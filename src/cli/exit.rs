@@ -41,8 +41,14 @@ impl CliError {
     }
 }
 
+impl From<crate::runtime::MissingRuntime> for CliError {
+    fn from(e: crate::runtime::MissingRuntime) -> Self {
+        CliError::new(Exit::RuntimeMissing, e)
+    }
+}
+
 /// Exit code for an ingest error: the user's file (3), our runtime (4), or us (1).
-pub fn ingest_exit(e: &folio_api::ingest::IngestError) -> Exit {
+pub fn ingest_exit(e: &folio_ingest::IngestError) -> Exit {
     if e.is_runtime_error() {
         Exit::RuntimeMissing
     } else if e.is_input_error() {

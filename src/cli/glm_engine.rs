@@ -93,9 +93,7 @@ pub async fn load_glm_engine(
     cfg.max_image_pixels = args.max_image_pixels;
     cfg.vision_threads = threads;
     cfg.validate().map_err(usage)?;
-    runtime
-        .check(&[runtime.onnxruntime()])
-        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow!(m)))?;
+    runtime.check(&[runtime.onnxruntime()])?;
     let mut ocr_cfg = folio_ocr::OcrConfig::from_runtime_dir(runtime.root());
     ocr_cfg.threads = threads;
     let ocr = LazyOcr::from_config(ocr_cfg);

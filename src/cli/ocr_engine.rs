@@ -6,9 +6,7 @@ use crate::runtime::RuntimeLayout;
 
 /// Check that every file the `ocr` pipeline loads is there, then build the multi-threaded runtime.
 pub fn ocr_tokio_runtime(runtime: &RuntimeLayout) -> Result<tokio::runtime::Runtime, CliError> {
-    runtime
-        .check(&runtime.ocr_pieces())
-        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+    runtime.check(&runtime.ocr_pieces())?;
     tokio_runtime()
 }
 

@@ -3,12 +3,13 @@
 //! `--engine glm45v --model DIR [--profile NAME]` runs GLM-4.5V embedded instead of the ocr engine.
 
 use super::exit::ingest_exit;
+use super::render::RasterArgs;
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
 use folio_api::submit::{accept, enqueue_pages, SubmitError, SubmitRequest};
+use folio_ingest::{IngestConfig, Ingestor, PageRange};
 use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions};
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
 use folio_workers::{Worker, WorkerConfig, WorkerEvent};
@@ -40,15 +41,8 @@ pub struct ParseArgs {
     output: PathBuf,
     #[arg(long, value_enum, default_value_t = OutputFormat::Both)]
     format: OutputFormat,
-    /// PDF rendering resolution.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(36..=1200))]
-    dpi: u32,
-    /// Pages to process: `3`, `2-5` or `2-` (1-based).
-    #[arg(long, value_name = "A-B")]
-    pages: Option<PageRange>,
-    /// Password of encrypted PDFs.
-    #[arg(long, env = "FOLIO_PDF_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
+    #[command(flatten)]
+    raster: RasterArgs,
     /// Run the 0°/180° line-orientation classifier (off by default: it flips some handwritten lines).
     #[arg(long)]
     angle_classifier: bool,
@@ -84,9 +78,7 @@ pub fn run(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
     let rt = match args.engine {
         EngineKind::Ocr => super::ocr_engine::ocr_tokio_runtime(runtime)?,
         EngineKind::Glm45v => {
-            runtime
-                .check(&[runtime.pdfium()])
-                .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+            runtime.check(&[runtime.pdfium()])?;
             super::ocr_engine::tokio_runtime()?
         }
     };
@@ -121,7 +113,7 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
     };
 
     let mut ingest_cfg = IngestConfig::new(runtime.pdfium());
-    ingest_cfg.dpi = args.dpi;
+    ingest_cfg.dpi = args.raster.dpi;
     let mut pipeline = Pipeline {
         store,
         queue,
@@ -228,13 +220,13 @@ async fn parse_one(
         document_id: None,
         file_name: file.file_name().map(|n| n.to_string_lossy().into_owned()),
         bytes: bytes.into(),
-        password: args.password.clone(),
-        pages: args.pages.clone().unwrap_or_else(PageRange::all),
+        password: args.raster.password.clone(),
+        pages: args.raster.pages.clone().unwrap_or_else(PageRange::all),
         options: JobOptions {
             engine: args.engine,
             profile: args.profile.clone(),
             prompt: args.prompt.clone(),
-            dpi: args.dpi,
+            dpi: args.raster.dpi,
         },
         metadata: Default::default(),
     };
@@ -324,22 +316,17 @@ async fn write_outputs(
         std::fs::write(&path, &json).map_err(|e| io(e, &path))?;
         let pages_dir = out_dir.join("pages");
         std::fs::create_dir_all(&pages_dir).map_err(|e| io(e, &pages_dir))?;
-        for page in &doc.pages {
-            let bytes = p
-                .store
-                .get(&keys.page_result(page.page))
-                .await
-                .map_err(CliError::internal)?;
-            let path = pages_dir.join(format!("{:05}.json", page.page));
-            std::fs::write(&path, &bytes).map_err(|e| io(e, &path))?;
-        }
-        for err in &doc.errors {
-            let bytes = p
-                .store
-                .get(&keys.page_error(err.page))
-                .await
-                .map_err(CliError::internal)?;
-            let path = pages_dir.join(format!("{:05}.error.json", err.page));
+        let results = doc
+            .pages
+            .iter()
+            .map(|r| (keys.page_result(r.page), r.page, ""));
+        let errors = doc
+            .errors
+            .iter()
+            .map(|e| (keys.page_error(e.page), e.page, ".error"));
+        for (key, page, kind) in results.chain(errors) {
+            let bytes = p.store.get(&key).await.map_err(CliError::internal)?;
+            let path = pages_dir.join(format!("{page:05}{kind}.json"));
             std::fs::write(&path, &bytes).map_err(|e| io(e, &path))?;
         }
     }

@@ -18,12 +18,12 @@ use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
 use clap::Args;
-use folio_api::ingest::{IngestConfig, Ingestor};
 use folio_api::reprocess::rate::parse_rate;
 use folio_api::reprocess::{
     parse_date, ItemOutcome, ProgressSink, ReprocessError, ReprocessOptions, Reprocessor,
     RunReport, S3Url,
 };
+use folio_ingest::{IngestConfig, Ingestor};
 use folio_schemas::EngineKind;
 use folio_transport::{AmqpQueue, JobQueue, ObjectStore, S3Store};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -100,9 +100,7 @@ pub fn run(args: ReprocessArgs, runtime: &RuntimeLayout) -> Result<Exit, CliErro
         .map_err(usage)?;
     let raw_objects = args.url.bucket != args.bucket.s3_bucket;
     if raw_objects && !args.dry_run {
-        runtime
-            .check(&[runtime.pdfium()])
-            .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+        runtime.check(&[runtime.pdfium()])?;
     }
     let options = ReprocessOptions {
         source: args.url.clone(),
@@ -119,10 +117,7 @@ pub fn run(args: ReprocessArgs, runtime: &RuntimeLayout) -> Result<Exit, CliErro
         checkpoint_every: args.checkpoint_every,
     };
     let ingestor = Ingestor::new(IngestConfig::new(runtime.pdfium()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::internal)?;
+    let rt = super::ocr_engine::tokio_runtime()?;
     let outcome = rt.block_on(async move {
         let folio = args.bucket.connect().await?;
         let source: Arc<dyn ObjectStore> = if raw_objects {

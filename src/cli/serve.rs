@@ -3,14 +3,15 @@
 //! `/v1/events/seaweedfs`) as `folio trigger --listen` does; without, they answer 404
 //! `events_disabled`.
 
-use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
+use super::service::{service_ingestor, shutdown_signal, BrokerArgs, BucketArgs};
 use super::trigger::{build_trigger, EventsArgs};
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
 use clap::Args;
 use folio_api::events::EventsEndpoint;
-use folio_api::http::{self, AllProbes, ApiKeys, ReadinessProbe, ServeConfig, StoreProbe};
-use folio_api::ingest::{IngestConfig, Ingestor};
+use folio_api::http::{
+    self, AllProbes, ApiKeys, AppState, ReadinessProbe, ServeConfig, StoreProbe,
+};
 use folio_schemas::EngineKind;
 use folio_transport::{AmqpQueue, JobQueue};
 use std::net::SocketAddr;
@@ -80,9 +81,7 @@ impl ReadinessProbe for BrokerProbe {
 }
 
 pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
-    runtime
-        .check(&[runtime.pdfium()])
-        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+    runtime.check(&[runtime.pdfium()])?;
     let mut keys = ApiKeys::new();
     for spec in &args.api_keys {
         keys.insert_spec(spec)
@@ -101,15 +100,10 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
     config
         .validate()
         .map_err(|e| CliError::new(Exit::Usage, e))?;
-    let mut ingest = IngestConfig::new(runtime.pdfium());
-    ingest.max_pages = args.max_pages;
-    let ingestor = Ingestor::new(ingest);
+    let ingestor = service_ingestor(runtime, args.max_pages);
     let rules = events_rules(&args.events)?;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::internal)?;
+    let rt = super::ocr_engine::tokio_runtime()?;
     rt.block_on(async move {
         let amqp = args.broker.connect().await?;
         let store = args.bucket.connect().await?;
@@ -143,7 +137,9 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
             shutdown_signal().await;
             stop.cancel();
         });
-        http::serve_with(config, store, queue, ingestor, readiness, events, shutdown)
+        let state = AppState::new(config, store, queue, ingestor, readiness)
+            .map_err(|e| CliError::new(Exit::Internal, e))?;
+        http::serve(state, events, shutdown)
             .await
             .map_err(|e| CliError::new(Exit::Internal, e))?;
         Ok(Exit::Ok)

@@ -1,8 +1,11 @@
 //! Flags shared by the service subcommands (`serve`, `work`, `trigger`, `reprocess`): the broker and the
 //! bucket. Raw clap flags (with `env`) here; `connect_*` turns them into the typed transport configs.
+//! Also what those subcommands share to run: their ingestor and the shutdown signal.
 
 use super::{CliError, Exit};
+use crate::runtime::RuntimeLayout;
 use clap::Args;
+use folio_ingest::{IngestConfig, Ingestor};
 use folio_transport::{AmqpConfig, AmqpQueue, ObjectStore, S3Config, S3Store};
 use std::sync::Arc;
 
@@ -93,6 +96,14 @@ impl BucketArgs {
         })?;
         Ok(Arc::new(store))
     }
+}
+
+/// The ingestor of the service subcommands: PDFium from the runtime folder, at most `max_pages`
+/// pages a document, the other settings at their defaults.
+pub fn service_ingestor(runtime: &RuntimeLayout, max_pages: u32) -> Ingestor {
+    let mut cfg = IngestConfig::new(runtime.pdfium());
+    cfg.max_pages = max_pages;
+    Ingestor::new(cfg)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

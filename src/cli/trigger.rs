@@ -21,7 +21,7 @@ use folio_api::events::{
     events_router, BucketFactory, EventFormat, EventsAuth, EventsEndpoint, RuleSet, Trigger,
     TriggerConfig,
 };
-use folio_api::ingest::{IngestConfig, Ingestor};
+use folio_ingest::Ingestor;
 use folio_transport::amqp_events::{AmqpEventsConfig, AmqpEventsConsumer};
 use folio_transport::{JobQueue, ObjectStore, S3Store};
 use std::net::SocketAddr;
@@ -134,9 +134,7 @@ pub struct TriggerArgs {
 }
 
 pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
-    runtime
-        .check(&[runtime.pdfium()])
-        .map_err(|m| CliError::new(Exit::RuntimeMissing, anyhow::anyhow!(m)))?;
+    runtime.check(&[runtime.pdfium()])?;
     let usage = |e: anyhow::Error| CliError::new(Exit::Usage, e);
     let rules = args.events.load_rules()?;
     if args.no_amqp && args.listen.is_none() {
@@ -155,14 +153,9 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
     events.validate().map_err(|e| usage(e.into()))?;
     let auth = args.events.auth();
     let config = args.events.trigger_config(args.max_object_bytes);
-    let mut ingest = IngestConfig::new(runtime.pdfium());
-    ingest.max_pages = args.max_pages;
-    let ingestor = Ingestor::new(ingest);
+    let ingestor = super::service::service_ingestor(runtime, args.max_pages);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::internal)?;
+    let rt = super::ocr_engine::tokio_runtime()?;
     rt.block_on(async move {
         let amqp = args.broker.connect().await?;
         let store = args.bucket.connect().await?;

@@ -9,19 +9,6 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `$FOLIO_CORPUS_DIR` or `<repo>/../shared/corpus`. Panics with a clear message when absent.
-pub fn corpus() -> PathBuf {
-    let dir = std::env::var_os("FOLIO_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/corpus"));
-    assert!(
-        dir.join("MANIFEST.md").is_file(),
-        "corpus not found at {} (set FOLIO_CORPUS_DIR)",
-        dir.display()
-    );
-    dir
-}
-
 pub fn folio() -> Command {
     Command::new(env!("CARGO_BIN_EXE_folio"))
 }
@@ -30,22 +17,48 @@ pub fn run(args: &[&str]) -> Output {
     folio().args(args).output().expect("the folio binary runs")
 }
 
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// `folio parse INPUTS... -o OUT -q EXTRA...`.
+pub fn parse_quietly(inputs: &[&Path], out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["parse"];
+    args.extend(inputs.iter().map(|p| p.to_str().expect("utf-8 path")));
+    args.extend(["-o", out.to_str().expect("utf-8 path"), "-q"]);
+    args.extend(extra);
+    run(&args)
 }
 
-/// Validate `value` against the committed JSON Schema `schemas/json/<name>`.
-pub fn assert_valid(name: &str, value: &serde_json::Value) {
-    let path = repo().join("schemas/json").join(name);
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
-            .expect("schema JSON");
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{name} violations: {errors:#?}");
+/// The tiny GLM-4.5V fixture (random weights).
+pub fn tiny() -> PathBuf {
+    repo().join("workers/glm45v/tests/fixtures/tiny")
+}
+
+/// `folio ask --model <tiny> ARGS...`.
+pub fn ask_tiny(args: &[&str]) -> Output {
+    let model = tiny();
+    let mut all = vec!["ask", "--model", model.to_str().expect("utf-8 path")];
+    all.extend(args);
+    run(&all)
+}
+
+/// `command` (`["ask", ...]` or `["parse", ...]`) with `--model` pointing at a missing folder,
+/// then at a folder holding only `config.json`: both are usage errors (exit 2) that say what is
+/// wrong.
+pub fn check_bad_model_dirs(command: impl Fn(&str) -> Output) {
+    let o = command("/nonexistent/glm");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(tiny().join("config.json"), dir.path().join("config.json")).expect("copy");
+    let o = command(dir.path().to_str().expect("utf-8"));
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("tokenizer.json") && err.contains("vision.onnx"),
+        "{err}"
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {

@@ -81,62 +81,51 @@ pub async fn request(
     body: &[u8],
     framing: Framing,
 ) -> std::io::Result<Resp> {
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        exchange(addr, method, path, headers, body, framing),
-    )
-    .await
-    .map_err(|_| std::io::Error::other(format!("{method} {path}: no answer within 30 s")))?
-}
-
-async fn exchange(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    framing: Framing,
-) -> std::io::Result<Resp> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut reader, mut writer) = stream.into_split();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    let mut out = Vec::with_capacity(head.len() + body.len() + 64);
-    match framing {
-        Framing::Length => {
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            out.extend_from_slice(head.as_bytes());
-            out.extend_from_slice(body);
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (mut reader, mut writer) = stream.into_split();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
-        Framing::Chunked => {
-            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
-            out.extend_from_slice(head.as_bytes());
-            for chunk in body.chunks(64 * 1024) {
-                out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                out.extend_from_slice(chunk);
-                out.extend_from_slice(b"\r\n");
+        let mut out = Vec::with_capacity(head.len() + body.len() + 64);
+        match framing {
+            Framing::Length => {
+                head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(body);
             }
-            out.extend_from_slice(b"0\r\n\r\n");
+            Framing::Chunked => {
+                head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+                out.extend_from_slice(head.as_bytes());
+                for chunk in body.chunks(64 * 1024) {
+                    out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    out.extend_from_slice(chunk);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
         }
-    }
-    // A server that refuses early stops reading: the rest of the body may not go through.
-    let write = tokio::spawn(async move {
-        let _ = writer.write_all(&out).await;
-        let _ = writer.flush().await;
-        writer
-    });
-    let mut raw = Vec::new();
-    let read = reader.read_to_end(&mut raw).await;
-    let _writer = write.await;
-    if let Err(e) = read {
-        // A reset after the answer arrived still leaves the answer readable above.
-        if raw.is_empty() {
-            return Err(e);
+        // A server that refuses early stops reading: the rest of the body may not go through.
+        let write = tokio::spawn(async move {
+            let _ = writer.write_all(&out).await;
+            let _ = writer.flush().await;
+            writer
+        });
+        let mut raw = Vec::new();
+        let read = reader.read_to_end(&mut raw).await;
+        let _writer = write.await;
+        if let Err(e) = read {
+            // A reset after the answer arrived still leaves the answer readable above.
+            if raw.is_empty() {
+                return Err(e);
+            }
         }
-    }
-    parse(&raw)
+        parse(&raw)
+    };
+    tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .map_err(|_| std::io::Error::other(format!("{method} {path}: no answer within 30 s")))?
 }
 
 fn parse(raw: &[u8]) -> std::io::Result<Resp> {

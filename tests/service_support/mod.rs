@@ -8,13 +8,13 @@
 
 #![allow(dead_code)]
 
-pub mod bad_files;
 pub mod http;
 
-use crate::common::assert_valid;
 pub use crate::triggers_support::wait_for;
 use crate::triggers_support::{free_port, metric, s3_config, services, spawn_folio, unique, Proc};
 use folio_schemas::{DocKeys, EngineKind};
+use folio_test_support::assert_valid;
+use folio_test_support::services::{block_on_own_thread, delete_topology};
 use folio_transport::{AmqpConfig, AmqpQueue, ObjectStore, S3Store};
 use http::{request, Framing, Resp};
 use serde_json::Value;
@@ -166,9 +166,7 @@ impl Stack {
     /// The commands that stop and start a server (`FOLIO_RABBIT_STOP`/`_START`,
     /// `FOLIO_S3_STOP`/`_START`), when the services script wrote them.
     pub fn restart_commands(&self, server: &str) -> Option<(String, String)> {
-        let stop = self.env.get(&format!("FOLIO_{server}_STOP"))?;
-        let start = self.env.get(&format!("FOLIO_{server}_START"))?;
-        Some((stop.clone(), start.clone()))
+        folio_test_support::services::restart_commands(&self.env, server)
     }
 
     /// Every page of `pages` exactly once: a result, or an error record for those in `failed`,
@@ -242,32 +240,21 @@ impl Drop for Stack {
             format!("{}/", self.tenant),
             format!("{}/", self.other_tenant),
         ];
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async move {
-                if let Ok(q) = AmqpQueue::connect(cfg).await {
-                    let _ = q.delete_topology().await;
-                    q.close().await;
+        block_on_own_thread(async move {
+            delete_topology(cfg).await;
+            let store = S3Store::connect(s3).await.ok()?;
+            for prefix in prefixes {
+                for key in store.list(&prefix).await.unwrap_or_default() {
+                    let _ = store.delete(&key).await;
                 }
-                let store = S3Store::connect(s3).await.ok()?;
-                for prefix in prefixes {
-                    for key in store.list(&prefix).await.unwrap_or_default() {
-                        let _ = store.delete(&key).await;
-                    }
-                }
-                Some(())
-            })
-        })
-        .join();
+            }
+            Some(())
+        });
     }
 }
 
 fn amqp_config(env: &HashMap<String, String>, prefix: &str) -> AmqpConfig {
-    let mut cfg = AmqpConfig::new(env["FOLIO_AMQP_URL"].clone());
-    cfg.topology_prefix = prefix.to_string();
+    let mut cfg = folio_test_support::services::amqp_config(env, prefix);
     cfg.delivery_limit = DELIVERY_LIMIT;
     cfg.reconnect_max = Duration::from_secs(2);
     cfg

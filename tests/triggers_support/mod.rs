@@ -5,17 +5,15 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
 use folio_api::submit::{accept, enqueue_pages, SubmitRequest};
+use folio_ingest::{IngestConfig, Ingestor, PageRange};
 use folio_schemas::{DocKeys, JobOptions};
-use folio_transport::{
-    AmqpConfig, AmqpQueue, InProcessQueue, JobQueue, ObjectStore, S3Config, S3Store,
-};
+use folio_test_support::pdfium_runtime_dir as runtime_dir;
+use folio_transport::{AmqpQueue, InProcessQueue, JobQueue, ObjectStore, S3Store};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,90 +21,10 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `FOLIO_*` settings: the process environment over `$FOLIO_SERVICES_DIR/env`.
-pub fn settings() -> HashMap<String, String> {
-    let dir = std::env::var("FOLIO_SERVICES_DIR").unwrap_or_else(|_| "/tmp/folio-services".into());
-    let mut map = HashMap::new();
-    if let Ok(text) = std::fs::read_to_string(format!("{dir}/env")) {
-        for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
-            if let Some((k, v)) = line.split_once('=') {
-                map.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-    map.extend(std::env::vars().filter(|(k, _)| k.starts_with("FOLIO_")));
-    map
-}
-
-/// The settings when the servers are configured; `None` (test skipped with a note) otherwise,
-/// but a failure under `FOLIO_INTEGRATION=1`.
-pub fn services() -> Option<HashMap<String, String>> {
-    let s = settings();
-    let ok = [
-        "FOLIO_AMQP_URL",
-        "FOLIO_S3_ENDPOINT",
-        "FOLIO_S3_BUCKET",
-        "FOLIO_S3_ACCESS_KEY",
-        "FOLIO_S3_SECRET_KEY",
-    ]
-    .iter()
-    .all(|k| s.contains_key(*k));
-    if ok {
-        return Some(s);
-    }
-    let message = "RabbitMQ/S3 not configured: run scripts/services/start (or scripts/test)";
-    if std::env::var("FOLIO_INTEGRATION").as_deref() == Ok("1") {
-        panic!("{message}");
-    }
-    eprintln!("SKIPPED (FOLIO_INTEGRATION is not 1): {message}");
-    None
-}
-
-/// A name fragment unique to this call.
-pub fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "t{}-{}-{:x}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos & 0xfffff
-    )
-}
+pub use folio_test_support::services::{free_port, s3_config, services, unique};
 
 pub fn corpus(rel: &str) -> Bytes {
-    let dir = std::env::var_os("FOLIO_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/corpus"));
-    Bytes::from(std::fs::read(dir.join(rel)).expect("corpus file"))
-}
-
-pub fn runtime_dir() -> PathBuf {
-    std::env::var_os("FOLIO_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/folio"))
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// S3 settings of an endpoint for `bucket`.
-pub fn s3_config(s: &HashMap<String, String>, bucket: &str) -> S3Config {
-    let mut cfg = S3Config::new(
-        Some(s["FOLIO_S3_ENDPOINT"].clone()),
-        bucket,
-        s["FOLIO_S3_ACCESS_KEY"].clone(),
-        s["FOLIO_S3_SECRET_KEY"].clone(),
-    );
-    cfg.create_bucket = true;
-    cfg
+    Bytes::from(folio_test_support::read_corpus(rel))
 }
 
 pub async fn bucket(s: &HashMap<String, String>, name: &str) -> Arc<dyn ObjectStore> {
@@ -119,8 +37,7 @@ pub async fn bucket(s: &HashMap<String, String>, name: &str) -> Arc<dyn ObjectSt
 
 /// The page-job queue under its own topology prefix.
 pub async fn page_queue(s: &HashMap<String, String>, prefix: &str) -> Arc<AmqpQueue> {
-    let mut cfg = AmqpConfig::new(s["FOLIO_AMQP_URL"].clone());
-    cfg.topology_prefix = prefix.to_string();
+    let cfg = folio_test_support::services::amqp_config(s, prefix);
     Arc::new(AmqpQueue::connect(cfg).await.expect("RabbitMQ"))
 }
 

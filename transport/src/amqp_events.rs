@@ -17,24 +17,29 @@
 //! deliveries of a lost connection are returned by the broker and delivered again.
 //! [`AmqpEventsPublisher`] publishes raw bodies with publisher confirms (bridges, tests, benchmarks).
 
+use crate::amqp::backoff::reconnect_delay;
+use crate::amqp::errors::amqp_error;
+use crate::amqp::wire::{
+    consume, delete_all, long, open_channel, ready_messages, redeliveries, short, Settle,
+};
+use crate::amqp::{check_connection, debug_url, redact_url};
 use crate::{ErrorKind, TransportError};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+    BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueuePurgeOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use rand::Rng;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Settings of the event queue. `Debug` hides the password inside `url`.
-#[derive(Clone)]
+#[derive(Clone, custom_debug::Debug)]
 pub struct AmqpEventsConfig {
     /// `amqp://user:password@host:port/vhost`.
+    #[debug(with = debug_url)]
     pub url: String,
     /// Exchange the bucket server publishes to.
     pub exchange: String,
@@ -78,51 +83,22 @@ impl AmqpEventsConfig {
     }
 
     pub fn validate(&self) -> Result<(), TransportError> {
-        let invalid = |m: String| Err(TransportError::new(ErrorKind::Invalid, m));
-        if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
-            return invalid(format!(
-                "AMQP URL must start with amqp:// or amqps://: {}",
-                self.redacted_url()
-            ));
-        }
+        check_connection(&self.url, self.reconnect_min, self.reconnect_max)?;
         for name in [&self.exchange, &self.queue, &self.dead_letter] {
             short(name)?;
         }
         if self.delivery_limit == 0 || self.prefetch == 0 {
-            return invalid("delivery_limit and prefetch must be at least 1".into());
-        }
-        if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
-            return invalid("reconnect delays must satisfy 0 < min <= max".into());
+            return Err(TransportError::new(
+                ErrorKind::Invalid,
+                "delivery_limit and prefetch must be at least 1",
+            ));
         }
         Ok(())
     }
 
     /// The URL with its password replaced by `***`.
     pub fn redacted_url(&self) -> String {
-        let Some((scheme, rest)) = self.url.split_once("://") else {
-            return self.url.clone();
-        };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        match rest[..end].rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:***@{host}{}", &rest[end..])
-            }
-            None => self.url.clone(),
-        }
-    }
-}
-
-impl std::fmt::Debug for AmqpEventsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmqpEventsConfig")
-            .field("url", &self.redacted_url())
-            .field("exchange", &self.exchange)
-            .field("queue", &self.queue)
-            .field("dead_letter", &self.dead_letter)
-            .field("delivery_limit", &self.delivery_limit)
-            .field("prefetch", &self.prefetch)
-            .finish_non_exhaustive()
+        redact_url(&self.url)
     }
 }
 
@@ -132,57 +108,22 @@ pub struct RawDelivery {
     pub body: Bytes,
     /// Previous deliveries (the quorum queue's `x-delivery-count`).
     pub redeliveries: u32,
-    acker: Option<lapin::Acker>,
+    settle: Settle,
 }
 
 impl RawDelivery {
     pub async fn ack(mut self) -> Result<(), TransportError> {
-        let acker = self.take()?;
-        settled("ack", acker.ack(BasicAckOptions::default()).await)
+        self.settle.ack().await
     }
 
     /// Back to the queue (counts toward the delivery limit).
     pub async fn requeue(mut self) -> Result<(), TransportError> {
-        let acker = self.take()?;
-        let options = BasicNackOptions {
-            multiple: false,
-            requeue: true,
-        };
-        settled("requeue", acker.nack(options).await)
+        self.settle.requeue().await
     }
 
     /// To the dead-letter queue.
     pub async fn reject(mut self) -> Result<(), TransportError> {
-        let acker = self.take()?;
-        settled(
-            "reject",
-            acker.reject(BasicRejectOptions { requeue: false }).await,
-        )
-    }
-
-    fn take(&mut self) -> Result<lapin::Acker, TransportError> {
-        self.acker
-            .take()
-            .ok_or_else(|| TransportError::new(ErrorKind::Invalid, "delivery already settled"))
-    }
-}
-
-impl Drop for RawDelivery {
-    fn drop(&mut self) {
-        let Some(acker) = self.acker.take() else {
-            return;
-        };
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let options = BasicNackOptions {
-                    multiple: false,
-                    requeue: true,
-                };
-                if let Err(e) = acker.nack(options).await {
-                    tracing::debug!(error = %e, "requeueing a dropped event delivery");
-                }
-            });
-        }
+        self.settle.dead_letter("reject").await
     }
 }
 
@@ -240,7 +181,7 @@ async fn pump(
             Ok(pair) => pair,
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let delay = backoff(failures, config.reconnect_min, config.reconnect_max);
+                let delay = reconnect_delay(failures, config.reconnect_min, config.reconnect_max);
                 tracing::warn!(error = %e, queue = %config.queue, retry_in_ms = delay.as_millis() as u64, "cannot consume events");
                 if tx.send(Err(e)).await.is_err() {
                     return;
@@ -260,9 +201,9 @@ async fn pump(
                 item = consumer.next() => match item {
                     Some(Ok(d)) => {
                         let delivery = RawDelivery {
-                            redeliveries: delivery_count(d.properties.headers().as_ref(), d.redelivered),
+                            redeliveries: redeliveries(d.properties.headers().as_ref(), d.redelivered),
                             body: Bytes::from(d.data),
-                            acker: Some(d.acker),
+                            settle: Settle::new(d.acker),
                         };
                         if tx.send(Ok(delivery)).await.is_err() {
                             break None;
@@ -292,24 +233,9 @@ async fn subscribe(
     config: &AmqpEventsConfig,
 ) -> Result<(Connection, lapin::Consumer), TransportError> {
     let connection = connect(config).await?;
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(|e| amqp_error("opening a channel", e))?;
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions { global: false })
-        .await
-        .map_err(|e| amqp_error("setting the prefetch", e))?;
+    let channel = open_channel(&connection, "a channel", false).await?;
     declare(&channel, config).await?;
-    let consumer = channel
-        .basic_consume(
-            short(&config.queue)?,
-            ShortString::default(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| amqp_error(format!("consuming {}", config.queue), e))?;
+    let consumer = consume(&channel, &config.queue, config.prefetch).await?;
     Ok((connection, consumer))
 }
 
@@ -389,15 +315,8 @@ impl AmqpEventsPublisher {
     pub async fn connect(config: AmqpEventsConfig) -> Result<Self, TransportError> {
         config.validate()?;
         let connection = connect(&config).await?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| amqp_error("opening a channel", e))?;
+        let channel = open_channel(&connection, "a channel", true).await?;
         declare(&channel, &config).await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| amqp_error("enabling publisher confirms", e))?;
         Ok(AmqpEventsPublisher {
             connection,
             channel,
@@ -434,23 +353,9 @@ impl AmqpEventsPublisher {
 
     /// Ready messages in the event queue and in its dead-letter queue.
     pub async fn depths(&self) -> Result<(u32, u32), TransportError> {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let mut out = [0u32; 2];
-        for (i, queue) in [&self.config.queue, &self.config.dead_letter]
-            .into_iter()
-            .enumerate()
-        {
-            let q = self
-                .channel
-                .queue_declare(short(queue)?, passive, FieldTable::default())
-                .await
-                .map_err(|e| amqp_error(format!("queue {queue}"), e))?;
-            out[i] = q.message_count();
-        }
-        Ok((out[0], out[1]))
+        let ready = ready_messages(&self.channel, &self.config.queue).await?;
+        let dead = ready_messages(&self.channel, &self.config.dead_letter).await?;
+        Ok((ready, dead))
     }
 
     /// Empty both queues (tests).
@@ -467,83 +372,19 @@ impl AmqpEventsPublisher {
     /// Delete both queues (with their messages) and both exchanges. For tests and tooling; a
     /// running consumer declares them again when it reconnects.
     pub async fn delete_topology(&self) -> Result<(), TransportError> {
-        for queue in [&self.config.queue, &self.config.dead_letter] {
-            self.channel
-                .queue_delete(short(queue)?, QueueDeleteOptions::default())
-                .await
-                .map_err(|e| amqp_error(format!("deleting {queue}"), e))?;
-        }
-        for exchange in [&self.config.exchange, &self.config.dead_letter] {
-            self.channel
-                .exchange_delete(short(exchange)?, ExchangeDeleteOptions::default())
-                .await
-                .map_err(|e| amqp_error(format!("deleting {exchange}"), e))?;
-        }
-        Ok(())
+        let c = &self.config;
+        let names = [c.queue.clone(), c.dead_letter.clone()];
+        delete_all(
+            &self.channel,
+            &names,
+            &[c.exchange.clone(), c.dead_letter.clone()],
+        )
+        .await
     }
 
     pub async fn close(self) {
         let _ = self.connection.close(200, "publisher closed".into()).await;
     }
-}
-
-fn short(name: &str) -> Result<ShortString, TransportError> {
-    ShortString::try_new(name)
-        .map_err(|e| TransportError::new(ErrorKind::Invalid, format!("AMQP name `{name}`: {e}")))
-}
-
-fn long(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
-}
-
-fn amqp_error(context: impl std::fmt::Display, error: lapin::Error) -> TransportError {
-    use lapin::ErrorKind as L;
-    let kind = match error.kind() {
-        L::ProtocolError(_) => ErrorKind::Invalid,
-        _ => ErrorKind::Unavailable,
-    };
-    TransportError::with_source(kind, format!("{context}: {error}"), error)
-}
-
-fn settled(op: &str, result: lapin::Result<bool>) -> Result<(), TransportError> {
-    match result {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(TransportError::new(
-            ErrorKind::Unavailable,
-            format!("cannot {op}: the channel is closed; the broker returns the message"),
-        )),
-        Err(e) => Err(amqp_error(format!("{op} failed"), e)),
-    }
-}
-
-/// `x-delivery-count` of a quorum queue, else 1 for a flagged redelivery, else 0.
-fn delivery_count(headers: Option<&FieldTable>, redelivered: bool) -> u32 {
-    let count = headers
-        .and_then(|h| h.inner().get("x-delivery-count"))
-        .and_then(|v| match v {
-            AMQPValue::LongLongInt(n) => Some(*n),
-            AMQPValue::LongInt(n) => Some(i64::from(*n)),
-            AMQPValue::LongUInt(n) => Some(i64::from(*n)),
-            AMQPValue::ShortInt(n) => Some(i64::from(*n)),
-            AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
-            _ => None,
-        });
-    match count {
-        Some(n) => u32::try_from(n.max(0)).unwrap_or(u32::MAX),
-        None => u32::from(redelivered),
-    }
-}
-
-/// Jittered exponential backoff: up to `min * 2^(failures-1)` capped at `max`, drawn from its
-/// upper half, so many consumers do not reconnect in one burst.
-fn backoff(failures: u32, min: Duration, max: Duration) -> Duration {
-    let ceiling = min
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
-        .min(max)
-        .max(min);
-    let half = ceiling / 2;
-    let span = u64::try_from((ceiling - half).as_millis()).unwrap_or(0);
-    half + Duration::from_millis(rand::rng().random_range(0..=span))
 }
 
 #[cfg(test)]
@@ -565,19 +406,5 @@ mod tests {
         let mut zero = cfg;
         zero.prefetch = 0;
         assert!(zero.validate().is_err());
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let (min, max) = (Duration::from_millis(100), Duration::from_secs(2));
-        for failures in 1..40 {
-            let d = backoff(failures, min, max);
-            assert!(d >= min / 2 && d <= max, "{failures}: {d:?}");
-        }
-        assert!(backoff(30, min, max) >= Duration::from_secs(1));
-        let mut h = FieldTable::default();
-        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(4));
-        assert_eq!(delivery_count(Some(&h), true), 4);
-        assert_eq!(delivery_count(None, true), 1);
     }
 }

@@ -39,21 +39,14 @@ pub trait Acker: Send + Sync {
 }
 
 /// One received message.
+#[derive(custom_debug::Debug)]
 pub struct Delivery {
     /// The job, or why the message body could not be decoded (a poison message).
     pub job: Result<PageJob, String>,
     /// How many times this message was delivered before (0 on the first delivery).
     pub redeliveries: u32,
+    #[debug(skip)]
     acker: Box<dyn Acker>,
-}
-
-impl std::fmt::Debug for Delivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery")
-            .field("job", &self.job)
-            .field("redeliveries", &self.redeliveries)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Delivery {

@@ -105,3 +105,28 @@ impl<S: ObjectStore + ?Sized> ObjectWriter for BufferedWriter<'_, S> {
 
     async fn abort(self: Box<Self>) {}
 }
+
+/// Whether `tenant` can name a tenant: `[A-Za-z0-9_-]{1,64}`. A tenant is the first segment of
+/// every key in the store, so this is the one check for API keys, trigger rules and
+/// re-processing filters.
+pub fn valid_tenant(tenant: &str) -> bool {
+    (1..=64).contains(&tenant.len())
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tenant_tests {
+    use super::valid_tenant;
+
+    #[test]
+    fn tenants_are_short_safe_names() {
+        for ok in ["acme", "a", "Beta_2-x", &"t".repeat(64)] {
+            assert!(valid_tenant(ok), "{ok}");
+        }
+        for bad in ["", "a/b", "a b", "é", "../x", &"t".repeat(65)] {
+            assert!(!valid_tenant(bad), "{bad}");
+        }
+    }
+}

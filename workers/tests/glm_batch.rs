@@ -5,11 +5,10 @@
 //! page larger than the token budget) fails alone. Needs `scripts/setup`'s ONNX Runtime
 //! (`$FOLIO_RUNTIME_DIR` or `~/.cache/folio`).
 
-mod support;
-
 use candle_core::{DType, Device};
 use folio_glm45v::model::{Glm45v, LoadOptions};
 use folio_glm45v::vision::onnx::VisionOptions;
+use folio_test_support::runtime_dir;
 use folio_workers::engines::glm45v::page_parse::{
     parse_page, PageParseError, PageParseInput, ParsedPage,
 };
@@ -18,7 +17,6 @@ use folio_workers::engines::glm45v::run::{GenOutput, GenRequest, TextGenerator};
 use folio_workers::engines::glm45v::GlmGenerator;
 use image::{Rgb, RgbImage};
 use std::path::PathBuf;
-use support::*;
 
 /// The tiny checkpoint with its vision tower, images bounded to a few dozen tokens.
 fn tiny_generator(max_tokens_in_flight: Option<usize>) -> GlmGenerator {

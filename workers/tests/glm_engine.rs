@@ -7,19 +7,15 @@ mod support;
 
 use bytes::Bytes;
 use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions, PageResult};
+use folio_test_support::{assert_valid, repo_root, runtime_dir};
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
 use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 use folio_workers::engines::glm45v::{Glm45vConfig, LazyOcr, Precision};
 use folio_workers::engines::Glm45vEngine;
 use folio_workers::{Engine, WorkerConfig};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn page_png(page: u32) -> Bytes {
     // A white page with dark bars: something for the vision tower and the ocr fallback.
@@ -41,23 +37,10 @@ async fn submit(store: &dyn ObjectStore, queue: &dyn JobQueue, doc: &str, option
     submit_pages(store, queue, doc, options, ("x.png", "image/png"), pages).await;
 }
 
-fn assert_valid(name: &str, value: &serde_json::Value) {
-    let path = repo().join("schemas/json").join(name);
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
-            .expect("schema JSON");
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{name} violations: {errors:#?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_with_glm45v_writes_schema_valid_results_for_every_profile() {
     let mut cfg = Glm45vConfig::new(
-        repo().join("workers/glm45v/tests/fixtures/tiny"),
+        repo_root().join("workers/glm45v/tests/fixtures/tiny"),
         runtime_dir().join("lib/libonnxruntime.so.1.31.1"),
     );
     cfg.dtype = Precision::F32;

@@ -29,17 +29,12 @@ pub trait Settle: Send {
 }
 
 /// One message as received.
+#[derive(custom_debug::Debug)]
 pub struct RawMessage {
+    #[debug(with = crate::redact::byte_len)]
     pub body: Bytes,
+    #[debug(skip)]
     pub settle: Box<dyn Settle>,
-}
-
-impl std::fmt::Debug for RawMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawMessage")
-            .field("bytes", &self.body.len())
-            .finish_non_exhaustive()
-    }
 }
 
 /// A source of raw messages.

@@ -37,28 +37,17 @@ pub const EVENT_BODY_LIMIT: usize = 1024 * 1024;
 pub const MIN_SECRET_LEN: usize = 16;
 
 /// Secrets of the two routes and the response deadline.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, custom_debug::Debug)]
 pub struct EventsAuth {
     /// Shared secret of `/v1/events/s3` (`FOLIO_EVENTS_SECRET`); the route is off when `None`.
+    #[debug(with = crate::redact::secret)]
     pub s3_secret: Option<String>,
     /// Bearer token of `/v1/events/seaweedfs` (`bearer_token` in `notification.toml`).
+    #[debug(with = crate::redact::secret)]
     pub seaweedfs_token: Option<String>,
     /// Answer 202 when processing takes longer (below the sender's timeout: SeaweedFS waits 10 s
     /// by default). Zero means the default of 8 s.
     pub respond_within: Duration,
-}
-
-impl std::fmt::Debug for EventsAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventsAuth")
-            .field("s3_secret", &self.s3_secret.as_ref().map(|_| "<redacted>"))
-            .field(
-                "seaweedfs_token",
-                &self.seaweedfs_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("respond_within", &self.respond_within)
-            .finish()
-    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -163,17 +152,10 @@ pub async fn s3_events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(Extension(endpoint)) = endpoint else {
-        return disabled();
-    };
-    let Some(expected) = endpoint.inner.s3_secret else {
-        return disabled();
-    };
     let given = headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok());
-    if given.is_none_or(|g| sha(g) != expected) {
-        return unauthorized(&format!("a valid `{SECRET_HEADER}` header is required"));
-    }
-    process(endpoint, EventFormat::Aws, body).await
+    let secret = |inner: &Inner| inner.s3_secret;
+    let refused = format!("a valid `{SECRET_HEADER}` header is required");
+    authorized(endpoint, secret, given, &refused, EventFormat::Aws, body).await
 }
 
 pub async fn seaweedfs_events(
@@ -181,20 +163,44 @@ pub async fn seaweedfs_events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(Extension(endpoint)) = endpoint else {
-        return disabled();
-    };
-    let Some(expected) = endpoint.inner.seaweedfs_token else {
-        return disabled();
-    };
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if token.is_none_or(|t| sha(t.trim()) != expected) {
-        return unauthorized("a valid `Authorization: Bearer <token>` header is required");
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let secret = |inner: &Inner| inner.seaweedfs_token;
+    let refused = "a valid `Authorization: Bearer <token>` header is required";
+    authorized(
+        endpoint,
+        secret,
+        token,
+        refused,
+        EventFormat::SeaweedFs,
+        body,
+    )
+    .await
+}
+
+/// Process `body` when the webhook is on (`secret` picks the digest of its secret; off: 404
+/// `events_disabled`) and `given` matches it (else 401 with `refused`).
+async fn authorized(
+    endpoint: Option<Extension<EventsEndpoint>>,
+    secret: impl FnOnce(&Inner) -> Option<[u8; 32]>,
+    given: Option<&str>,
+    refused: &str,
+    format: EventFormat,
+    body: Bytes,
+) -> Response {
+    let Some(Extension(endpoint)) = endpoint else {
+        return disabled();
+    };
+    let Some(expected) = secret(&endpoint.inner) else {
+        return disabled();
+    };
+    if given.is_none_or(|g| sha(g) != expected) {
+        return unauthorized(refused);
     }
-    process(endpoint, EventFormat::SeaweedFs, body).await
+    process(endpoint, format, body).await
 }
 
 async fn process(endpoint: EventsEndpoint, format: EventFormat, body: Bytes) -> Response {

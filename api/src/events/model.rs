@@ -105,6 +105,28 @@ pub enum Notification {
     Objects(Vec<ObjectEvent>),
 }
 
+#[cfg(test)]
+impl ObjectEvent {
+    /// An AWS `ObjectCreated:Put` of a 10-byte object with ETag `abc`, for unit tests.
+    pub(crate) fn put_for_tests(bucket: &str, key: &str) -> ObjectEvent {
+        ObjectEvent {
+            format: EventFormat::Aws,
+            name: "ObjectCreated:Put".into(),
+            change: Change::Created,
+            bucket: bucket.into(),
+            key: key.into(),
+            size: Some(10),
+            etag: Some("abc".into()),
+            sequencer: None,
+            version_id: None,
+            content_type: None,
+            event_time: None,
+            directory: false,
+            mtime: None,
+        }
+    }
+}
+
 impl ObjectEvent {
     /// Why this event is dropped whatever the rules say, if it is.
     pub fn ignore_reason(&self) -> Option<Ignored> {
@@ -177,21 +199,7 @@ mod tests {
     use std::cmp::Ordering;
 
     fn event(bucket: &str, key: &str) -> ObjectEvent {
-        ObjectEvent {
-            format: EventFormat::Aws,
-            name: "ObjectCreated:Put".into(),
-            change: Change::Created,
-            bucket: bucket.into(),
-            key: key.into(),
-            size: Some(10),
-            etag: Some("abc".into()),
-            sequencer: None,
-            version_id: None,
-            content_type: None,
-            event_time: None,
-            directory: false,
-            mtime: None,
-        }
+        ObjectEvent::put_for_tests(bucket, key)
     }
 
     #[test]

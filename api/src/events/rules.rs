@@ -17,6 +17,7 @@
 
 use super::model::ObjectEvent;
 use folio_schemas::{EngineKind, JobOptions};
+use folio_transport::valid_tenant;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -188,40 +189,17 @@ impl Rule {
             engine: self.engine,
             profile: self.profile.clone(),
             prompt: None,
-            dpi: self.dpi.unwrap_or(crate::ingest::DEFAULT_DPI),
+            dpi: self.dpi.unwrap_or(folio_ingest::DEFAULT_DPI),
         }
     }
-}
-
-/// `[A-Za-z0-9_-]{1,64}`: tenants are key prefixes in the store.
-pub fn valid_tenant(tenant: &str) -> bool {
-    (1..=64).contains(&tenant.len())
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::model::{Change, EventFormat};
 
     fn ev(bucket: &str, key: &str) -> ObjectEvent {
-        ObjectEvent {
-            format: EventFormat::Aws,
-            name: "ObjectCreated:Put".into(),
-            change: Change::Created,
-            bucket: bucket.into(),
-            key: key.into(),
-            size: Some(1),
-            etag: Some("e".into()),
-            sequencer: None,
-            version_id: None,
-            content_type: None,
-            event_time: None,
-            directory: false,
-            mtime: None,
-        }
+        ObjectEvent::put_for_tests(bucket, key)
     }
 
     const YAML: &str = "

@@ -13,13 +13,13 @@
 use crate::http::error::ApiError;
 use crate::http::metrics;
 use crate::http::options::{clean_file_name, UploadQuery};
-use crate::ingest::{sniff, MediaType};
 use crate::submit::StoredSource;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::Multipart;
 use axum::http::StatusCode;
 use bytes::Bytes;
+use folio_ingest::{sniff, MediaType};
 use folio_transport::{ErrorKind, ObjectStore, ObjectWriter, TransportError};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
@@ -44,21 +44,13 @@ pub struct StreamTarget<'a> {
 }
 
 /// A large upload on its way: the local copy and the store upload.
+#[derive(custom_debug::Debug)]
 struct Streaming<'a> {
+    #[debug(skip)]
     file: tokio::fs::File,
     path: tempfile::TempPath,
     writer: Box<dyn ObjectWriter + 'a>,
     media_type: MediaType,
-}
-
-impl std::fmt::Debug for Streaming<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Streaming")
-            .field("path", &self.path)
-            .field("writer", &self.writer)
-            .field("media_type", &self.media_type)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What was received.

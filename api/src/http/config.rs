@@ -2,6 +2,7 @@
 //! flags; nothing here reads the environment. API keys never appear in `Debug` output.
 
 use folio_schemas::EngineKind;
+use folio_transport::valid_tenant;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 /// Default size above which an upload is spooled to a temporary file: 8 MiB.
 pub const DEFAULT_MEMORY_THRESHOLD: usize = 8 * 1024 * 1024;
 
-/// Settings of `folio serve`. Build with [`ServeConfig::new`] and adjust fields; [`crate::http::Server::bind`]
+/// Settings of `folio serve`. Build with [`ServeConfig::new`] and adjust fields; [`crate::http::AppState::new`]
 /// calls [`ServeConfig::validate`].
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -69,7 +70,7 @@ impl ServeConfig {
             max_pending_documents: 32,
             admission_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(300),
-            default_dpi: crate::ingest::DEFAULT_DPI,
+            default_dpi: folio_ingest::DEFAULT_DPI,
             memory_threshold: DEFAULT_MEMORY_THRESHOLD,
             spool_dir: None,
             engines: vec![EngineKind::Ocr, EngineKind::Glm45v],
@@ -205,14 +206,6 @@ impl std::fmt::Debug for ApiKeys {
 
 fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
-}
-
-/// `[A-Za-z0-9_-]{1,64}`.
-pub fn valid_tenant(tenant: &str) -> bool {
-    (1..=64).contains(&tenant.len())
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

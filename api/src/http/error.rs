@@ -3,10 +3,10 @@
 //! carries the document's status. Details of internal errors and outages are logged, not sent.
 
 use crate::http::status::StatusResponse;
-use crate::ingest::IngestError;
 use crate::submit::SubmitError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use folio_ingest::IngestError;
 use folio_transport::TransportError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -105,22 +105,9 @@ impl ApiError {
 fn ingest_status(e: &IngestError) -> StatusCode {
     match e {
         IngestError::UnsupportedType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        IngestError::EmptyFile
-        | IngestError::UnsupportedFeature { .. }
-        | IngestError::CorruptFile { .. }
-        | IngestError::EncryptedPdf
-        | IngestError::WrongPassword
-        | IngestError::NoPages { .. }
-        | IngestError::PageTooLarge { .. }
-        | IngestError::PageOutOfRange { .. }
-        | IngestError::InvalidPageRange { .. }
-        | IngestError::TooManyPages { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        IngestError::RuntimeMissing { .. } | IngestError::RuntimeInvalid { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        IngestError::Render { .. } | IngestError::Sink(_) | IngestError::Io { .. } => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        e if e.is_input_error() => StatusCode::UNPROCESSABLE_ENTITY,
+        e if e.is_runtime_error() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -235,7 +222,7 @@ pub async fn json_errors(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::MediaType;
+    use folio_ingest::MediaType;
     use folio_transport::ErrorKind;
 
     #[test]

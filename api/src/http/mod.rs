@@ -15,13 +15,14 @@
 //! ```no_run
 //! # async fn run(store: std::sync::Arc<dyn folio_transport::ObjectStore>,
 //! #              queue: std::sync::Arc<dyn folio_transport::JobQueue>,
-//! #              ingestor: folio_api::ingest::Ingestor) -> Result<(), Box<dyn std::error::Error>> {
-//! use folio_api::http::{ApiKeys, ServeConfig, Server, StoreProbe};
+//! #              ingestor: folio_ingest::Ingestor) -> Result<(), Box<dyn std::error::Error>> {
+//! use folio_api::http::{ApiKeys, AppState, ServeConfig, Server, StoreProbe};
 //! let mut keys = ApiKeys::new();
 //! keys.insert("a-long-random-api-key", "acme")?;
 //! let config = ServeConfig::new("127.0.0.1:0".parse()?, keys);
 //! let probe = std::sync::Arc::new(StoreProbe::new(store.clone()));
-//! let server = Server::bind(config, store, queue, ingestor, probe).await?;
+//! let state = AppState::new(config, store, queue, ingestor, probe)?;
+//! let server = Server::bind(state).await?;
 //! println!("listening on {}", server.local_addr());
 //! server.run(tokio_util::sync::CancellationToken::new()).await?;
 //! # Ok(()) }
@@ -43,7 +44,7 @@ pub mod upload;
 pub use config::{ApiKeys, ConfigError, ServeConfig};
 pub use error::ApiError;
 pub use ops::{AllProbes, ReadinessProbe, StoreProbe};
-pub use server::{serve, serve_with, ServeError, Server};
+pub use server::{serve, ServeError, Server};
 pub use state::AppState;
 
 use axum::body::Body;

@@ -2,7 +2,7 @@
 //! once into [`UploadOptions`] (engine, DPI, page selection, prompt profile, password).
 
 use crate::http::error::ApiError;
-use crate::ingest::PageRange;
+use folio_ingest::PageRange;
 use folio_schemas::{EngineKind, JobOptions};
 use serde::Deserialize;
 use std::ops::RangeInclusive;
@@ -16,7 +16,7 @@ pub const PROFILES: &[&str] = &["document", "table", "chart", "prescription", "q
 pub const MAX_PROMPT_CHARS: usize = 4000;
 
 /// Options of `POST /v1/documents`, as query parameters (or multipart fields of the same names).
-#[derive(Default, Deserialize, IntoParams)]
+#[derive(Default, Deserialize, IntoParams, custom_debug::Debug)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
@@ -32,25 +32,13 @@ pub struct UploadQuery {
     /// Prompt profile (engines with profiles only): document, table, chart, prescription, question.
     pub profile: Option<String>,
     /// Free prompt for the `question` profile.
+    #[debug(with = crate::redact::text_len)]
     pub prompt: Option<String>,
     /// Password of an encrypted PDF.
+    #[debug(with = crate::redact::secret)]
     pub password: Option<String>,
     /// Original file name, kept in the manifest (multipart uploads use the part's file name).
     pub filename: Option<String>,
-}
-
-impl std::fmt::Debug for UploadQuery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UploadQuery")
-            .field("engine", &self.engine)
-            .field("dpi", &self.dpi)
-            .field("pages", &self.pages)
-            .field("profile", &self.profile)
-            .field("prompt", &self.prompt.as_ref().map(|p| p.len()))
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("filename", &self.filename)
-            .finish()
-    }
 }
 
 impl UploadQuery {
@@ -177,23 +165,13 @@ impl UploadQuery {
 }
 
 /// Checked options of one upload.
-#[derive(Clone)]
+#[derive(Clone, custom_debug::Debug)]
 pub struct UploadOptions {
     pub job: JobOptions,
     pub pages: PageRange,
+    #[debug(with = crate::redact::secret)]
     pub password: Option<String>,
     pub file_name: Option<String>,
-}
-
-impl std::fmt::Debug for UploadOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UploadOptions")
-            .field("job", &self.job)
-            .field("pages", &self.pages)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("file_name", &self.file_name)
-            .finish()
-    }
 }
 
 /// The last path component, without control characters, at most 255 bytes; `None` if empty.

@@ -3,13 +3,9 @@
 //! [`Server::with_events`], the event webhooks (`/v1/events/*`) are served too.
 
 use crate::events::EventsEndpoint;
-use crate::http::config::{ConfigError, ServeConfig};
-use crate::http::ops::ReadinessProbe;
+use crate::http::config::ConfigError;
 use crate::http::state::AppState;
-use crate::ingest::Ingestor;
-use folio_transport::{JobQueue, ObjectStore};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,16 +33,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Validate the configuration, build the state and bind `config.listen`.
-    pub async fn bind(
-        config: ServeConfig,
-        store: Arc<dyn ObjectStore>,
-        queue: Arc<dyn JobQueue>,
-        ingestor: Ingestor,
-        readiness: Arc<dyn ReadinessProbe>,
-    ) -> Result<Server, ServeError> {
-        let addr = config.listen;
-        let state = AppState::new(config, store, queue, ingestor, readiness)?;
+    /// Bind `state`'s `listen` address.
+    pub async fn bind(state: AppState) -> Result<Server, ServeError> {
+        let addr = state.config().listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
@@ -114,29 +103,14 @@ impl Server {
 }
 
 /// Bind, print `folio serve: listening on http://ADDR` on stdout (scripts starting the server
-/// with port 0 read it), and serve until `shutdown` is cancelled.
+/// with port 0 read it), and serve until `shutdown` is cancelled; with the event webhooks when
+/// `events` is given.
 pub async fn serve(
-    config: ServeConfig,
-    store: Arc<dyn ObjectStore>,
-    queue: Arc<dyn JobQueue>,
-    ingestor: Ingestor,
-    readiness: Arc<dyn ReadinessProbe>,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
-    serve_with(config, store, queue, ingestor, readiness, None, shutdown).await
-}
-
-/// [`serve`], with the event webhooks when `events` is given.
-pub async fn serve_with(
-    config: ServeConfig,
-    store: Arc<dyn ObjectStore>,
-    queue: Arc<dyn JobQueue>,
-    ingestor: Ingestor,
-    readiness: Arc<dyn ReadinessProbe>,
+    state: AppState,
     events: Option<EventsEndpoint>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let mut server = Server::bind(config, store, queue, ingestor, readiness).await?;
+    let mut server = Server::bind(state).await?;
     if let Some(endpoint) = events {
         server = server.with_events(endpoint);
     }

@@ -4,7 +4,7 @@
 use crate::http::config::{ConfigError, ServeConfig};
 use crate::http::metrics;
 use crate::http::ops::ReadinessProbe;
-use crate::ingest::{IngestConfig, Ingestor};
+use folio_ingest::{IngestConfig, Ingestor};
 use folio_transport::{JobQueue, ObjectStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::collections::HashMap;

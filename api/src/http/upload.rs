@@ -9,7 +9,7 @@ use crate::http::metrics;
 use crate::http::options::UploadQuery;
 use crate::http::state::{AdmissionSlot, AppState, InFlightGuard};
 use crate::submit::{
-    accept, accept_stored, assemble_if_complete, enqueue_pages, Accepted, StoredRequest,
+    self, accept, accept_stored, enqueue_pages, Accepted, NeverEnqueued, StoredRequest,
     SubmitError, SubmitRequest,
 };
 use axum::extract::rejection::QueryRejection;
@@ -17,8 +17,7 @@ use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use folio_results::{clock, to_bytes};
-use folio_schemas::{DocKeys, PageError, SCHEMA_VERSION};
+use folio_schemas::DocKeys;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::Instrument;
@@ -303,31 +302,19 @@ async fn record_never_enqueued(
     error: &SubmitError,
 ) {
     let manifest = &accepted.manifest;
-    let keys = DocKeys::new(&manifest.tenant, &manifest.document_id);
-    for &page in manifest.pages.iter().filter(|p| !enqueued.contains(p)) {
-        let record = PageError {
-            schema_version: SCHEMA_VERSION.into(),
-            document_id: manifest.document_id.clone(),
-            page,
-            code: "enqueue_failed".into(),
-            message: format!("the page could not be enqueued: {error}"),
-            attempts: state.config().enqueue_attempts,
-            finished_at: Some(clock::now()),
-        };
-        if let Err(e) = state
-            .store()
-            .put(
-                &keys.page_error(page),
-                to_bytes(&record),
-                "application/json",
-            )
-            .await
-        {
-            tracing::error!(page, error = %e, "cannot write the error record of a page never enqueued");
-            return;
-        }
-    }
-    if let Err(e) = assemble_if_complete(state.store().as_ref(), manifest).await {
-        tracing::error!(error = %e, "cannot assemble the document after recording its pages");
+    let never = manifest
+        .pages
+        .iter()
+        .copied()
+        .filter(|p| !enqueued.contains(p));
+    let why = NeverEnqueued {
+        code: "enqueue_failed",
+        message: format!("the page could not be enqueued: {error}"),
+        attempts: state.config().enqueue_attempts,
+    };
+    if let Err(e) =
+        submit::record_never_enqueued(state.store().as_ref(), manifest, never, &why).await
+    {
+        tracing::error!(error = %e, "cannot record the pages never enqueued");
     }
 }

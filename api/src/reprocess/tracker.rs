@@ -127,22 +127,18 @@ impl Tracker {
 /// The queue as the run sees it: page jobs wait for the rate limiter, fail once the run is
 /// stopped, the first `skip` ones (published by the interrupted run) are dropped, and each one
 /// published is counted in the checkpoint.
+#[derive(custom_debug::Debug)]
 pub struct RunQueue {
     inner: Arc<dyn JobQueue>,
+    #[debug(skip)]
     tracker: Arc<Mutex<Tracker>>,
+    #[debug(skip)]
     rate: Option<Mutex<RateLimiter>>,
     skip: AtomicU32,
+    #[debug(skip)]
     stop: CancellationToken,
+    #[debug(skip)]
     progress: Arc<dyn ProgressSink>,
-}
-
-impl std::fmt::Debug for RunQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunQueue")
-            .field("inner", &self.inner)
-            .field("skip", &self.skip)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RunQueue {

@@ -5,32 +5,16 @@
 
 use bytes::Bytes;
 use folio_api::events::{LocalBuckets, RuleSet, SourceBuckets, Trigger, TriggerConfig};
-use folio_api::ingest::{IngestConfig, Ingestor};
+use folio_ingest::{IngestConfig, Ingestor};
 use folio_schemas::{EngineKind, PageJob};
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn runtime_dir() -> PathBuf {
-    let dir = std::env::var_os("FOLIO_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/folio")))
-        .expect("neither FOLIO_RUNTIME_DIR nor HOME is set");
-    assert!(
-        dir.join("lib/libpdfium.so").is_file(),
-        "PDFium missing under {}: run scripts/setup",
-        dir.display()
-    );
-    dir
-}
+pub use folio_test_support::pdfium_runtime_dir as runtime_dir;
 
 pub fn corpus(rel: &str) -> Bytes {
-    let dir = std::env::var_os("FOLIO_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    let path = dir.join(rel);
-    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    Bytes::from(folio_test_support::read_corpus(rel))
 }
 
 /// A three-page scanned PDF from the corpus.

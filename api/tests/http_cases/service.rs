@@ -189,13 +189,11 @@ async fn the_server_binds_port_0_serves_and_shuts_down_gracefully() {
     let store: Arc<dyn ObjectStore> =
         Arc::new(folio_transport::LocalDirStore::new(bucket.path()).unwrap());
     let queue = Arc::new(folio_transport::InProcessQueue::new(3));
-    let ingestor = folio_api::ingest::Ingestor::new(
-        folio_api::ingest::IngestConfig::from_runtime_dir(&runtime_dir()),
-    );
+    let ingestor =
+        folio_ingest::Ingestor::new(folio_ingest::IngestConfig::from_runtime_dir(&runtime_dir()));
     let probe = Arc::new(folio_api::http::StoreProbe::new(store.clone()));
-    let server = folio_api::http::Server::bind(config(), store, queue, ingestor, probe)
-        .await
-        .unwrap();
+    let state = folio_api::http::AppState::new(config(), store, queue, ingestor, probe).unwrap();
+    let server = folio_api::http::Server::bind(state).await.unwrap();
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0);
     let shutdown = tokio_util::sync::CancellationToken::new();

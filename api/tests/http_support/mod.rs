@@ -9,12 +9,11 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use folio_api::http::{app, ApiKeys, AppState, ServeConfig, StoreProbe};
-use folio_api::ingest::{IngestConfig, Ingestor};
+use folio_ingest::{IngestConfig, Ingestor};
 use folio_schemas::{EngineKind, PageJob};
 use folio_transport::{
     ErrorKind, InProcessQueue, JobConsumer, JobQueue, LocalDirStore, ObjectStore, TransportError,
 };
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -25,36 +24,7 @@ pub const KEY_BETA: &str = "test-key-beta-0123456789";
 pub const PDF_3P: &str = "multipage_pdf/tapus_catalogue_1962_3p.pdf";
 pub const FIXTURE_PASSWORD: &str = "folio-secret";
 
-/// `$FOLIO_RUNTIME_DIR` or `~/.cache/folio`, with PDFium checked to be there.
-pub fn runtime_dir() -> PathBuf {
-    let dir = std::env::var_os("FOLIO_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/folio")))
-        .expect("neither FOLIO_RUNTIME_DIR nor HOME is set");
-    assert!(
-        dir.join("lib/libpdfium.so").is_file(),
-        "PDFium is missing under {}: run scripts/setup (or set FOLIO_RUNTIME_DIR)",
-        dir.display()
-    );
-    dir
-}
-
-/// A corpus file (`$FOLIO_CORPUS_DIR` or `<repo>/../shared/corpus`).
-pub fn corpus(rel: &str) -> Vec<u8> {
-    let dir = std::env::var_os("FOLIO_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    let path = dir.join(rel);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("corpus file {}: {e} (set FOLIO_CORPUS_DIR)", path.display()))
-}
-
-pub fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+pub use folio_test_support::{fixture, pdfium_runtime_dir as runtime_dir, read_corpus as corpus};
 
 /// `LocalDirStore` that answers every call with `Unavailable` while `down` is set.
 #[derive(Debug)]

@@ -15,9 +15,10 @@ use folio_schemas::EngineKind;
 use std::time::Duration;
 
 /// Settings of [`super::AmqpQueue`]. `Debug` hides the password inside `url`.
-#[derive(Clone)]
+#[derive(Clone, custom_debug::Debug)]
 pub struct AmqpConfig {
     /// `amqp://user:password@host:port/vhost` (vhost `/` is `%2f`); `amqps://` for TLS.
+    #[debug(with = debug_url)]
     pub url: String,
     /// The queues' `x-delivery-limit`: a message returned (requeued, or unacked when its consumer
     /// died) more than this many times is dead-lettered. Must match an existing queue's argument:
@@ -58,12 +59,7 @@ impl AmqpConfig {
     /// Check what the broker would reject late or confusingly (name lengths, limits).
     pub fn validate(&self) -> Result<(), TransportError> {
         let invalid = |m: String| Err(TransportError::new(ErrorKind::Invalid, m));
-        if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
-            return invalid(format!(
-                "AMQP URL must start with amqp:// or amqps://: {}",
-                redact_url(&self.url)
-            ));
-        }
+        check_connection(&self.url, self.reconnect_min, self.reconnect_max)?;
         if self.delivery_limit == 0 {
             return invalid("delivery_limit must be at least 1".into());
         }
@@ -78,11 +74,6 @@ impl AmqpConfig {
                 "topology_prefix `{}` must be 1-200 characters of [A-Za-z0-9._-]",
                 self.topology_prefix
             ));
-        }
-        if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
-            return invalid(
-                "reconnect delays must satisfy 0 < reconnect_min <= reconnect_max".into(),
-            );
         }
         Ok(())
     }
@@ -113,20 +104,37 @@ impl AmqpConfig {
     }
 }
 
-impl std::fmt::Debug for AmqpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmqpConfig")
-            .field("url", &self.redacted_url())
-            .field("delivery_limit", &self.delivery_limit)
-            .field("topology_prefix", &self.topology_prefix)
-            .field("engines", &self.engines)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("publish_timeout", &self.publish_timeout)
-            .field("reconnect_min", &self.reconnect_min)
-            .field("reconnect_max", &self.reconnect_max)
-            .field("connection_name", &self.connection_name)
-            .finish()
+/// `Debug` of an AMQP URL: redacted by [`redact_url`].
+pub(crate) fn debug_url<S: AsRef<str>>(
+    url: &S,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    std::fmt::Debug::fmt(&redact_url(url.as_ref()), f)
+}
+
+/// The checks every AMQP connection's settings share: an `amqp://` or `amqps://` URL, and
+/// reconnection delays with `0 < min <= max`.
+pub(crate) fn check_connection(
+    url: &str,
+    reconnect_min: Duration,
+    reconnect_max: Duration,
+) -> Result<(), TransportError> {
+    if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+        return Err(TransportError::new(
+            ErrorKind::Invalid,
+            format!(
+                "AMQP URL must start with amqp:// or amqps://: {}",
+                redact_url(url)
+            ),
+        ));
     }
+    if reconnect_min.is_zero() || reconnect_max < reconnect_min {
+        return Err(TransportError::new(
+            ErrorKind::Invalid,
+            "reconnect delays must satisfy 0 < reconnect_min <= reconnect_max",
+        ));
+    }
+    Ok(())
 }
 
 /// Replace the password of `scheme://user:password@host/...` with `***`.

@@ -11,16 +11,13 @@
 
 use super::backoff::reconnect_delay;
 use super::errors::amqp_error;
-use super::session::{declare_topology, short, Link};
+use super::session::{declare_topology, Link};
+use super::wire::{consume, open_channel, redeliveries, Settle};
 use crate::queue::{Acker, Delivery, JobConsumer};
 use crate::{ErrorKind, TransportError};
 use async_trait::async_trait;
 use folio_schemas::{EngineKind, PageJob};
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -98,25 +95,9 @@ async fn pump(
             s = link.wait_session() => s,
         };
         let subscribed = async {
-            let channel = session
-                .connection
-                .create_channel()
-                .await
-                .map_err(|e| amqp_error("opening a consumer channel", e))?;
-            channel
-                .basic_qos(prefetch, BasicQosOptions { global: false })
-                .await
-                .map_err(|e| amqp_error("setting the prefetch", e))?;
+            let channel = open_channel(&session.connection, "a consumer channel", false).await?;
             declare_topology(&channel, &link.config, engine).await?;
-            let consumer = channel
-                .basic_consume(
-                    short(&queue)?,
-                    ShortString::default(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| amqp_error(format!("consuming {queue}"), e))?;
+            let consumer = consume(&channel, &queue, prefetch).await?;
             Ok::<_, TransportError>((channel, consumer))
         }
         .await;
@@ -176,27 +157,6 @@ async fn pump(
     }
 }
 
-/// Previous deliveries of a message: the quorum queue's `x-delivery-count` header, else 1 when the
-/// broker flags a redelivery (classic queues), else 0.
-pub(crate) fn redeliveries(headers: Option<&FieldTable>, redelivered: bool) -> u32 {
-    let count = headers
-        .and_then(|h| h.inner().get("x-delivery-count"))
-        .and_then(|v| match v {
-            AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
-            AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
-            AMQPValue::ShortInt(n) => Some(i64::from(*n)),
-            AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
-            AMQPValue::LongInt(n) => Some(i64::from(*n)),
-            AMQPValue::LongUInt(n) => Some(i64::from(*n)),
-            AMQPValue::LongLongInt(n) => Some(*n),
-            _ => None,
-        });
-    match count {
-        Some(n) => u32::try_from(n.max(0)).unwrap_or(u32::MAX),
-        None => u32::from(redelivered),
-    }
-}
-
 fn to_delivery(d: lapin::message::Delivery, queue: &str) -> Delivery {
     let job = serde_json::from_slice::<PageJob>(&d.data).map_err(|e| {
         format!(
@@ -206,105 +166,24 @@ fn to_delivery(d: lapin::message::Delivery, queue: &str) -> Delivery {
         )
     });
     let redeliveries = redeliveries(d.properties.headers().as_ref(), d.redelivered);
-    let acker = AmqpAcker {
-        acker: Some(d.acker),
-    };
+    let acker = AmqpAcker(Settle::new(d.acker));
     Delivery::new(job, redeliveries, Box::new(acker))
 }
 
-/// Settles one delivery on the channel it came from.
-struct AmqpAcker {
-    /// `Some` until settled; dropped unsettled, the delivery is requeued (see `Drop`).
-    acker: Option<lapin::Acker>,
-}
-
-fn settled(op: &str, result: lapin::Result<bool>) -> Result<(), TransportError> {
-    match result {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(TransportError::new(
-            ErrorKind::Unavailable,
-            format!(
-                "cannot {op}: the delivery's channel is closed; the broker returns the message to the queue"
-            ),
-        )),
-        Err(e) => Err(amqp_error(format!("{op} failed"), e)),
-    }
-}
-
-impl AmqpAcker {
-    fn take(&mut self) -> Result<lapin::Acker, TransportError> {
-        self.acker
-            .take()
-            .ok_or_else(|| TransportError::new(ErrorKind::Invalid, "delivery already settled"))
-    }
-}
+/// Settles one delivery on the channel it came from (dropped unsettled: requeued).
+struct AmqpAcker(Settle);
 
 #[async_trait]
 impl Acker for AmqpAcker {
     async fn ack(mut self: Box<Self>) -> Result<(), TransportError> {
-        let acker = self.take()?;
-        settled("ack", acker.ack(BasicAckOptions::default()).await)
+        self.0.ack().await
     }
 
     async fn requeue(mut self: Box<Self>) -> Result<(), TransportError> {
-        let acker = self.take()?;
-        let options = BasicNackOptions {
-            multiple: false,
-            requeue: true,
-        };
-        settled("requeue", acker.nack(options).await)
+        self.0.requeue().await
     }
 
     async fn dead_letter(mut self: Box<Self>) -> Result<(), TransportError> {
-        let acker = self.take()?;
-        // Rejected without requeue, a quorum queue message goes to its dead-letter exchange.
-        settled(
-            "dead-letter",
-            acker.reject(BasicRejectOptions { requeue: false }).await,
-        )
-    }
-}
-
-impl Drop for AmqpAcker {
-    fn drop(&mut self) {
-        let Some(acker) = self.acker.take() else {
-            return;
-        };
-        if !acker.usable() {
-            return;
-        }
-        // Unsettled: give the message back now instead of holding a prefetch slot until the channel
-        // closes. Without a runtime (process exit) the channel's closing returns it instead.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let options = BasicNackOptions {
-                    multiple: false,
-                    requeue: true,
-                };
-                if let Err(e) = acker.nack(options).await {
-                    tracing::debug!(error = %e, "requeueing a dropped delivery");
-                }
-            });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redeliveries_from_header_or_flag() {
-        assert_eq!(redeliveries(None, false), 0);
-        assert_eq!(redeliveries(None, true), 1);
-        let mut h = FieldTable::default();
-        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(3));
-        assert_eq!(redeliveries(Some(&h), true), 3);
-        let mut h = FieldTable::default();
-        h.insert("x-delivery-count".into(), AMQPValue::LongInt(-2));
-        assert_eq!(redeliveries(Some(&h), false), 0);
-        let mut h = FieldTable::default();
-        h.insert("other".into(), AMQPValue::LongInt(7));
-        assert_eq!(redeliveries(Some(&h), false), 0);
+        self.0.dead_letter("dead-letter").await
     }
 }

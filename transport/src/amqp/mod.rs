@@ -16,28 +16,31 @@
 //! message when a return would make that count exceed `N`.
 //!
 //! Outages: see [`session`] (reconnection, fail-fast publishing) and [`consumer`] (resubscription).
+//!
+//! `backoff`, `errors`, `wire` and URL redaction serve the event consumer
+//! (`crate::amqp_events`) too: one reconnection policy, one error mapping, one way to settle.
 
-mod backoff;
+pub(crate) mod backoff;
 mod config;
 mod consumer;
-mod errors;
+pub(crate) mod errors;
 mod session;
+pub(crate) mod wire;
 
 pub use config::AmqpConfig;
+pub(crate) use config::{check_connection, debug_url, redact_url};
 
 use crate::queue::{JobConsumer, JobQueue};
 use crate::{ErrorKind, TransportError};
 use async_trait::async_trait;
 use errors::{amqp_error, timed_out};
 use folio_schemas::{EngineKind, PageJob};
-use lapin::options::{
-    BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Confirmation};
-use session::{short, Link};
+use session::Link;
 use std::sync::Arc;
 use tokio::sync::watch;
+use wire::{delete_all, open_channel, ready_messages, short};
 
 /// A RabbitMQ-backed [`JobQueue`]. Cheap to clone; clones share one connection.
 #[derive(Clone)]
@@ -94,25 +97,14 @@ impl AmqpQueue {
     async fn depth(&self, queue: &str) -> Result<u32, TransportError> {
         let session = self.link.try_session().await.map_err(|no| no.error)?;
         let timeout = self.link.config.publish_timeout;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
         let work = async {
             // A passive declare of a missing queue closes its channel: use a throwaway one.
-            let channel = session
-                .connection
-                .create_channel()
-                .await
-                .map_err(|e| amqp_error("opening a channel", e))?;
-            let declared = channel
-                .queue_declare(short(queue)?, passive, FieldTable::default())
-                .await
-                .map_err(|e| amqp_error(format!("queue {queue}"), e));
+            let channel = open_channel(&session.connection, "a channel", false).await?;
+            let ready = ready_messages(&channel, queue).await;
             if channel.status().connected() {
                 let _ = channel.close(200, "depth read".into()).await;
             }
-            Ok::<_, TransportError>(declared?.message_count())
+            ready
         };
         tokio::time::timeout(timeout, work)
             .await
@@ -124,25 +116,13 @@ impl AmqpQueue {
     pub async fn delete_topology(&self) -> Result<(), TransportError> {
         let cfg = &self.link.config;
         let session = self.link.try_session().await.map_err(|no| no.error)?;
-        let channel = session
-            .connection
-            .create_channel()
-            .await
-            .map_err(|e| amqp_error("opening a channel", e))?;
-        for engine in &cfg.engines {
-            for queue in [cfg.queue(*engine), cfg.dead_queue(*engine)] {
-                channel
-                    .queue_delete(short(&queue)?, QueueDeleteOptions::default())
-                    .await
-                    .map_err(|e| amqp_error(format!("deleting queue {queue}"), e))?;
-            }
-        }
-        for exchange in [cfg.exchange(), cfg.dead_exchange()] {
-            channel
-                .exchange_delete(short(&exchange)?, ExchangeDeleteOptions::default())
-                .await
-                .map_err(|e| amqp_error(format!("deleting exchange {exchange}"), e))?;
-        }
+        let channel = open_channel(&session.connection, "a channel", false).await?;
+        let queues: Vec<String> = cfg
+            .engines
+            .iter()
+            .flat_map(|engine| [cfg.queue(*engine), cfg.dead_queue(*engine)])
+            .collect();
+        delete_all(&channel, &queues, &[cfg.exchange(), cfg.dead_exchange()]).await?;
         let _ = channel.close(200, "topology deleted".into()).await;
         Ok(())
     }

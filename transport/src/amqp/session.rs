@@ -10,12 +10,11 @@
 use super::backoff::reconnect_delay;
 use super::config::AmqpConfig;
 use super::errors::{amqp_error, timed_out};
+use super::wire::{long, open_channel, short};
 use crate::{ErrorKind, TransportError};
 use folio_schemas::EngineKind;
-use lapin::options::{
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -193,39 +192,20 @@ impl Link {
                 Arc::new(conn)
             }
         };
-        let setup = connection
-            .create_channel()
-            .await
-            .map_err(|e| amqp_error("opening a channel", e))?;
+        let setup = open_channel(&connection, "a channel", false).await?;
         for engine in &cfg.engines {
             declare_topology(&setup, cfg, *engine).await?;
         }
         if let Err(e) = setup.close(200, "topology declared".into()).await {
             tracing::debug!(error = %e, "closing the setup channel");
         }
-        let publish = connection
-            .create_channel()
-            .await
-            .map_err(|e| amqp_error("opening the publishing channel", e))?;
-        publish
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| amqp_error("enabling publisher confirms", e))?;
+        let publish = open_channel(&connection, "the publishing channel", true).await?;
         Ok(Arc::new(Session {
             connection,
             publish,
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
         }))
     }
-}
-
-pub(crate) fn short(name: &str) -> Result<ShortString, TransportError> {
-    ShortString::try_new(name)
-        .map_err(|e| TransportError::new(ErrorKind::Invalid, format!("AMQP name `{name}`: {e}")))
-}
-
-fn long(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
 }
 
 /// Declare (idempotently) the exchanges, the engine's quorum queue with its delivery limit and

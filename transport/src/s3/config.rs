@@ -4,13 +4,14 @@ use crate::{ErrorKind, TransportError};
 use std::time::Duration;
 
 /// Settings of [`super::S3Store`]. `Debug` hides the secret key.
-#[derive(Clone)]
+#[derive(Clone, custom_debug::Debug)]
 pub struct S3Config {
     /// `http(s)://host:port` of an S3-compatible service; `None` for AWS's regional endpoint.
     pub endpoint: Option<String>,
     pub bucket: String,
     pub region: String,
     pub access_key: String,
+    #[debug(with = debug_secret)]
     pub secret_key: String,
     /// Path-style addressing (`endpoint/bucket/key`), as SeaweedFS, MinIO and Ceph expect.
     pub path_style: bool,
@@ -88,25 +89,9 @@ impl S3Config {
     }
 }
 
-impl std::fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"***")
-            .field("path_style", &self.path_style)
-            .field("create_bucket", &self.create_bucket)
-            .field("multipart_threshold", &self.multipart_threshold)
-            .field("part_size", &self.part_size)
-            .field("list_page_size", &self.list_page_size)
-            .field("max_attempts", &self.max_attempts)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("checksums", &self.checksums)
-            .finish()
-    }
+/// `Debug` of a secret: `"***"`.
+fn debug_secret<S>(_: &S, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    std::fmt::Debug::fmt("***", f)
 }
 
 #[cfg(test)]

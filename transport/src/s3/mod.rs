@@ -34,18 +34,11 @@ use errors::{s3_error, status_of};
 use std::time::Duration;
 
 /// An S3-backed [`ObjectStore`]. Cheap to clone (the client is shared).
-#[derive(Clone)]
+#[derive(Clone, custom_debug::Debug)]
 pub struct S3Store {
+    #[debug(skip)]
     client: Client,
     config: S3Config,
-}
-
-impl std::fmt::Debug for S3Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Store")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
 }
 
 impl S3Store {

@@ -4,7 +4,7 @@
 //! Every test has its own topology prefix (exchanges and queues), deleted when the test ends.
 
 use crate::env;
-use crate::support::{job, next, Topology};
+use crate::support::{assert_publish_fails_fast, connected, job, next};
 use folio_schemas::EngineKind;
 use folio_transport::{AmqpConfig, AmqpQueue, ErrorKind, JobQueue};
 use std::time::{Duration, Instant};
@@ -27,11 +27,9 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_consume_ack_in_order_with_prefetch() {
-    let Some(cfg) = env::amqp("order") else {
+    let Some((_cleanup, _, q)) = connected("order", |_| {}).await else {
         return;
     };
-    let _cleanup = Topology(cfg.clone());
-    let q = AmqpQueue::connect(cfg).await.expect("connect");
     assert!(q.is_connected());
     for page in 1..=3 {
         q.publish(&job("d1", page, EngineKind::Ocr))
@@ -63,22 +61,18 @@ async fn publish_consume_ack_in_order_with_prefetch() {
     b.ack().await.unwrap();
     third.ack().await.unwrap();
     drop(c);
-    let depth = eventually(0, || async {
-        q.queue_depth(EngineKind::Ocr).await.unwrap()
-    })
-    .await;
-    assert_eq!(depth, 0);
-    q.close().await;
+    close_drained(q).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_counts_redeliveries_until_the_dead_letter_queue() {
-    let Some(mut cfg) = env::amqp("limit") else {
+    let Some((_cleanup, _, q)) = connected("limit", |cfg| {
+        cfg.delivery_limit = 2;
+    })
+    .await
+    else {
         return;
     };
-    cfg.delivery_limit = 2;
-    let _cleanup = Topology(cfg.clone());
-    let q = AmqpQueue::connect(cfg).await.unwrap();
     q.publish(&job("d2", 7, EngineKind::Ocr)).await.unwrap();
     let mut c = q.consume(EngineKind::Ocr, 1).await.unwrap();
     // x-delivery-limit 2: delivered 3 times (redeliveries 0, 1, 2), then dead-lettered.
@@ -110,9 +104,9 @@ async fn requeue_counts_redeliveries_until_the_dead_letter_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letter_and_dropped_deliveries() {
-    let Some(cfg) = env::amqp("dead") else { return };
-    let _cleanup = Topology(cfg.clone());
-    let q = AmqpQueue::connect(cfg).await.unwrap();
+    let Some((_cleanup, _, q)) = connected("dead", |_| {}).await else {
+        return;
+    };
     q.publish(&job("d3", 1, EngineKind::Glm45v)).await.unwrap();
     q.publish(&job("d3", 2, EngineKind::Glm45v)).await.unwrap();
     let mut c = q.consume(EngineKind::Glm45v, 1).await.unwrap();
@@ -143,13 +137,14 @@ async fn dead_letter_and_dropped_deliveries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unroutable_job_is_an_error() {
-    let Some(mut cfg) = env::amqp("unroutable") else {
+    let Some((_cleanup, _, q)) = connected("unroutable", |cfg| {
+        // Only the OCR queue is declared under this prefix: a glm45v job has nowhere to go.
+        cfg.engines = vec![EngineKind::Ocr];
+    })
+    .await
+    else {
         return;
     };
-    // Only the OCR queue is declared under this prefix: a glm45v job has nowhere to go.
-    cfg.engines = vec![EngineKind::Ocr];
-    let _cleanup = Topology(cfg.clone());
-    let q = AmqpQueue::connect(cfg).await.unwrap();
     let err = q
         .publish(&job("d4", 1, EngineKind::Glm45v))
         .await
@@ -170,11 +165,9 @@ async fn unroutable_job_is_an_error() {
 async fn undecodable_message_is_delivered_as_a_poison_job() {
     use lapin::options::BasicPublishOptions;
     use lapin::{BasicProperties, Connection, ConnectionProperties};
-    let Some(cfg) = env::amqp("poison") else {
+    let Some((_cleanup, cfg, q)) = connected("poison", |_| {}).await else {
         return;
     };
-    let _cleanup = Topology(cfg.clone());
-    let q = AmqpQueue::connect(cfg.clone()).await.unwrap();
     let conn = Connection::connect(&cfg.url, ConnectionProperties::default())
         .await
         .unwrap();
@@ -203,11 +196,9 @@ async fn undecodable_message_is_delivered_as_a_poison_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mismatched_delivery_limit_is_invalid() {
-    let Some(cfg) = env::amqp("mismatch") else {
+    let Some((_cleanup, cfg, q)) = connected("mismatch", |_| {}).await else {
         return;
     };
-    let _cleanup = Topology(cfg.clone());
-    let q = AmqpQueue::connect(cfg.clone()).await.unwrap();
     let mut other = cfg.clone();
     other.delivery_limit = 3;
     let err = AmqpQueue::connect(other)
@@ -225,23 +216,12 @@ async fn broker_down_fails_fast_as_unavailable() {
     let Some(_) = env::amqp("down") else { return };
     let mut cfg = AmqpConfig::new(format!(
         "amqp://guest:guest@127.0.0.1:{}/%2f",
-        env::closed_port()
+        env::free_port()
     ));
     cfg.topology_prefix = env::unique("down");
     let q = AmqpQueue::new(cfg).unwrap();
     for _ in 0..3 {
-        let started = Instant::now();
-        let err = q
-            .publish(&job("d5", 1, EngineKind::Ocr))
-            .await
-            .expect_err("no broker");
-        assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
-        assert!(err.is_transient());
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
+        assert_publish_fails_fast(&q, &job("d5", 1, EngineKind::Ocr)).await;
     }
     let err = q.queue_depth(EngineKind::Ocr).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unavailable);
@@ -271,9 +251,9 @@ async fn wrong_password_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_publishes_are_all_confirmed_and_consumed() {
-    let Some(cfg) = env::amqp("many") else { return };
-    let _cleanup = Topology(cfg.clone());
-    let q = AmqpQueue::connect(cfg).await.unwrap();
+    let Some((_cleanup, _, q)) = connected("many", |_| {}).await else {
+        return;
+    };
     const N: u32 = 500;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -301,21 +281,14 @@ async fn many_concurrent_publishes_are_all_confirmed_and_consumed() {
     );
     pages.sort_unstable();
     assert_eq!(pages, (1..=N).collect::<Vec<_>>());
-    let depth = eventually(0, || async {
-        q.queue_depth(EngineKind::Ocr).await.unwrap()
-    })
-    .await;
-    assert_eq!(depth, 0);
-    q.close().await;
+    close_drained(q).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_ends_consumers() {
-    let Some(cfg) = env::amqp("close") else {
+    let Some((_cleanup, _, q)) = connected("close", |_| {}).await else {
         return;
     };
-    let _cleanup = Topology(cfg.clone());
-    let q = AmqpQueue::connect(cfg).await.unwrap();
     let mut c = q.consume(EngineKind::Ocr, 1).await.unwrap();
     let waiter = tokio::spawn(async move { c.next().await.is_none() });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -325,4 +298,14 @@ async fn close_ends_consumers() {
         .expect("consumer ends")
         .unwrap();
     assert!(ended);
+}
+
+/// Wait until the OCR queue is empty (every job acked), then close the queue.
+async fn close_drained(q: AmqpQueue) {
+    let depth = eventually(0, || async {
+        q.queue_depth(EngineKind::Ocr).await.unwrap()
+    })
+    .await;
+    assert_eq!(depth, 0);
+    q.close().await;
 }

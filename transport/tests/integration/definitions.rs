@@ -82,7 +82,7 @@ async fn broker_accepts_our_declarations_over_imported_definitions() {
     let Some(mut cfg) = env::amqp("defs") else {
         return;
     };
-    let Some((_, start)) = env::restart_commands("FOLIO_RABBIT_STOP", "FOLIO_RABBIT_START") else {
+    let Some((_, start)) = env::restart_commands(&env::settings(), "RABBIT") else {
         eprintln!("SKIPPED: needs the private broker's rabbitmqctl (FOLIO_PRIVATE_RABBIT=1 scripts/services/start)");
         return;
     };

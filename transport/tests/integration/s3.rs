@@ -10,6 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use bytes::Bytes;
+use folio_test_support::built::crc32;
 use folio_transport::{ErrorKind, ObjectStore, S3Config, S3Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -369,21 +370,6 @@ async fn checksums_are_stored_and_checked() {
     assert_eq!(store.get(&key).await.unwrap(), Bytes::from_static(b"plain"));
 }
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 fn base64_be(v: u32) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let b = v.to_be_bytes();
@@ -405,7 +391,7 @@ fn base64_be(v: u32) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_unavailable() {
     let Some(mut cfg) = env::s3() else { return };
-    cfg.endpoint = Some(format!("http://127.0.0.1:{}", env::closed_port()));
+    cfg.endpoint = Some(format!("http://127.0.0.1:{}", env::free_port()));
     cfg.max_attempts = 2;
     let store = S3Store::new(cfg.clone()).unwrap();
     let started = Instant::now();

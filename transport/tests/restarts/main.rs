@@ -10,25 +10,22 @@
 //! Without them a test says so and returns.
 
 #[allow(dead_code)]
-#[path = "../integration/env.rs"]
-mod env;
-#[allow(dead_code)]
 #[path = "../integration/support.rs"]
 mod support;
 
 use bytes::Bytes;
 use folio_schemas::EngineKind;
+use folio_test_support::services as env;
 use folio_transport::{AmqpQueue, ErrorKind, JobQueue, ObjectStore, S3Store};
 use std::time::{Duration, Instant};
-use support::{job, next, Topology};
+use support::{assert_publish_fails_fast, job, next, Topology};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_and_consumer_survive_a_broker_restart() {
     let Some(mut cfg) = env::amqp("restart") else {
         return;
     };
-    let Some((stop, start)) = env::restart_commands("FOLIO_RABBIT_STOP", "FOLIO_RABBIT_START")
-    else {
+    let Some((stop, start)) = env::restart_commands(&env::settings(), "RABBIT") else {
         eprintln!(
             "SKIPPED: no restartable broker (run `FOLIO_PRIVATE_RABBIT=1 scripts/services/start`)"
         );
@@ -49,17 +46,7 @@ async fn publisher_and_consumer_survive_a_broker_restart() {
 
     // Down: every publish fails quickly, as Unavailable.
     for _ in 0..5 {
-        let started = Instant::now();
-        let err = q
-            .publish(&job("r1", 2, EngineKind::Ocr))
-            .await
-            .expect_err("broker is down");
-        assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
+        assert_publish_fails_fast(&q, &job("r1", 2, EngineKind::Ocr)).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!q.is_connected());
@@ -124,7 +111,7 @@ pub fn run(command: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_store_recovers_after_a_seaweedfs_restart() {
     let Some(mut cfg) = env::s3() else { return };
-    let Some((stop, start)) = env::restart_commands("FOLIO_S3_STOP", "FOLIO_S3_START") else {
+    let Some((stop, start)) = env::restart_commands(&env::settings(), "S3") else {
         eprintln!("SKIPPED: no restartable S3 server (run `scripts/services/start`)");
         return;
     };

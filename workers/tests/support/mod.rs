@@ -1,20 +1,12 @@
-//! Shared by the worker crate's integration tests: where the runtime lives, and a document
-//! submitted the way the API would leave it (manifest, page images, one job per page).
+//! Shared by the worker crate's integration tests: a document submitted the way the API would
+//! leave it (manifest, page images, one job per page), and a worker run until it is done.
+//! Where the runtime lives comes from `folio-test-support`.
 
 #![allow(dead_code)]
 
 use bytes::Bytes;
 use folio_schemas::{DocKeys, JobOptions, Manifest, PageJob, SCHEMA_VERSION};
 use folio_transport::{JobQueue, ObjectStore};
-use std::path::PathBuf;
-
-/// `scripts/setup`'s runtime folder: `$FOLIO_RUNTIME_DIR`, else `~/.cache/folio`.
-pub fn runtime_dir() -> PathBuf {
-    std::env::var_os("FOLIO_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/folio")))
-        .expect("FOLIO_RUNTIME_DIR or HOME")
-}
 
 /// Store the manifest of document `doc` of tenant `t` (a source named `file_name` of
 /// `media_type`) and `pages[i]` as the image of page i + 1, and publish one job per page.

@@ -183,30 +183,39 @@ fn describe_unsupported(b: &[u8]) -> String {
 /// put member names in clear near the start, so a substring search is enough to name them.
 fn describe_zip(b: &[u8]) -> String {
     let head = &b[..b.len().min(64 * 1024)];
+    let first = |table: &[(&[u8], &str)]| {
+        table
+            .iter()
+            .find(|(needle, _)| find(head, needle).is_some())
+            .map(|(_, name)| name.to_string())
+    };
     if find(head, b"mimetype").is_some() {
-        if find(head, b"application/vnd.oasis.opendocument.text").is_some() {
-            return "OpenDocument text (odt)".into();
-        }
-        if find(head, b"application/vnd.oasis.opendocument.spreadsheet").is_some() {
-            return "OpenDocument spreadsheet (ods)".into();
-        }
-        if find(head, b"application/vnd.oasis.opendocument.presentation").is_some() {
-            return "OpenDocument presentation (odp)".into();
-        }
-        if find(head, b"application/epub+zip").is_some() {
-            return "EPUB e-book".into();
+        if let Some(name) = first(&[
+            (
+                b"application/vnd.oasis.opendocument.text",
+                "OpenDocument text (odt)",
+            ),
+            (
+                b"application/vnd.oasis.opendocument.spreadsheet",
+                "OpenDocument spreadsheet (ods)",
+            ),
+            (
+                b"application/vnd.oasis.opendocument.presentation",
+                "OpenDocument presentation (odp)",
+            ),
+            (b"application/epub+zip", "EPUB e-book"),
+        ]) {
+            return name;
         }
     }
     let ooxml = find(head, b"[Content_Types].xml").is_some();
     if ooxml || find(head, b"_rels/.rels").is_some() {
-        if find(head, b"word/").is_some() {
-            return "Word document (docx)".into();
-        }
-        if find(head, b"xl/").is_some() {
-            return "Excel workbook (xlsx)".into();
-        }
-        if find(head, b"ppt/").is_some() {
-            return "PowerPoint presentation (pptx)".into();
+        if let Some(name) = first(&[
+            (b"word/", "Word document (docx)"),
+            (b"xl/", "Excel workbook (xlsx)"),
+            (b"ppt/", "PowerPoint presentation (pptx)"),
+        ]) {
+            return name;
         }
         return "Office Open XML package (docx/xlsx/pptx)".into();
     }

@@ -205,21 +205,15 @@ fn decode_page(
     }
     if associated_alpha {
         match &mut data {
-            DecodingResult::U8(v) => pixels::unpremultiply_u8(v, samples),
-            DecodingResult::U16(v) => pixels::unpremultiply_u16(v, samples),
+            DecodingResult::U8(v) => pixels::unpremultiply(v, samples),
+            DecodingResult::U16(v) => pixels::unpremultiply(v, samples),
             _ => {}
         }
     }
 
     let mut img = to_dynamic(data, color, width, height, page)?;
     img.apply_orientation(orientation);
-    let swapped = matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
+    let swapped = pixels::swaps_axes(orientation);
     let image = pixels::flatten_to_rgb(img);
     tracing::debug!(page, width, height, ?color, "TIFF page decoded");
     Ok(RasterPage {

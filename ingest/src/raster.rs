@@ -61,13 +61,7 @@ pub(crate) fn decode(
     img.apply_orientation(orientation);
     let image = pixels::flatten_to_rgb(img);
 
-    let swapped = matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
+    let swapped = pixels::swaps_axes(orientation);
     let dpi = density::from_header(bytes, media)
         .or_else(|| exif.as_deref().and_then(density::from_exif))
         .map(|d| d.horizontal_dpi(swapped));

@@ -1,6 +1,6 @@
 //! Page images as PNG, the format pages are stored in between ingest and workers.
 
-use crate::ingest::IngestError;
+use crate::IngestError;
 use bytes::Bytes;
 
 /// PNG with fast compression: page images are read back once by a worker, so encoding speed

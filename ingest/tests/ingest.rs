@@ -6,7 +6,7 @@
 mod images;
 mod support;
 
-use folio_api::ingest::{sniff, IngestError, Ingestor, MediaType, PageRange};
+use folio_ingest::{sniff, IngestError, Ingestor, MediaType, PageRange};
 use support::*;
 
 #[global_allocator]
@@ -43,27 +43,22 @@ fn truncated_pdf_is_corrupt() {
 }
 
 #[test]
-fn text_file_is_unsupported_and_named() {
-    let text = read_corpus("printed/tess_eurotext.gt.txt");
-    let e = ingestor().inspect(&text, None).expect_err("text");
-    assert_eq!(e.code(), "unsupported_type");
-    assert!(e.is_input_error());
-    assert!(e.to_string().contains("plain text"), "{e}");
-}
-
-#[test]
-fn docx_is_unsupported_and_named() {
-    let docx = zip(&[
+fn unsupported_and_empty_documents_are_input_errors_that_say_why() {
+    let cases = [
         (
-            "[Content_Types].xml",
-            b"<?xml version=\"1.0\"?><Types/>".as_slice(),
+            read_corpus("printed/tess_eurotext.gt.txt"),
+            "unsupported_type",
+            "plain text",
         ),
-        ("_rels/.rels", b"<Relationships/>".as_slice()),
-        ("word/document.xml", b"<w:document/>".as_slice()),
-    ]);
-    let e = ingestor().inspect(&docx, None).expect_err("docx");
-    assert_eq!(e.code(), "unsupported_type");
-    assert!(e.to_string().contains("docx"), "{e}");
+        (docx(), "unsupported_type", "docx"),
+        (fixture("zero_pages.pdf"), "no_pages", "no pages"),
+    ];
+    for (bytes, want, named) in cases {
+        let e = ingestor().inspect(&bytes, None).expect_err(want);
+        assert_eq!(e.code(), want, "{e}");
+        assert!(e.is_input_error(), "{e}");
+        assert!(e.to_string().contains(named), "{e}");
+    }
 }
 
 #[test]
@@ -98,14 +93,6 @@ fn encrypted_pdf_needs_the_right_password() {
             "{name}: page not white"
         );
     }
-}
-
-#[test]
-fn pdf_without_pages() {
-    let pdf = fixture("zero_pages.pdf");
-    let e = ingestor().inspect(&pdf, None).expect_err("no pages");
-    assert_eq!(e.code(), "no_pages");
-    assert!(e.is_input_error());
 }
 
 #[test]
@@ -248,23 +235,19 @@ fn page_selection() {
     let ing = ingestor();
     let pdf = read_corpus(JOURNAL_4P);
     let count = ing.inspect(&pdf, None).expect("inspect").page_count;
+    let select = |text: &str| {
+        let range = text.parse::<PageRange>().expect("parse");
+        range.select(count).expect("select")
+    };
 
-    let pages = "2-"
-        .parse::<PageRange>()
-        .expect("parse")
-        .select(count)
-        .expect("select");
+    let pages = select("2-");
     let got = pages_of(&ing, &pdf, None, &pages).expect("rasterize");
     assert_eq!(
         got.iter().map(|p| p.page).collect::<Vec<_>>(),
         vec![2, 3, 4]
     );
 
-    let three = "3"
-        .parse::<PageRange>()
-        .expect("parse")
-        .select(count)
-        .expect("select");
+    let three = select("3");
     let alone = pages_of(&ing, &pdf, None, &three).expect("rasterize");
     assert_eq!(alone.len(), 1);
     assert_eq!(alone[0].page, 3);

@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 
-use folio_api::ingest::{sniff, MediaType};
+use folio_ingest::{sniff, MediaType};
 use image::{ImageEncoder, Rgb, RgbImage};
 
 use crate::code;

@@ -1,4 +1,6 @@
-//! Ingest: sniff the type of an uploaded source, validate it, and rasterize its pages.
+//! folio-ingest: sniff the type of an uploaded source, validate it, and rasterize its pages.
+//! The first stage of the pipeline (ingest → queue → work → results); used by the upload API,
+//! the bucket triggers, re-processing and the embedded `folio parse` / `folio render`.
 //!
 //! * [`sniff`] names the type from magic bytes (PDF, PNG, JPEG, TIFF, WebP, BMP).
 //! * [`Ingestor::inspect`] validates the whole source without rendering pages: type,
@@ -7,11 +9,15 @@
 //!   the pixel budget) or decodes image pages (EXIF orientation applied, converted to RGB on
 //!   white), one page at a time, handing each to a callback: at most one page image is alive.
 //!
+//! * [`png`] encodes a page image as the PNG stored between ingest and the workers, and
+//!   [`stream`] runs the rasterizer on a blocking thread, handing encoded pages to async code
+//!   with a bounded number in flight.
+//!
 //! PDFium is bound lazily on the first PDF, once per process (see `pdf.rs`). Nothing here
 //! knows about HTTP, queues or storage.
 //!
 //! ```no_run
-//! use folio_api::ingest::{IngestConfig, Ingestor, PageRange};
+//! use folio_ingest::{IngestConfig, Ingestor, PageRange};
 //!
 //! let ingestor = Ingestor::new(IngestConfig::new("/root/.cache/folio/lib/libpdfium.so"));
 //! let bytes = std::fs::read("scan.pdf")?;
@@ -30,8 +36,10 @@ mod integrity;
 mod page_range;
 mod pdf;
 mod pixels;
+pub mod png;
 mod raster;
 mod sniff;
+pub mod stream;
 mod tiff;
 
 use std::path::{Path, PathBuf};
@@ -170,26 +178,42 @@ impl Ingestor {
         pages: &[u32],
         on_page: &mut dyn FnMut(RasterPage) -> Result<(), IngestError>,
     ) -> Result<(), IngestError> {
-        let media_type = sniff(bytes)?;
-        match media_type {
-            MediaType::Pdf => pdf::rasterize(
-                pdf::PdfSource::Bytes(bytes),
-                password,
-                pages,
-                &self.cfg,
-                on_page,
-            ),
-            MediaType::Tiff => tiff::rasterize(bytes, pages, &self.cfg, on_page),
-            _ => {
-                let pages = resolve_pages(pages, 1)?;
-                for &page in &pages {
-                    let mut raster = raster::decode(bytes, media_type, &self.cfg)?;
-                    raster.page = page;
-                    on_page(raster)?;
-                }
-                Ok(())
-            }
+        self.rasterize_source(pdf::PdfSource::Bytes(bytes), password, pages, on_page)
+    }
+
+    /// [`Ingestor::rasterize`] of a source in memory or in a file (a PDF file is read by PDFium
+    /// on demand, an image file whole).
+    fn rasterize_source(
+        &self,
+        source: pdf::PdfSource<'_>,
+        password: Option<&str>,
+        pages: &[u32],
+        on_page: &mut dyn FnMut(RasterPage) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        let media_type = match source {
+            pdf::PdfSource::Bytes(bytes) => sniff(bytes)?,
+            pdf::PdfSource::File(path) => sniff(&read_head(path)?)?,
+        };
+        if media_type == MediaType::Pdf {
+            return pdf::rasterize(source, password, pages, &self.cfg, on_page);
         }
+        let read;
+        let bytes = match source {
+            pdf::PdfSource::Bytes(bytes) => bytes,
+            pdf::PdfSource::File(path) => {
+                read = read_file(path)?;
+                &read[..]
+            }
+        };
+        if media_type == MediaType::Tiff {
+            return tiff::rasterize(bytes, pages, &self.cfg, on_page);
+        }
+        for page in resolve_pages(pages, 1)? {
+            let mut raster = raster::decode(bytes, media_type, &self.cfg)?;
+            raster.page = page;
+            on_page(raster)?;
+        }
+        Ok(())
     }
 }
 
@@ -222,16 +246,7 @@ impl Ingestor {
         pages: &[u32],
         on_page: &mut dyn FnMut(RasterPage) -> Result<(), IngestError>,
     ) -> Result<(), IngestError> {
-        match sniff(&read_head(path)?)? {
-            MediaType::Pdf => pdf::rasterize(
-                pdf::PdfSource::File(path),
-                password,
-                pages,
-                &self.cfg,
-                on_page,
-            ),
-            _ => self.rasterize(&read_file(path)?, password, pages, on_page),
-        }
+        self.rasterize_source(pdf::PdfSource::File(path), password, pages, on_page)
     }
 }
 

@@ -88,38 +88,49 @@ pub(crate) fn ycbcr8_to_rgb(data: &[u8], width: u32, height: u32) -> Option<RgbI
     RgbImage::from_raw(width, height, out)
 }
 
-/// Undo premultiplied ("associated") alpha in place: `samples` per pixel, alpha last.
-pub(crate) fn unpremultiply_u8(data: &mut [u8], samples: usize) {
+/// Undo premultiplied ("associated") alpha in place: `samples` per pixel, alpha last, 8 or
+/// 16 bits a sample.
+pub(crate) fn unpremultiply<T>(data: &mut [T], samples: usize)
+where
+    T: Copy + Into<u64> + TryFrom<u64> + Bounded,
+{
     if samples < 2 {
         return;
     }
+    let max = T::MAX.into();
     for px in data.chunks_exact_mut(samples) {
         let (color, alpha) = px.split_at_mut(samples - 1);
-        let a = u32::from(alpha[0]);
-        if a == 0 || a == 255 {
+        let a: u64 = alpha[0].into();
+        if a == 0 || a == max {
             continue;
         }
         for c in color {
-            *c = ((u32::from(*c) * 255 + a / 2) / a).min(255) as u8;
+            let v = (((*c).into() * max + a / 2) / a).min(max);
+            *c = T::try_from(v).unwrap_or(T::MAX);
         }
     }
 }
 
-/// Same as [`unpremultiply_u8`] for 16-bit samples.
-pub(crate) fn unpremultiply_u16(data: &mut [u16], samples: usize) {
-    if samples < 2 {
-        return;
-    }
-    for px in data.chunks_exact_mut(samples) {
-        let (color, alpha) = px.split_at_mut(samples - 1);
-        let a = u64::from(alpha[0]);
-        if a == 0 || a == 65535 {
-            continue;
-        }
-        for c in color {
-            *c = ((u64::from(*c) * 65535 + a / 2) / a).min(65535) as u16;
-        }
-    }
+/// The largest value of a sample type.
+pub(crate) trait Bounded {
+    const MAX: Self;
+}
+
+impl Bounded for u8 {
+    const MAX: u8 = u8::MAX;
+}
+
+impl Bounded for u16 {
+    const MAX: u16 = u16::MAX;
+}
+
+/// Whether an EXIF/TIFF orientation turns the image a quarter turn (width and height swap).
+pub(crate) fn swaps_axes(orientation: image::metadata::Orientation) -> bool {
+    use image::metadata::Orientation as O;
+    matches!(
+        orientation,
+        O::Rotate90 | O::Rotate270 | O::Rotate90FlipH | O::Rotate270FlipH
+    )
 }
 
 #[cfg(test)]
