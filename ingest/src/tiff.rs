@@ -324,24 +324,10 @@ fn to_dynamic(
             let rgb: Vec<f32> = v.iter().take(n).flat_map(|&g| [g, g, g]).collect();
             buffer!(Rgb, rgb, 3, ImageRgb32F)
         }
-        (ColorType::GrayA(8), DecodingResult::U8(v))
-        | (
-            ColorType::Multiband {
-                bit_depth: 8,
-                num_samples: 2,
-            },
-            DecodingResult::U8(v),
-        ) => {
+        (c, DecodingResult::U8(v)) if gray_alpha_depth(c) == Some(8) => {
             buffer!(LumaA, v, 2, ImageLumaA8)
         }
-        (ColorType::GrayA(16), DecodingResult::U16(v))
-        | (
-            ColorType::Multiband {
-                bit_depth: 16,
-                num_samples: 2,
-            },
-            DecodingResult::U16(v),
-        ) => {
+        (c, DecodingResult::U16(v)) if gray_alpha_depth(c) == Some(16) => {
             buffer!(LumaA, v, 2, ImageLumaA16)
         }
         (ColorType::RGB(8), DecodingResult::U8(v)) => buffer!(Rgb, v, 3, ImageRgb8),
@@ -380,5 +366,37 @@ fn map_tiff_error(e: TiffError) -> IngestError {
             "decoding needs more memory than the image size allows",
         ),
         other => IngestError::corrupt(TIFF, other.to_string()),
+    }
+}
+/// The bit depth of grey + alpha, whether the file says so or calls it two bands.
+fn gray_alpha_depth(color: ColorType) -> Option<u8> {
+    match color {
+        ColorType::GrayA(bits)
+        | ColorType::Multiband {
+            bit_depth: bits,
+            num_samples: 2,
+        } => Some(bits),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grey_and_alpha_in_either_spelling() {
+        assert_eq!(gray_alpha_depth(ColorType::GrayA(8)), Some(8));
+        let two_bands = ColorType::Multiband {
+            bit_depth: 16,
+            num_samples: 2,
+        };
+        assert_eq!(gray_alpha_depth(two_bands), Some(16));
+        let three_bands = ColorType::Multiband {
+            bit_depth: 8,
+            num_samples: 3,
+        };
+        assert_eq!(gray_alpha_depth(three_bands), None);
+        assert_eq!(gray_alpha_depth(ColorType::RGB(8)), None);
     }
 }

@@ -64,30 +64,24 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert_eq!(classify(Some(404), None), ErrorKind::NotFound);
-        assert_eq!(classify(Some(404), Some("NoSuchKey")), ErrorKind::NotFound);
-        assert_eq!(
-            classify(Some(404), Some("NoSuchBucket")),
-            ErrorKind::Invalid
-        );
-        assert_eq!(
-            classify(Some(412), Some("PreconditionFailed")),
-            ErrorKind::AlreadyExists
-        );
-        assert_eq!(
-            classify(Some(503), Some("SlowDown")),
-            ErrorKind::Unavailable
-        );
-        assert_eq!(classify(Some(500), None), ErrorKind::Unavailable);
-        assert_eq!(classify(Some(429), None), ErrorKind::Unavailable);
-        assert_eq!(
-            classify(Some(403), Some("AccessDenied")),
-            ErrorKind::Invalid
-        );
-        assert_eq!(
-            classify(Some(400), Some("InvalidRequest")),
-            ErrorKind::Invalid
-        );
-        assert_eq!(classify(None, None), ErrorKind::Unavailable);
+        let cases = [
+            (Some(404), None, ErrorKind::NotFound),
+            (Some(404), Some("NoSuchKey"), ErrorKind::NotFound),
+            (Some(404), Some("NoSuchBucket"), ErrorKind::Invalid),
+            (
+                Some(412),
+                Some("PreconditionFailed"),
+                ErrorKind::AlreadyExists,
+            ),
+            (Some(503), Some("SlowDown"), ErrorKind::Unavailable),
+            (Some(500), None, ErrorKind::Unavailable),
+            (Some(429), None, ErrorKind::Unavailable),
+            (Some(403), Some("AccessDenied"), ErrorKind::Invalid),
+            (Some(400), Some("InvalidRequest"), ErrorKind::Invalid),
+            (None, None, ErrorKind::Unavailable),
+        ];
+        for (status, code, kind) in cases {
+            assert_eq!(classify(status, code), kind, "{status:?} {code:?}");
+        }
     }
 }
