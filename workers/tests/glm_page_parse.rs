@@ -281,33 +281,20 @@ fn json_profiles_tolerate_trailing_garbage_but_not_broken_json() {
 
 #[test]
 fn truncation_is_reported() {
-    assert_eq!(
-        parse_with(
+    for (kind, raw) in [
+        (
             ProfileKind::Chart,
             "{\"chart_type\": \"line\", \"series\": [{\"na",
-            true,
-            None
         ),
-        Err(PageParseError::Truncated)
-    );
-    assert_eq!(
-        parse_with(
-            ProfileKind::Document,
-            "# Title\n\nSome text that goes on",
-            true,
-            None
-        ),
-        Err(PageParseError::Truncated)
-    );
-    assert_eq!(
-        parse_with(
-            ProfileKind::Document,
-            "<think>Let me look at the",
-            true,
-            None
-        ),
-        Err(PageParseError::Truncated)
-    );
+        (ProfileKind::Document, "# Title\n\nSome text that goes on"),
+        (ProfileKind::Document, "<think>Let me look at the"),
+    ] {
+        assert_eq!(
+            parse_with(kind, raw, true, None),
+            Err(PageParseError::Truncated),
+            "{raw}"
+        );
+    }
     // A complete JSON value that hit the budget (e.g. the stop token did not fit) is kept.
     let page = parse_with(
         ProfileKind::Prescription,

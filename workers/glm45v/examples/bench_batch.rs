@@ -23,63 +23,26 @@ use folio_glm45v::decoder::text_model::TextModel;
 use folio_glm45v::generate::batch::{generate_batch, BatchOptions, BatchRequest};
 use folio_glm45v::generate::{Flow, GenerationParams, Prompt};
 
-struct Args {
-    dir: Option<PathBuf>,
-    requests: usize,
-    prompt: usize,
-    new: usize,
-    batches: Vec<usize>,
-    dtype: DType,
-    repeats: usize,
-}
+mod bench_common;
 
-fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let mut args = Args {
-        dir: None,
-        requests: 4,
-        prompt: 128,
-        new: 32,
-        batches: vec![1, 4],
-        dtype: DType::F32,
-        repeats: 2,
-    };
-    let num = |v: Option<String>, name: &str| -> Result<usize, String> {
-        v.ok_or(format!("{name} needs a value"))?
-            .parse()
-            .map_err(|e| format!("{name}: {e}"))
-    };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--requests" => args.requests = num(it.next(), "--requests")?.max(1),
-            "--prompt" => args.prompt = num(it.next(), "--prompt")?.max(2),
-            "--new" => args.new = num(it.next(), "--new")?.max(1),
-            "--repeats" => args.repeats = num(it.next(), "--repeats")?.max(1),
-            "--batches" => {
-                args.batches = it
-                    .next()
-                    .ok_or("--batches needs a value")?
-                    .split(',')
-                    .map(|s| s.parse::<usize>().map_err(|e| format!("--batches: {e}")))
-                    .collect::<Result<_, _>>()?;
-            }
-            "--dtype" => {
-                args.dtype = match it.next().as_deref() {
-                    Some("f32") => DType::F32,
-                    Some("bf16") => DType::BF16,
-                    other => return Err(format!("--dtype f32|bf16, got {other:?}")),
-                }
-            }
-            dir if !dir.starts_with("--") && args.dir.is_none() => {
-                args.dir = Some(PathBuf::from(dir))
-            }
-            other => return Err(format!("unexpected argument {other}")),
-        }
-    }
-    if args.batches.contains(&0) {
-        return Err("--batches: sizes must be ≥ 1".into());
-    }
-    Ok(args)
+/// `bench_batch [DIR] [--requests 4] [--prompt 128] [--new 32] [--batches 1,4] [--dtype f32|bf16] [--repeats 2]`
+#[derive(clap::Parser)]
+struct Args {
+    /// A checkpoint directory; without it, the synthetic mid-size model.
+    dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 4)]
+    requests: usize,
+    #[arg(long, default_value_t = 128)]
+    prompt: usize,
+    #[arg(long, default_value_t = 32)]
+    new: usize,
+    /// Batch sizes, each ≥ 1.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    batches: Vec<usize>,
+    #[arg(long, default_value = "f32", value_parser = bench_common::dtype)]
+    dtype: DType,
+    #[arg(long, default_value_t = 2)]
+    repeats: usize,
 }
 
 /// The mid-size config of `scripts/bench_glm_cpu.py`.
@@ -191,13 +154,15 @@ fn run(args: &Args) -> folio_glm45v::Result<Vec<String>> {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let mut args = <Args as clap::Parser>::parse();
+    args.requests = args.requests.max(1);
+    args.prompt = args.prompt.max(2);
+    args.new = args.new.max(1);
+    args.repeats = args.repeats.max(1);
+    if args.batches.contains(&0) {
+        eprintln!("--batches: sizes must be ≥ 1");
+        return std::process::ExitCode::from(2);
+    }
     match run(&args) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -15,50 +15,21 @@ use folio_glm45v::decoder::mrope::text_positions;
 use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 use folio_glm45v::generate::{generate, Flow, GenerationParams, Prompt};
 
-struct Args {
-    dir: PathBuf,
-    prompt: usize,
-    new: usize,
-    dtype: DType,
-    repeats: usize,
-}
+mod bench_common;
 
-fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let mut args = Args {
-        dir: PathBuf::new(),
-        prompt: 128,
-        new: 32,
-        dtype: DType::F32,
-        repeats: 3,
-    };
-    let num = |v: Option<String>, name: &str| -> Result<usize, String> {
-        v.ok_or(format!("{name} needs a value"))?
-            .parse()
-            .map_err(|e| format!("{name}: {e}"))
-    };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--prompt" => args.prompt = num(it.next(), "--prompt")?,
-            "--new" => args.new = num(it.next(), "--new")?,
-            "--repeats" => args.repeats = num(it.next(), "--repeats")?.max(1),
-            "--dtype" => {
-                args.dtype = match it.next().as_deref() {
-                    Some("f32") => DType::F32,
-                    Some("bf16") => DType::BF16,
-                    other => return Err(format!("--dtype f32|bf16, got {other:?}")),
-                }
-            }
-            dir if args.dir.as_os_str().is_empty() => args.dir = PathBuf::from(dir),
-            other => return Err(format!("unexpected argument {other}")),
-        }
-    }
-    if args.dir.as_os_str().is_empty() {
-        return Err(
-            "usage: bench_cpu DIR [--prompt N] [--new M] [--dtype f32|bf16] [--repeats R]".into(),
-        );
-    }
-    Ok(args)
+/// `bench_cpu DIR [--prompt N] [--new M] [--dtype f32|bf16] [--repeats R]`
+#[derive(clap::Parser)]
+struct Args {
+    /// The checkpoint directory.
+    dir: PathBuf,
+    #[arg(long, default_value_t = 128)]
+    prompt: usize,
+    #[arg(long, default_value_t = 32)]
+    new: usize,
+    #[arg(long, default_value = "f32", value_parser = bench_common::dtype)]
+    dtype: DType,
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -125,13 +96,8 @@ fn run(args: &Args) -> folio_glm45v::Result<String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let mut args = <Args as clap::Parser>::parse();
+    args.repeats = args.repeats.max(1);
     match run(&args) {
         Ok(line) => {
             println!("{line}");

@@ -10,13 +10,12 @@ use folio_glm45v::decoder::mrope::{decode_positions, Positions3};
 use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record};
 use folio_glm45v::generate::batch::{generate_batch, BatchOptions, BatchRequest, Scheduler};
 use folio_glm45v::generate::constraint::JsonSchemaConstraint;
-use folio_glm45v::generate::{
-    generate, Decoding, FinishReason, Flow, GenerationParams, Prompt, SamplingParams,
-};
+use folio_glm45v::generate::{generate, FinishReason, Flow, GenerationParams, Prompt};
 use folio_glm45v::model::{Glm45v, LoadOptions};
 use folio_glm45v::vision::onnx::VisionOptions;
 
 use crate::common::{corpus, fixture, ids, onnxruntime_lib, reference, rel_max_diff};
+use crate::generation::{mm_positions, sampled};
 
 fn load() -> Glm45v {
     let opts = LoadOptions {
@@ -29,11 +28,7 @@ fn load() -> Glm45v {
 /// The recorded image prompt of the reference (spliced embeddings, 3-D positions).
 fn mm_prompt() -> Prompt {
     let refs = reference("tiny");
-    let rows = refs["mm.positions"].to_vec2::<i64>().expect("positions");
-    let to_u32 = |r: &Vec<i64>| r.iter().map(|&v| v as u32).collect::<Vec<u32>>();
-    let positions = Positions3 {
-        rows: [to_u32(&rows[0]), to_u32(&rows[1]), to_u32(&rows[2])],
-    };
+    let positions = mm_positions(&refs);
     assert_ne!(
         positions.rope_delta(),
         0,
@@ -183,17 +178,6 @@ fn batched_results_equal_each_prompt_alone() {
     let lens: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
     eprintln!("prompt lengths {lens:?}");
     let news = [14usize, 9, 20, 5, 11, 16];
-    let sampled = |seed| GenerationParams {
-        max_new_tokens: 12,
-        decoding: Decoding::Sample(SamplingParams {
-            temperature: 1.5,
-            top_p: 0.95,
-            top_k: 50,
-            seed,
-        }),
-        repetition_penalty: 1.2,
-        stop_ids: vec![],
-    };
     let mut params: Vec<GenerationParams> = news
         .iter()
         .map(|&n| GenerationParams::greedy(n, vec![]))

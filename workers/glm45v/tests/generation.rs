@@ -44,11 +44,7 @@ fn greedy_continuations_match_transformers() {
 fn greedy_after_an_image_prompt_uses_the_rope_delta() {
     let glm = load("tiny");
     let refs = reference("tiny");
-    let rows = refs["mm.positions"].to_vec2::<i64>().expect("positions");
-    let to_u32 = |r: &Vec<i64>| r.iter().map(|&v| v as u32).collect::<Vec<u32>>();
-    let positions = Positions3 {
-        rows: [to_u32(&rows[0]), to_u32(&rows[1]), to_u32(&rows[2])],
-    };
+    let positions = mm_positions(&refs);
     assert_eq!(
         positions.rope_delta(),
         refs["mm.rope_delta"].to_vec1::<i64>().expect("delta")[0]
@@ -140,21 +136,38 @@ fn seeded_sampling_is_reproducible() {
     let refs = reference("tiny");
     let prompt = Prompt::text(ids(&refs["chat.input_ids"]));
     let run = |seed| {
-        let params = GenerationParams {
-            max_new_tokens: 12,
-            decoding: Decoding::Sample(SamplingParams {
-                temperature: 1.5,
-                top_p: 0.95,
-                top_k: 50,
-                seed,
-            }),
-            repetition_penalty: 1.2,
-            stop_ids: vec![],
-        };
+        let params = sampled(seed);
         generate(&glm.model, &prompt, &params, None, &mut |_| Flow::Continue)
             .expect("generate")
             .tokens
     };
     assert_eq!(run(7), run(7));
     assert_ne!(run(7), run(8));
+}
+
+/// 12 tokens sampled hot (temperature 1.5, top-p 0.95, top-k 50, repetition penalty 1.2) with
+/// `seed`, no stop ids: the sampling case of this file and of the batch tests.
+pub(crate) fn sampled(seed: u64) -> GenerationParams {
+    GenerationParams {
+        max_new_tokens: 12,
+        decoding: Decoding::Sample(SamplingParams {
+            temperature: 1.5,
+            top_p: 0.95,
+            top_k: 50,
+            seed,
+        }),
+        repetition_penalty: 1.2,
+        stop_ids: vec![],
+    }
+}
+
+/// The 3-row M-RoPE positions of the reference's image prompt (`mm.positions`).
+pub(crate) fn mm_positions(
+    refs: &std::collections::HashMap<String, candle_core::Tensor>,
+) -> Positions3 {
+    let rows = refs["mm.positions"].to_vec2::<i64>().expect("positions");
+    let to_u32 = |r: &Vec<i64>| r.iter().map(|&v| v as u32).collect::<Vec<u32>>();
+    Positions3 {
+        rows: [to_u32(&rows[0]), to_u32(&rows[1]), to_u32(&rows[2])],
+    }
 }

@@ -19,17 +19,53 @@ fn run(
     embeds: &Tensor,
     positions: &Tensor,
 ) -> folio_glm45v::decoder::text_model::DecoderOutput {
+    let record = Record {
+        hidden_states: true,
+        router: true,
+    };
     let mut cache = model.new_cache();
+    forward(
+        model,
+        &mut cache,
+        embeds,
+        positions,
+        LogitsSelection::All,
+        record,
+    )
+}
+
+/// One forward pass of `model` over `embeds` at `positions` on `cache`.
+fn forward(
+    model: &TextModel,
+    cache: &mut folio_glm45v::KvCache,
+    embeds: &Tensor,
+    positions: &Tensor,
+    logits: LogitsSelection,
+    record: Record,
+) -> folio_glm45v::decoder::text_model::DecoderOutput {
     let input = DecoderInput {
         embeds,
         positions,
-        logits: LogitsSelection::All,
-        record: Record {
-            hidden_states: true,
-            router: true,
-        },
+        logits,
+        record,
     };
-    model.forward(input, &mut cache).expect("forward")
+    model.forward(input, cache).expect("forward")
+}
+
+/// Logits of one forward pass over `embeds` at `positions` on `cache` (nothing recorded), the
+/// batch dimension removed. Shared by the decoder tests of this binary.
+pub(crate) fn forward_logits(
+    model: &TextModel,
+    cache: &mut folio_glm45v::KvCache,
+    embeds: &Tensor,
+    positions: &Tensor,
+    logits: LogitsSelection,
+) -> Tensor {
+    forward(model, cache, embeds, positions, logits, Record::default())
+        .logits
+        .expect("logits")
+        .squeeze(0)
+        .expect("squeeze")
 }
 
 /// Compares layer by layer, then routers, then logits; panics naming the first divergence.
@@ -125,17 +161,14 @@ fn cached_decoding_reproduces_full_forward_logits() {
     let mut cache = model.new_cache();
     let (embeds, _) = text_inputs(&model, &all[..split]);
     let positions = text_positions(1, 0, split, &Device::Cpu).unwrap();
-    let input = DecoderInput {
-        embeds: &embeds,
-        positions: &positions,
-        logits: LogitsSelection::Last,
-        record: Record::default(),
-    };
-    let out = model.forward(input, &mut cache).unwrap().logits.unwrap();
-    let d = rel_max_diff(
-        &out.squeeze(0).unwrap(),
-        &want.narrow(0, split - 1, 1).unwrap(),
+    let out = forward_logits(
+        &model,
+        &mut cache,
+        &embeds,
+        &positions,
+        LogitsSelection::Last,
     );
+    let d = rel_max_diff(&out, &want.narrow(0, split - 1, 1).unwrap());
     assert!(d <= TOL, "prefill last logits rel diff {d:e}");
     // Then one token at a time, and a chunk of 5 at once.
     let mut pos = split;
@@ -143,14 +176,14 @@ fn cached_decoding_reproduces_full_forward_logits() {
         let n = if pos == 30 { 5 } else { 1 };
         let (embeds, _) = text_inputs(&model, &all[pos..pos + n]);
         let positions = text_positions(1, pos, n, &Device::Cpu).unwrap();
-        let input = DecoderInput {
-            embeds: &embeds,
-            positions: &positions,
-            logits: LogitsSelection::All,
-            record: Record::default(),
-        };
-        let out = model.forward(input, &mut cache).unwrap().logits.unwrap();
-        let d = rel_max_diff(&out.squeeze(0).unwrap(), &want.narrow(0, pos, n).unwrap());
+        let out = forward_logits(
+            &model,
+            &mut cache,
+            &embeds,
+            &positions,
+            LogitsSelection::All,
+        );
+        let d = rel_max_diff(&out, &want.narrow(0, pos, n).unwrap());
         assert!(d <= TOL, "decode at {pos}: rel diff {d:e}");
         pos += n;
     }

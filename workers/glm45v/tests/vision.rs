@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Tensor};
 use folio_glm45v::chat::{ChatMessage, ChatOptions};
 use folio_glm45v::checkpoint::config::{ModelConfig, VisionConfig};
-use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record};
+use folio_glm45v::decoder::text_model::LogitsSelection;
 use folio_glm45v::generate::{generate, FinishReason, Flow, GenerationParams};
 use folio_glm45v::model::{Glm45v, LoadOptions};
 use folio_glm45v::processor::prompt::mm_token_type_ids;
@@ -17,6 +17,7 @@ use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions, VisionTower};
 use folio_glm45v::vision::prompt::Media;
 
 use crate::common::{corpus, fixture, ids, json, onnxruntime_lib, rel_max_diff};
+use crate::parity::forward_logits;
 
 const TOL: f32 = 1e-4;
 
@@ -183,20 +184,7 @@ fn image_prompts_match_transformers_end_to_end() {
         let embeds = prompt.embeds.clone().expect("embeds");
         let pos = positions.to_tensor(&Device::Cpu).expect("positions tensor");
         let mut cache = glm.model.new_cache();
-        let input = DecoderInput {
-            embeds: &embeds,
-            positions: &pos,
-            logits: LogitsSelection::All,
-            record: Record::default(),
-        };
-        let logits = glm
-            .model
-            .forward(input, &mut cache)
-            .expect("forward")
-            .logits
-            .expect("logits")
-            .squeeze(0)
-            .expect("squeeze");
+        let logits = forward_logits(&glm.model, &mut cache, &embeds, &pos, LogitsSelection::All);
         let d = rel_max_diff(&logits, &refs[&format!("{name}.logits")]);
         eprintln!("{name}: {} tokens, logits rel diff {d:e}", prompt.ids.len());
         assert!(d <= TOL, "{name}: logits differ (rel {d:e})");
@@ -388,20 +376,7 @@ fn video_frames_match_transformers_end_to_end() {
     let embeds = prompt.embeds.clone().expect("embeds");
     let pos = positions.to_tensor(&Device::Cpu).expect("positions tensor");
     let mut cache = glm.model.new_cache();
-    let input = DecoderInput {
-        embeds: &embeds,
-        positions: &pos,
-        logits: LogitsSelection::All,
-        record: Record::default(),
-    };
-    let logits = glm
-        .model
-        .forward(input, &mut cache)
-        .expect("forward")
-        .logits
-        .expect("logits")
-        .squeeze(0)
-        .expect("squeeze");
+    let logits = forward_logits(&glm.model, &mut cache, &embeds, &pos, LogitsSelection::All);
     let d = rel_max_diff(&logits, &refs["video.logits"]);
     eprintln!("video: {} tokens, logits rel diff {d:e}", prompt.ids.len());
     assert!(d <= TOL, "video logits differ (rel {d:e})");

@@ -31,8 +31,39 @@ pub struct ParsedOutput {
 
 const THINK_OPEN: &str = "<think>";
 const THINK_CLOSE: &str = "</think>";
-const BOX_OPEN: &str = "<|begin_of_box|>";
-const BOX_CLOSE: &str = "<|end_of_box|>";
+/// Opens a box span (`<|begin_of_box|>[x1,y1,x2,y2]<|end_of_box|>`).
+pub const BOX_OPEN: &str = "<|begin_of_box|>";
+/// Closes a box span.
+pub const BOX_CLOSE: &str = "<|end_of_box|>";
+
+/// A piece of an answer: plain text, or the content of one box span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span<'a> {
+    Text(&'a str),
+    Box(&'a str),
+}
+
+/// `text` cut at its box spans, in order. An unclosed span runs to the end of the text; a stray
+/// close token (its open lost) stays in the text.
+pub fn box_spans(text: &str) -> Vec<Span<'_>> {
+    let mut spans = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find(BOX_OPEN) {
+        spans.push(Span::Text(&rest[..open]));
+        let inner_start = open + BOX_OPEN.len();
+        let (inner, next) = match rest[inner_start..].find(BOX_CLOSE) {
+            Some(end) => (
+                &rest[inner_start..inner_start + end],
+                inner_start + end + BOX_CLOSE.len(),
+            ),
+            None => (&rest[inner_start..], rest.len()),
+        };
+        spans.push(Span::Box(inner));
+        rest = &rest[next..];
+    }
+    spans.push(Span::Text(rest));
+    spans
+}
 
 /// Splits `text` (decoded without skipping special tokens, stop token excluded).
 /// `image_size` = (width, height) of the original image, for pixel boxes.
@@ -51,22 +82,15 @@ pub fn parse_output(text: &str, image_size: Option<(u32, u32)>) -> ParsedOutput 
         text
     };
     let mut answer = String::with_capacity(answer_part.len());
-    let mut rest = answer_part;
-    while let Some(open) = rest.find(BOX_OPEN) {
-        answer.push_str(&rest[..open]);
-        let inner_start = open + BOX_OPEN.len();
-        let (inner, next) = match rest[inner_start..].find(BOX_CLOSE) {
-            Some(end) => (
-                &rest[inner_start..inner_start + end],
-                inner_start + end + BOX_CLOSE.len(),
-            ),
-            None => (&rest[inner_start..], rest.len()),
-        };
-        answer.push_str(inner);
-        out.boxes.push(parse_box(inner, image_size));
-        rest = &rest[next..];
+    for span in box_spans(answer_part) {
+        match span {
+            Span::Text(text) => answer.push_str(text),
+            Span::Box(inner) => {
+                answer.push_str(inner);
+                out.boxes.push(parse_box(inner, image_size));
+            }
+        }
     }
-    answer.push_str(rest);
     out.answer = answer.trim().to_string();
     out
 }

@@ -102,20 +102,12 @@ impl VisionEmbeddings {
 }
 
 /// A loaded vision tower.
+#[derive(Debug)]
 pub struct VisionTower {
     session: Mutex<Session>,
     meta: OnnxVisionMeta,
     provider: &'static str,
     max_patches_per_call: usize,
-}
-
-impl std::fmt::Debug for VisionTower {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VisionTower")
-            .field("meta", &self.meta)
-            .field("provider", &self.provider)
-            .finish()
-    }
 }
 
 fn meta_usize(session: &Session, key: &str, path: &Path) -> Result<usize> {

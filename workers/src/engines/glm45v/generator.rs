@@ -20,6 +20,7 @@ use super::run::{add_time, GenOutput, GenRequest, TextGenerator, Timings};
 
 /// A loaded checkpoint; one call at a time (the decoder uses every core or the whole GPU), the
 /// requests of a call decoded together.
+#[derive(Debug)]
 pub struct GlmGenerator {
     glm: Mutex<Glm45v>,
     /// The tokenizer indexed for constrained decoding, built on the first JSON request.
@@ -28,15 +29,6 @@ pub struct GlmGenerator {
     /// KV budget of a call in tokens (prompt + image tokens + `max_new_tokens` of the sequences
     /// decoded together); `None`: no budget beyond the number of requests.
     max_tokens_in_flight: Option<usize>,
-}
-
-impl std::fmt::Debug for GlmGenerator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GlmGenerator")
-            .field("seed", &self.seed)
-            .field("max_tokens_in_flight", &self.max_tokens_in_flight)
-            .finish_non_exhaustive()
-    }
 }
 
 fn ms(start: Instant) -> f64 {

@@ -147,13 +147,17 @@ fn keeps_layout_kind(kind: BlockKind) -> bool {
 mod tests {
     use super::*;
     use crate::engines::glm45v::page_parse::ParsedPage;
+    use crate::engines::glm45v::tests::summary;
     use folio_schemas::BBox;
 
-    fn block(id: &str, kind: BlockKind, b: [f32; 4], text: &str) -> Block {
-        Block {
-            text: Some(text.into()),
-            ..Block::new(id, kind, BBox::new(b[0], b[1], b[2], b[3]))
-        }
+    /// Blocks with text from `(id, kind, box, text)` rows.
+    fn blocks(rows: &[(&str, BlockKind, [f32; 4], &str)]) -> Vec<Block> {
+        rows.iter()
+            .map(|&(id, kind, b, text)| Block {
+                text: Some(text.into()),
+                ..Block::new(id, kind, BBox::new(b[0], b[1], b[2], b[3]))
+            })
+            .collect()
     }
 
     #[test]
@@ -173,27 +177,13 @@ mod tests {
 
     #[test]
     fn merge_keeps_region_order_and_ocr_blocks_where_reading_failed() {
-        let regions = vec![
-            block(
-                "p2-b1",
-                BlockKind::Header,
-                [0.0, 0.0, 100.0, 10.0],
-                "ocr header",
-            ),
-            block(
-                "p2-b2",
-                BlockKind::Text,
-                [0.0, 20.0, 100.0, 60.0],
-                "ocr body",
-            ),
-            block(
-                "p2-b3",
-                BlockKind::Table,
-                [0.0, 70.0, 100.0, 90.0],
-                "ocr table",
-            ),
-            block("p2-b4", BlockKind::Text, [0.0, 95.0, 1.0, 96.0], "sliver"),
-        ];
+        use BlockKind::{Header, Table, Text, Title};
+        let regions = blocks(&[
+            ("p2-b1", Header, [0.0, 0.0, 100.0, 10.0], "ocr header"),
+            ("p2-b2", Text, [0.0, 20.0, 100.0, 60.0], "ocr body"),
+            ("p2-b3", Table, [0.0, 70.0, 100.0, 90.0], "ocr table"),
+            ("p2-b4", Text, [0.0, 95.0, 1.0, 96.0], "sliver"),
+        ]);
         let doc = Profile::new(ProfileKind::Document);
         let parsed = |blocks: Vec<Block>, warnings: Vec<String>| ReadResult {
             outcome: ReadOutcome::Parsed {
@@ -209,29 +199,14 @@ mod tests {
         };
         let results = vec![
             Some(parsed(
-                vec![block(
-                    "p2-r1-b1",
-                    BlockKind::Text,
-                    [1.0, 1.0, 90.0, 9.0],
-                    "Header",
-                )],
+                blocks(&[("p2-r1-b1", Text, [1.0, 1.0, 90.0, 9.0], "Header")]),
                 vec![],
             )),
             Some(parsed(
-                vec![
-                    block(
-                        "p2-r2-b1",
-                        BlockKind::Title,
-                        [0.0, 20.0, 100.0, 30.0],
-                        "Title",
-                    ),
-                    block(
-                        "p2-r2-b2",
-                        BlockKind::Text,
-                        [0.0, 30.0, 100.0, 60.0],
-                        "Body",
-                    ),
-                ],
+                blocks(&[
+                    ("p2-r2-b1", Title, [0.0, 20.0, 100.0, 30.0], "Title"),
+                    ("p2-r2-b2", Text, [0.0, 30.0, 100.0, 60.0], "Body"),
+                ]),
                 vec!["block p2-r2-b2 has no box".into()],
             )),
             Some(ReadResult {
@@ -247,13 +222,8 @@ mod tests {
             None,
         ];
         let m = merge(2, &regions, results);
-        let got: Vec<(&str, BlockKind, &str)> = m
-            .blocks
-            .iter()
-            .map(|b| (b.id.as_str(), b.kind, b.text.as_deref().unwrap_or("")))
-            .collect();
         assert_eq!(
-            got,
+            summary(&m.blocks),
             vec![
                 ("p2-b1", BlockKind::Header, "Header"),
                 ("p2-b2", BlockKind::Title, "Title"),

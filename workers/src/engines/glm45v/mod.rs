@@ -80,20 +80,12 @@ impl From<&Glm45vConfig> for EngineSettings {
 }
 
 /// GLM-4.5V behind [`Engine`].
+#[derive(Debug)]
 pub struct Glm45vEngine {
     generator: Arc<dyn TextGenerator>,
     ocr: LazyOcr,
     settings: EngineSettings,
     info: EngineInfo,
-}
-
-impl std::fmt::Debug for Glm45vEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Glm45vEngine")
-            .field("settings", &self.settings)
-            .field("info", &self.info)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Glm45vEngine {

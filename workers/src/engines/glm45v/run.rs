@@ -56,6 +56,12 @@ pub trait TextGenerator: Send + Sync {
     fn generate(&self, requests: &[GenRequest<'_>]) -> Vec<Result<GenOutput, String>>;
 }
 
+impl std::fmt::Debug for dyn TextGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn TextGenerator")
+    }
+}
+
 /// One image to read with a profile.
 #[derive(Debug, Clone)]
 pub struct ReadTask<'a> {

@@ -152,13 +152,8 @@ fn a_good_first_answer_is_parsed_with_the_page_profile() {
     let out = e.run(&[page(3, blank(1000, 500), None, None)]);
     let out = out.into_iter().next().expect("one result").expect("ok");
     assert_eq!(out.profile.as_deref(), Some("document@1"));
-    let got: Vec<(&str, BlockKind, &str)> = out
-        .blocks
-        .iter()
-        .map(|b| (b.id.as_str(), b.kind, b.text.as_deref().unwrap_or("")))
-        .collect();
     assert_eq!(
-        got,
+        summary(&out.blocks),
         vec![
             ("p3-b1", BlockKind::Title, "Invoice 42"),
             ("p3-b2", BlockKind::Text, "Total due: 12 EUR")
@@ -392,4 +387,12 @@ fn layout_first_reads_each_region_with_its_profile_and_merges_in_order() {
         .any(|w| w.contains("kept the ocr engine's reading")));
     assert_eq!(out.profile.as_deref(), Some("layout-first:document@1"));
     assert!(out.timings.contains_key("layout"));
+}
+
+/// `(id, kind, text)` of each block, for comparing pages in one assertion.
+pub(crate) fn summary(blocks: &[folio_schemas::Block]) -> Vec<(&str, BlockKind, &str)> {
+    blocks
+        .iter()
+        .map(|b| (b.id.as_str(), b.kind, b.text.as_deref().unwrap_or("")))
+        .collect()
 }

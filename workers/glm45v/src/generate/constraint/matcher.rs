@@ -288,18 +288,19 @@ impl State {
                         return false;
                     };
                     let f = &mut self.frames[top];
+                    let string = |chars, esc, cont, lo, hi| Frame::Str {
+                        node,
+                        chars,
+                        esc,
+                        cont,
+                        lo,
+                        hi,
+                    };
                     if cont > 0 {
                         if b < lo || b > hi {
                             return false;
                         }
-                        *f = Frame::Str {
-                            node,
-                            chars,
-                            esc,
-                            cont: cont - 1,
-                            lo: 0x80,
-                            hi: 0xBF,
-                        };
+                        *f = string(chars, esc, cont - 1, 0x80, 0xBF);
                         return true;
                     }
                     if esc == 1 {
@@ -308,14 +309,7 @@ impl State {
                             b'u' => 5,
                             _ => return false,
                         };
-                        *f = Frame::Str {
-                            node,
-                            chars,
-                            esc: e,
-                            cont,
-                            lo,
-                            hi,
-                        };
+                        *f = string(chars, e, cont, lo, hi);
                         return true;
                     }
                     if esc > 1 {
@@ -323,14 +317,7 @@ impl State {
                             return false;
                         }
                         let e = if esc == 2 { 0 } else { esc - 1 };
-                        *f = Frame::Str {
-                            node,
-                            chars,
-                            esc: e,
-                            cont,
-                            lo,
-                            hi,
-                        };
+                        *f = string(chars, e, cont, lo, hi);
                         return true;
                     }
                     if b == b'"' {
@@ -356,14 +343,7 @@ impl State {
                         0xF4 => (0, 3, 0x80, 0x8F),
                         _ => return false,
                     };
-                    *f = Frame::Str {
-                        node,
-                        chars: chars + 1,
-                        esc,
-                        cont,
-                        lo,
-                        hi,
-                    };
+                    *f = string(chars + 1, esc, cont, lo, hi);
                     return true;
                 }
                 Frame::Num { integer, at, len } => {

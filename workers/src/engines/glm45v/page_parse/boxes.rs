@@ -4,33 +4,24 @@
 //! any bracket style (`[..]`, `[[..]]`, `(..)`, several boxes in one span). When that image was
 //! a crop, the crop's page box scales and offsets them back onto the page.
 
+use folio_glm45v::generate::output::{box_spans, Span};
 use folio_schemas::BBox;
 
 use super::PageParseInput;
 
-pub const BOX_OPEN: &str = "<|begin_of_box|>";
-pub const BOX_CLOSE: &str = "<|end_of_box|>";
+pub use folio_glm45v::generate::output::{BOX_CLOSE, BOX_OPEN};
 
 /// `text` without box spans, and the boxes (0..1000) in order. An unclosed span runs to the
 /// end of the text; a span without four numbers is dropped.
 pub fn extract_boxes(text: &str) -> (String, Vec<[f32; 4]>) {
     let mut out = String::with_capacity(text.len());
     let mut boxes = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find(BOX_OPEN) {
-        out.push_str(&rest[..open]);
-        let inner_start = open + BOX_OPEN.len();
-        let (inner, next) = match rest[inner_start..].find(BOX_CLOSE) {
-            Some(end) => (
-                &rest[inner_start..inner_start + end],
-                inner_start + end + BOX_CLOSE.len(),
-            ),
-            None => (&rest[inner_start..], rest.len()),
-        };
-        boxes.extend(numbers_to_boxes(inner));
-        rest = &rest[next..];
+    for span in box_spans(text) {
+        match span {
+            Span::Text(text) => out.push_str(text),
+            Span::Box(inner) => boxes.extend(numbers_to_boxes(inner)),
+        }
     }
-    out.push_str(rest);
     // A stray close token (its open lost) is dropped too.
     (out.replace(BOX_CLOSE, ""), boxes)
 }

@@ -141,27 +141,8 @@ pub fn parse_page(input: &PageParseInput) -> Result<ParsedPage, PageParseError> 
                 b.table = Some(table);
             });
         }
-        ProfileKind::Chart => {
-            let (text, norm) = boxes::extract_boxes(answer);
-            let value = json::extract_json(&text, input.truncated, &mut ctx.warnings)?;
-            let chart = chart::chart_from_json(&value, &mut ctx.warnings)
-                .map_err(PageParseError::Malformed)?;
-            let summary = chart::chart_text(&chart);
-            ctx.push(BlockKind::Chart, norm, |b| {
-                b.text = Some(summary);
-                b.chart = Some(chart);
-            });
-        }
-        ProfileKind::Prescription => {
-            let (text, norm) = boxes::extract_boxes(answer);
-            let value = json::extract_json(&text, input.truncated, &mut ctx.warnings)?;
-            let fields = prescription::fields_from_json(&value, &mut ctx.warnings)
-                .map_err(PageParseError::Malformed)?;
-            let summary = prescription::fields_text(&fields);
-            ctx.push(BlockKind::Handwriting, norm, |b| {
-                b.text = Some(summary);
-                b.fields = Some(fields);
-            });
+        ProfileKind::Chart | ProfileKind::Prescription => {
+            ctx.push_json(answer, input.profile.kind)?
         }
         ProfileKind::Question => {
             if input.truncated {
@@ -214,6 +195,45 @@ impl Ctx<'_> {
         fill(&mut block);
         self.blocks.push(block);
     }
+
+    /// A JSON profile's answer (`chart`, `prescription`) as one block: boxes taken out, the JSON
+    /// value read (tolerating fences and trailing text), then the chart or the fields with a
+    /// plain-text summary.
+    fn push_json(&mut self, answer: &str, profile: ProfileKind) -> Result<(), PageParseError> {
+        let (answer, norm) = boxes::extract_boxes(answer);
+        let value = json::extract_json(&answer, self.input.truncated, &mut self.warnings)?;
+        let w = &mut self.warnings;
+        let (kind, summary, content) = if profile == ProfileKind::Chart {
+            let chart = chart::chart_from_json(&value, w).map_err(PageParseError::Malformed)?;
+            (
+                BlockKind::Chart,
+                chart::chart_text(&chart),
+                JsonContent::Chart(chart),
+            )
+        } else {
+            let fields =
+                prescription::fields_from_json(&value, w).map_err(PageParseError::Malformed)?;
+            (
+                BlockKind::Handwriting,
+                prescription::fields_text(&fields),
+                JsonContent::Fields(fields),
+            )
+        };
+        self.push(kind, norm, |b| {
+            b.text = Some(summary);
+            match content {
+                JsonContent::Chart(chart) => b.chart = Some(chart),
+                JsonContent::Fields(fields) => b.fields = Some(fields),
+            }
+        });
+        Ok(())
+    }
+}
+
+/// What a JSON profile's answer becomes.
+enum JsonContent {
+    Chart(folio_schemas::Chart),
+    Fields(serde_json::Map<String, serde_json::Value>),
 }
 
 /// The whole region (or image) in page pixels.
