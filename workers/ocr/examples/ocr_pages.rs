@@ -6,7 +6,7 @@
 //! ```
 //!
 //! The runtime folder is `$FOLIO_RUNTIME_DIR` (default `~/.cache/folio`). With `--out`, each
-//! page's text goes to `DIR/<stem>.txt` instead of stdout.
+//! page's text goes to `DIR/<stem>.txt` instead of stdout, and its tables' HTML to `DIR/<stem>.html`.
 
 use folio_ocr::{OcrConfig, OcrEngine};
 use std::path::PathBuf;
@@ -70,7 +70,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match &out {
             Some(o) => {
                 let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
-                std::fs::write(o.join(format!("{}.txt", stem.unwrap_or_default())), text)?;
+                let stem = stem.unwrap_or_default();
+                std::fs::write(o.join(format!("{stem}.txt")), text)?;
+                // The tables' HTML, for structure metrics (TEDS).
+                let html: String = a
+                    .blocks
+                    .iter()
+                    .filter_map(|b| b.table.as_ref().map(|t| t.html.as_str()))
+                    .collect();
+                if !html.is_empty() {
+                    std::fs::write(o.join(format!("{stem}.html")), html)?;
+                }
             }
             None => println!("{text}\n"),
         }

@@ -31,6 +31,9 @@ const MIN_LINE_CONFIDENCE: f32 = 0.5;
 const TABLE_MARGIN: f32 = 4.0;
 /// Confidence reported for a table found from the lines alone (no layout region).
 const TEXT_GRID_SCORE: f32 = 0.5;
+/// A figure whose lines form a grid is a table unless more of it than this is dark pixels
+/// outside the lines (a chart's bars and plot lines; a table has thin rules at most).
+const MAX_TABLE_GRAPHIC_INK: f32 = 0.04;
 /// Table regions scored below this are checked: over prose they become text.
 const WEAK_TABLE_SCORE: f32 = 0.7;
 
@@ -247,8 +250,25 @@ impl OcrEngine {
             .collect();
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         let (mut regions, mut upright_regions) = (regions, upright_regions);
-        // A weak table region over prose (narrow columns of text look like one) is text.
         for (r, u) in regions.iter_mut().zip(upright_regions.iter_mut()) {
+            // A "figure" whose lines form a grid of short cells is a table (the layout model
+            // calls many cropped tables figures).
+            if u.label == LayoutLabel::Figure {
+                let inside: Vec<usize> = lines_inside(&upright_lines, &u.bbox).collect();
+                let boxes: Vec<BBox> = inside.iter().map(|&l| upright_lines[l]).collect();
+                let words: Vec<&str> = inside.iter().map(|&l| texts[l]).collect();
+                if let Some(grid) = find_text_grid(&boxes, &words) {
+                    let page_lines: Vec<BBox> = inside.iter().map(|&l| lines[l].bbox).collect();
+                    if grid.area() >= 0.5 * u.bbox.area()
+                        && graphic_ink(image, &r.bbox, &page_lines) < MAX_TABLE_GRAPHIC_INK
+                    {
+                        tracing::debug!(page, bbox = ?r.bbox, "figure region holding a table");
+                        r.label = LayoutLabel::Table;
+                        u.label = LayoutLabel::Table;
+                    }
+                }
+            }
+            // A weak table region over prose (narrow columns of text look like one) is text.
             if u.label == LayoutLabel::Table
                 && u.score < WEAK_TABLE_SCORE
                 && !short_cells(lines_inside(&upright_lines, &u.bbox).map(|l| texts[l]))
@@ -409,6 +429,33 @@ impl OcrEngine {
 fn rec_pool(threads: usize) -> (usize, usize) {
     let workers = threads.clamp(1, 4);
     (workers, (threads / workers).max(1))
+}
+
+/// Share of `region`'s pixels (sampled every other row and column) that are dark and outside
+/// every line box: bars, plot lines and areas of a chart; only thin rules in a table.
+fn graphic_ink(image: &RgbImage, region: &BBox, lines: &[BBox]) -> f32 {
+    let x0 = region.x0().max(0.0) as u32;
+    let y0 = region.y0().max(0.0) as u32;
+    let x1 = (region.x1().max(0.0) as u32).min(image.width());
+    let y1 = (region.y1().max(0.0) as u32).min(image.height());
+    let (mut dark, mut total) = (0usize, 0usize);
+    for y in (y0..y1).step_by(2) {
+        for x in (x0..x1).step_by(2) {
+            total += 1;
+            let (fx, fy) = (x as f32, y as f32);
+            if lines
+                .iter()
+                .any(|l| fx >= l.x0() && fx <= l.x1() && fy >= l.y0() && fy <= l.y1())
+            {
+                continue;
+            }
+            let [r, g, b] = image.get_pixel(x, y).0;
+            if (r as u32 + g as u32 + b as u32) < 3 * 160 {
+                dark += 1;
+            }
+        }
+    }
+    dark as f32 / total.max(1) as f32
 }
 
 /// Indices of the lines with at least half their area inside `region`.

@@ -567,3 +567,26 @@ fn generated_multicolumn_pages_read_column_by_column() {
         assert_eq!(tables, gt_tables, "{name}: tables");
     }
 }
+
+#[test]
+fn every_cropped_table_image_gives_a_table_block() {
+    // PubTabNet crops have no page around them; the layout model finds no region in some and
+    // calls others figures. Lines forming a grid of short cells make them tables.
+    for stem in [
+        "pubtabnet_PMC2759935_007_01",
+        "pubtabnet_PMC5198506_004_00",
+        "pubtabnet_PMC5332562_005_00",
+        "pubtabnet_PMC5402779_004_00",
+        "pubtabnet_PMC5577841_001_00",
+    ] {
+        let a = engine()
+            .analyze(&read(&format!("tables/{stem}.png")), 1)
+            .expect("analyze");
+        let t = a
+            .blocks
+            .iter()
+            .find_map(|b| b.table.as_ref())
+            .unwrap_or_else(|| panic!("{stem}: no table: {:?}", a.blocks));
+        assert!(t.n_rows >= 3 && t.n_cols >= 2, "{stem}: {}", t.html);
+    }
+}

@@ -14,8 +14,9 @@ const MIN_CELLS: usize = 2;
 const MIN_ROWS: usize = 3;
 /// Median words per cell above this is prose.
 const MAX_MEDIAN_WORDS: usize = 4;
-/// Cells of at most this many characters are short (numbers, codes, single words)…
-const SHORT_CELL: usize = 8;
+/// Cells of at most this many characters, or mostly digits and signs, are short (numbers,
+/// codes, single words)…
+const SHORT_CELL: usize = 10;
 /// …and at least this share of a table's cells are short. Prose in narrow columns has lines of
 /// 20–35 characters; only the last line of a paragraph is short.
 const MIN_SHORT_SHARE: f32 = 0.4;
@@ -85,7 +86,10 @@ pub fn short_cells<'a>(texts: impl Iterator<Item = &'a str>) -> bool {
     let mut short = 0usize;
     for t in texts {
         words.push(t.split_whitespace().count());
-        if t.chars().filter(|c| !c.is_whitespace()).count() <= SHORT_CELL {
+        let chars = t.chars().filter(|c| !c.is_whitespace()).count();
+        let letters = t.chars().filter(|c| c.is_alphabetic()).count();
+        // Short, or a number with its unit, interval or error ("0.12 ± 0.016", "4.92 to 8.41").
+        if chars <= SHORT_CELL || letters * 3 <= chars {
             short += 1;
         }
     }
