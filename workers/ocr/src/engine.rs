@@ -22,7 +22,10 @@ use crate::table::slanet::TableStructurer;
 use crate::table::text_grid::{find_text_grid, short_cells};
 use folio_schemas::{BBox, Block, BlockKind, Line, Table, TableCell};
 use image::RgbImage;
+use ort::environment::Environment;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Lines recognised with a lower mean confidence are dropped (RapidOCR's `text_score`).
@@ -67,7 +70,7 @@ pub struct OcrEngine {
     classifier: Option<AngleClassifier>,
     recognizer: Recognizer,
     layout: Option<LayoutDetector>,
-    tables: Option<TableStructurer>,
+    tables: Option<LazyTables>,
     model_name: String,
 }
 
@@ -145,11 +148,14 @@ impl OcrEngine {
         } else {
             None
         };
-        let tables = if cfg.layout && cfg.tables {
-            Some(TableStructurer::new(load(TABLE_MODEL_FILE, "SLANet")?)?)
-        } else {
-            None
-        };
+        // SLANet is loaded on the first table: most pages have none, and a one-page run
+        // should not pay for it.
+        let tables = (cfg.layout && cfg.tables).then(|| LazyTables {
+            env: env.clone(),
+            path: cfg.model_path(TABLE_MODEL_FILE),
+            threads,
+            model: OnceLock::new(),
+        });
         let mut model_name = String::from("PP-OCRv6_small");
         if classifier.is_some() {
             model_name.push_str("+cls_mobile_v2");
@@ -318,7 +324,7 @@ impl OcrEngine {
                 continue;
             }
             if let Some(s) = &self.tables {
-                *slot = self.table_of(s, image, d, &lines)?;
+                *slot = self.table_of(s.get()?, image, d, &lines)?;
             }
         }
         timings.insert("table".to_string(), ms(t));
@@ -421,6 +427,33 @@ impl OcrEngine {
             },
             plain,
         )))
+    }
+}
+
+/// The table-structure model, loaded when first needed.
+struct LazyTables {
+    env: Environment,
+    path: PathBuf,
+    threads: usize,
+    model: OnceLock<TableStructurer>,
+}
+
+impl LazyTables {
+    fn get(&self) -> Result<&TableStructurer, OcrError> {
+        if let Some(m) = self.model.get() {
+            return Ok(m);
+        }
+        let loaded = TableStructurer::new(OrtModel::load(
+            &self.env,
+            &self.path,
+            "SLANet",
+            self.threads,
+        )?)?;
+        // Two pages racing here both load it; one copy is kept.
+        let _ = self.model.set(loaded);
+        self.model
+            .get()
+            .ok_or_else(|| OcrError::model("SLANet", "table model not kept"))
     }
 }
 
