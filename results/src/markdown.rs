@@ -199,32 +199,34 @@ mod tests {
 
     #[test]
     fn kinds_render_in_order() {
-        let blocks = vec![
-            text_block(BlockKind::Header, "Journal 1962"),
-            text_block(BlockKind::Title, "Results"),
-            text_block(BlockKind::Text, "The exam-\nple shows\nthat"),
-            text_block(BlockKind::ListItem, "first"),
+        use BlockKind::{Footer, Header, ListItem, Text, Title};
+        let cases: [(&[(BlockKind, &str)], &str); 2] = [
+            (
+                &[
+                    (Header, "Journal 1962"),
+                    (Title, "Results"),
+                    (Text, "The exam-\nple shows\nthat"),
+                    (ListItem, "first"),
+                ],
+                "<!-- page header: Journal 1962 -->\n\n## Results\n\nThe example shows that\n\n- first\n",
+            ),
+            // Numbered items keep their numbers; items of one list stay together.
+            (
+                &[
+                    (Text, "Steps:"),
+                    (ListItem, "1. Mix the\nflour"),
+                    (ListItem, "6) Repeat"),
+                    (ListItem, "• a bullet"),
+                    (ListItem, "plain"),
+                    (Footer, "12"),
+                ],
+                "Steps:\n\n1. Mix the flour\n6. Repeat\n- a bullet\n- plain\n\n<!-- page footer: 12 -->\n",
+            ),
         ];
-        assert_eq!(
-            page_markdown(&blocks),
-            "<!-- page header: Journal 1962 -->\n\n## Results\n\nThe example shows that\n\n- first\n"
-        );
-    }
-
-    #[test]
-    fn list_items_keep_numbers_and_stay_together() {
-        let blocks = vec![
-            text_block(BlockKind::Text, "Steps:"),
-            text_block(BlockKind::ListItem, "1. Mix the\nflour"),
-            text_block(BlockKind::ListItem, "6) Repeat"),
-            text_block(BlockKind::ListItem, "• a bullet"),
-            text_block(BlockKind::ListItem, "plain"),
-            text_block(BlockKind::Footer, "12"),
-        ];
-        assert_eq!(
-            page_markdown(&blocks),
-            "Steps:\n\n1. Mix the flour\n6. Repeat\n- a bullet\n- plain\n\n<!-- page footer: 12 -->\n"
-        );
+        for (blocks, want) in cases {
+            let blocks: Vec<Block> = blocks.iter().map(|&(k, t)| text_block(k, t)).collect();
+            assert_eq!(page_markdown(&blocks), want);
+        }
     }
 
     #[test]

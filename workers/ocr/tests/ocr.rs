@@ -541,30 +541,20 @@ fn generated_multicolumn_pages_read_column_by_column() {
             gt["footer"].as_str().expect("footer"),
             "{name}"
         );
-        let gt_items = gt["blocks"]
-            .as_array()
-            .expect("blocks")
-            .iter()
-            .filter(|b| b["kind"] == "list_item")
-            .count();
-        let items = a
-            .blocks
-            .iter()
-            .filter(|b| b.kind == BlockKind::ListItem)
-            .count();
-        assert_eq!(items, gt_items, "{name}: list items");
-        let gt_tables = gt["blocks"]
-            .as_array()
-            .expect("blocks")
-            .iter()
-            .filter(|b| b["kind"] == "table")
-            .count();
-        let tables = a
-            .blocks
-            .iter()
-            .filter(|b| b.kind == BlockKind::Table)
-            .count();
-        assert_eq!(tables, gt_tables, "{name}: tables");
+        // As many list items and tables as drawn.
+        for (gt_kind, kind) in [
+            ("list_item", BlockKind::ListItem),
+            ("table", BlockKind::Table),
+        ] {
+            let drawn = gt["blocks"]
+                .as_array()
+                .expect("blocks")
+                .iter()
+                .filter(|b| b["kind"] == gt_kind)
+                .count();
+            let read = a.blocks.iter().filter(|b| b.kind == kind).count();
+            assert_eq!(read, drawn, "{name}: {gt_kind} blocks");
+        }
     }
 }
 

@@ -164,23 +164,19 @@ fn has_channel(lines: &[BBox], cells: &[usize], min_gap: f32) -> bool {
 mod tests {
     use super::*;
 
-    fn b(x0: f32, y0: f32, x1: f32, y1: f32) -> BBox {
-        BBox::new(x0, y0, x1, y1)
-    }
-
     #[test]
     fn a_grid_of_short_cells_is_a_table() {
-        let mut lines = vec![b(10.0, 0.0, 200.0, 20.0)]; // spanning header
+        let mut lines = vec![BBox::new(10.0, 0.0, 200.0, 20.0)]; // spanning header
         let mut texts = vec!["Group results"];
         for r in 0..4 {
             let y = 30.0 + 30.0 * r as f32;
-            lines.push(b(10.0, y, 80.0, y + 20.0));
-            lines.push(b(120.0, y, 160.0, y + 20.0));
-            lines.push(b(200.0, y, 240.0, y + 20.0));
+            lines.push(BBox::new(10.0, y, 80.0, y + 20.0));
+            lines.push(BBox::new(120.0, y, 160.0, y + 20.0));
+            lines.push(BBox::new(200.0, y, 240.0, y + 20.0));
             texts.extend(["Item name", "12", "3.4"]);
         }
         let got = find_text_grid(&lines, &texts).expect("a table");
-        assert_eq!(got, b(10.0, 0.0, 240.0, 140.0));
+        assert_eq!(got, BBox::new(10.0, 0.0, 240.0, 140.0));
     }
 
     #[test]
@@ -189,20 +185,24 @@ mod tests {
         let mut texts = Vec::new();
         for r in 0..10 {
             let y = 30.0 * r as f32;
-            lines.push(b(0.0, y, 400.0, y + 20.0));
-            lines.push(b(450.0, y, 850.0, y + 20.0));
+            lines.push(BBox::new(0.0, y, 400.0, y + 20.0));
+            lines.push(BBox::new(450.0, y, 850.0, y + 20.0));
             texts.extend(["quick brown fox", "words follow here"]);
         }
         assert_eq!(find_text_grid(&lines, &texts), None);
         // Short cells without a channel through them (ragged pieces of one line) are no table.
-        let lines = [
-            b(0.0, 0.0, 100.0, 20.0),
-            b(90.0, 0.0, 200.0, 20.0),
-            b(0.0, 30.0, 150.0, 50.0),
-            b(140.0, 30.0, 200.0, 50.0),
-            b(0.0, 60.0, 50.0, 80.0),
-            b(45.0, 60.0, 200.0, 80.0),
-        ];
+        // (end of the left piece, start of the right piece) per row: the gaps do not line up.
+        let lines: Vec<BBox> = [(100.0, 90.0), (150.0, 140.0), (50.0, 45.0)]
+            .iter()
+            .enumerate()
+            .flat_map(|(r, &(end, start))| {
+                let y = 30.0 * r as f32;
+                [
+                    BBox::new(0.0, y, end, y + 20.0),
+                    BBox::new(start, y, 200.0, y + 20.0),
+                ]
+            })
+            .collect();
         assert_eq!(find_text_grid(&lines, &["a b"; 6]), None);
     }
 }
