@@ -9,8 +9,21 @@ use std::fmt::Write;
 
 /// The Markdown of one page.
 pub fn page_markdown(blocks: &[Block]) -> String {
-    let parts: Vec<String> = blocks.iter().filter_map(block_markdown).collect();
-    let mut out = parts.join("\n\n");
+    let mut out = String::new();
+    let mut previous: Option<BlockKind> = None;
+    for block in blocks {
+        let Some(md) = block_markdown(block) else {
+            continue;
+        };
+        if previous.is_some() {
+            // Items of one list stay together; every other block is a paragraph of its own.
+            let same_list =
+                previous == Some(BlockKind::ListItem) && block.kind == BlockKind::ListItem;
+            out.push_str(if same_list { "\n" } else { "\n\n" });
+        }
+        out.push_str(&md);
+        previous = Some(block.kind);
+    }
     if !out.is_empty() {
         out.push('\n');
     }
@@ -60,7 +73,7 @@ fn block_markdown(block: &Block) -> Option<String> {
         },
         _ if text.is_empty() => return None,
         BlockKind::Title => format!("## {}", text.replace('\n', " ")),
-        BlockKind::ListItem => format!("- {text}"),
+        BlockKind::ListItem => list_item(&text),
         BlockKind::Caption => format!("*{text}*"),
         BlockKind::Header | BlockKind::Footer => {
             let which = if block.kind == BlockKind::Header {
@@ -75,6 +88,27 @@ fn block_markdown(block: &Block) -> Option<String> {
         BlockKind::Text | BlockKind::Handwriting | BlockKind::Reference => text,
     };
     Some(md)
+}
+
+/// A list item: `3. text` / `3) text` stays numbered (`3. text`), a bullet (`•`, `-`, `*`, …)
+/// becomes `- text`, anything else gets a `- ` in front.
+fn list_item(text: &str) -> String {
+    let digits = text.chars().take_while(char::is_ascii_digit).count();
+    if (1..=9).contains(&digits) {
+        let rest = &text[digits..];
+        if let Some(item) = rest.strip_prefix(". ").or_else(|| rest.strip_prefix(") ")) {
+            return format!("{}. {}", &text[..digits], item.trim_start());
+        }
+    }
+    let mut chars = text.chars();
+    match chars.next() {
+        Some('•' | '·' | '▪' | '◦' | '‣' | '●' | '○' | '■' | '□' | '-' | '–' | '—' | '*' | '»')
+            if chars.as_str().starts_with(' ') =>
+        {
+            format!("- {}", chars.as_str().trim_start())
+        }
+        _ => format!("- {text}"),
+    }
 }
 
 /// Join a block's lines into flowing text: a line ending in a hyphen after a letter is joined to the
@@ -165,16 +199,34 @@ mod tests {
 
     #[test]
     fn kinds_render_in_order() {
-        let blocks = vec![
-            text_block(BlockKind::Header, "Journal 1962"),
-            text_block(BlockKind::Title, "Results"),
-            text_block(BlockKind::Text, "The exam-\nple shows\nthat"),
-            text_block(BlockKind::ListItem, "first"),
+        use BlockKind::{Footer, Header, ListItem, Text, Title};
+        let cases: [(&[(BlockKind, &str)], &str); 2] = [
+            (
+                &[
+                    (Header, "Journal 1962"),
+                    (Title, "Results"),
+                    (Text, "The exam-\nple shows\nthat"),
+                    (ListItem, "first"),
+                ],
+                "<!-- page header: Journal 1962 -->\n\n## Results\n\nThe example shows that\n\n- first\n",
+            ),
+            // Numbered items keep their numbers; items of one list stay together.
+            (
+                &[
+                    (Text, "Steps:"),
+                    (ListItem, "1. Mix the\nflour"),
+                    (ListItem, "6) Repeat"),
+                    (ListItem, "• a bullet"),
+                    (ListItem, "plain"),
+                    (Footer, "12"),
+                ],
+                "Steps:\n\n1. Mix the flour\n6. Repeat\n- a bullet\n- plain\n\n<!-- page footer: 12 -->\n",
+            ),
         ];
-        assert_eq!(
-            page_markdown(&blocks),
-            "<!-- page header: Journal 1962 -->\n\n## Results\n\nThe example shows that\n\n- first\n"
-        );
+        for (blocks, want) in cases {
+            let blocks: Vec<Block> = blocks.iter().map(|&(k, t)| text_block(k, t)).collect();
+            assert_eq!(page_markdown(&blocks), want);
+        }
     }
 
     #[test]

@@ -52,15 +52,15 @@ pub(crate) struct Detector {
 }
 
 impl Detector {
-    /// Wraps the model and runs it once on a blank page (the first run of a session is slow).
+    /// Wraps the model. No warm-up run: the input size follows each page, so a run on a blank
+    /// page of another size costs a third of a real page and saves the first page little
+    /// (a one-page `folio parse` paid it in full).
     pub fn new(model: OrtModel) -> Result<Self, OcrError> {
-        let det = Detector {
+        Ok(Detector {
             model,
             params: DbParams::default(),
             limits: DetLimits::default(),
-        };
-        det.detect(&RgbImage::from_pixel(736, 736, image::Rgb([255, 255, 255])))?;
-        Ok(det)
+        })
     }
 
     /// Text-line quadrilaterals in `img` pixels with their DB scores, top-to-bottom, left-to-right.

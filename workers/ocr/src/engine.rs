@@ -3,7 +3,7 @@
 //! Per page: detect lines → crop → (classify) → recognise in batches → layout regions → blocks →
 //! table structure for table regions → reading order → ids `p{page}-b{n}`.
 
-use crate::blocks::{group_blocks, BlockDraft};
+use crate::blocks::{group_blocks, mark_page_furniture, split_list_items, BlockDraft};
 use crate::classify::AngleClassifier;
 use crate::config::{
     OcrConfig, CLS_MODEL_FILE, DET_MODEL_FILE, LAYOUT_MODEL_FILE, REC_MODEL_FILE, TABLE_MODEL_FILE,
@@ -12,21 +12,33 @@ use crate::crop::crop_quad;
 use crate::detect::Detector;
 use crate::error::OcrError;
 use crate::geometry::Quad;
-use crate::layout::{LayoutDetector, LayoutRegion};
+use crate::layout::{LayoutDetector, LayoutLabel, LayoutRegion};
 use crate::order::reading_order;
 use crate::recognize::Recognizer;
 use crate::runtime::{onnxruntime_environment, OrtModel};
+use crate::skew::{estimate_skew, Deskew};
 use crate::table::grid::{assign_lines, build_grid, cell_texts, to_html, to_text, PlacedLine};
 use crate::table::slanet::TableStructurer;
+use crate::table::text_grid::{find_text_grid, short_cells};
 use folio_schemas::{BBox, Block, BlockKind, Line, Table, TableCell};
 use image::RgbImage;
+use ort::environment::Environment;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Lines recognised with a lower mean confidence are dropped (RapidOCR's `text_score`).
 const MIN_LINE_CONFIDENCE: f32 = 0.5;
 /// Margin around a table region when cropping it for SLANet, in pixels.
 const TABLE_MARGIN: f32 = 4.0;
+/// Confidence reported for a table found from the lines alone (no layout region).
+const TEXT_GRID_SCORE: f32 = 0.5;
+/// A figure whose lines form a grid is a table unless more of it than this is dark pixels
+/// outside the lines (a chart's bars and plot lines; a table has thin rules at most).
+const MAX_TABLE_GRAPHIC_INK: f32 = 0.04;
+/// Table regions scored below this are checked: over prose they become text.
+const WEAK_TABLE_SCORE: f32 = 0.7;
 
 /// Warning added to pages with figure regions.
 pub const FIGURE_WARNING: &str =
@@ -58,7 +70,7 @@ pub struct OcrEngine {
     classifier: Option<AngleClassifier>,
     recognizer: Recognizer,
     layout: Option<LayoutDetector>,
-    tables: Option<TableStructurer>,
+    tables: Option<LazyTables>,
     model_name: String,
 }
 
@@ -136,11 +148,14 @@ impl OcrEngine {
         } else {
             None
         };
-        let tables = if cfg.layout && cfg.tables {
-            Some(TableStructurer::new(load(TABLE_MODEL_FILE, "SLANet")?)?)
-        } else {
-            None
-        };
+        // SLANet is loaded on the first table: most pages have none, and a one-page run
+        // should not pay for it.
+        let tables = (cfg.layout && cfg.tables).then(|| LazyTables {
+            env: env.clone(),
+            path: cfg.model_path(TABLE_MODEL_FILE),
+            threads,
+            model: OnceLock::new(),
+        });
         let mut model_name = String::from("PP-OCRv6_small");
         if classifier.is_some() {
             model_name.push_str("+cls_mobile_v2");
@@ -224,8 +239,83 @@ impl OcrEngine {
         timings.insert("layout".to_string(), ms(t));
         tracing::debug!(page, regions = ?regions, "layout regions");
 
-        let line_boxes: Vec<BBox> = lines.iter().map(|l| l.bbox).collect();
-        let drafts = group_blocks(&line_boxes, &regions);
+        // Grouping and order work on deskewed boxes; the blocks report page pixels.
+        let skew = estimate_skew(&lines.iter().map(|l| l.quad).collect::<Vec<_>>());
+        let deskew = Deskew::new(
+            skew,
+            [image.width() as f32 / 2.0, image.height() as f32 / 2.0],
+        );
+        tracing::debug!(page, skew_deg = skew.to_degrees(), "page skew");
+        let upright_lines: Vec<BBox> = lines.iter().map(|l| deskew.quad(&l.quad)).collect();
+        let upright_regions: Vec<LayoutRegion> = regions
+            .iter()
+            .map(|r| LayoutRegion {
+                bbox: deskew.bbox(&r.bbox),
+                ..*r
+            })
+            .collect();
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        let (mut regions, mut upright_regions) = (regions, upright_regions);
+        for (r, u) in regions.iter_mut().zip(upright_regions.iter_mut()) {
+            // A "figure" whose lines form a grid of short cells is a table (the layout model
+            // calls many cropped tables figures).
+            if u.label == LayoutLabel::Figure {
+                let inside: Vec<usize> = lines_inside(&upright_lines, &u.bbox).collect();
+                let boxes: Vec<BBox> = inside.iter().map(|&l| upright_lines[l]).collect();
+                let words: Vec<&str> = inside.iter().map(|&l| texts[l]).collect();
+                if let Some(grid) = find_text_grid(&boxes, &words) {
+                    let page_lines: Vec<BBox> = inside.iter().map(|&l| lines[l].bbox).collect();
+                    if grid.area() >= 0.5 * u.bbox.area()
+                        && graphic_ink(image, &r.bbox, &page_lines) < MAX_TABLE_GRAPHIC_INK
+                    {
+                        tracing::debug!(page, bbox = ?r.bbox, "figure region holding a table");
+                        r.label = LayoutLabel::Table;
+                        u.label = LayoutLabel::Table;
+                    }
+                }
+            }
+            // A weak table region over prose (narrow columns of text look like one) is text.
+            if u.label == LayoutLabel::Table
+                && u.score < WEAK_TABLE_SCORE
+                && !short_cells(lines_inside(&upright_lines, &u.bbox).map(|l| texts[l]))
+            {
+                tracing::debug!(page, bbox = ?r.bbox, "weak table region over prose: text");
+                r.label = LayoutLabel::Text;
+                u.label = LayoutLabel::Text;
+            }
+        }
+        if self.tables.is_some() {
+            if let Some(b) = text_grid_outside(&upright_lines, &texts, &upright_regions) {
+                tracing::debug!(page, bbox = ?b, "lines form a table the layout model missed");
+                let region = LayoutRegion {
+                    label: LayoutLabel::Table,
+                    score: TEXT_GRID_SCORE,
+                    bbox: b,
+                };
+                upright_regions.push(region);
+                let back = Deskew::new(
+                    -skew,
+                    [image.width() as f32 / 2.0, image.height() as f32 / 2.0],
+                );
+                regions.push(LayoutRegion {
+                    bbox: back.bbox(&b),
+                    ..region
+                });
+            }
+        }
+        let drafts = group_blocks(&upright_lines, &texts, &upright_regions);
+        let mut drafts = split_list_items(drafts, &upright_lines, &texts);
+        mark_page_furniture(
+            &mut drafts,
+            &upright_lines,
+            &texts,
+            image.width() as f32,
+            image.height() as f32,
+        );
+        let upright_boxes: Vec<BBox> = drafts.iter().map(|d| d.bbox).collect();
+        for d in &mut drafts {
+            d.bbox = page_bbox(d, &lines, &regions);
+        }
 
         let t = Instant::now();
         let mut tables: Vec<Option<(Table, String)>> = vec![None; drafts.len()];
@@ -234,14 +324,13 @@ impl OcrEngine {
                 continue;
             }
             if let Some(s) = &self.tables {
-                *slot = self.table_of(s, image, d, &lines)?;
+                *slot = self.table_of(s.get()?, image, d, &lines)?;
             }
         }
         timings.insert("table".to_string(), ms(t));
 
-        let boxes: Vec<BBox> = drafts.iter().map(|d| d.bbox).collect();
         let kinds: Vec<BlockKind> = drafts.iter().map(|d| d.kind).collect();
-        let order = reading_order(&boxes, &kinds);
+        let order = reading_order(&upright_boxes, &kinds);
         let mut blocks = Vec::with_capacity(drafts.len());
         for (n, &i) in order.iter().enumerate() {
             let id = format!("p{page}-b{}", n + 1);
@@ -341,11 +430,103 @@ impl OcrEngine {
     }
 }
 
+/// The table-structure model, loaded when first needed.
+struct LazyTables {
+    env: Environment,
+    path: PathBuf,
+    threads: usize,
+    model: OnceLock<TableStructurer>,
+}
+
+impl LazyTables {
+    fn get(&self) -> Result<&TableStructurer, OcrError> {
+        if let Some(m) = self.model.get() {
+            return Ok(m);
+        }
+        let loaded = TableStructurer::new(OrtModel::load(
+            &self.env,
+            &self.path,
+            "SLANet",
+            self.threads,
+        )?)?;
+        // Two pages racing here both load it; one copy is kept.
+        let _ = self.model.set(loaded);
+        self.model
+            .get()
+            .ok_or_else(|| OcrError::model("SLANet", "table model not kept"))
+    }
+}
+
 /// Recognition sessions and intra-op threads per session for `threads` cores: one session per
 /// core up to four, the remaining cores shared among them.
 fn rec_pool(threads: usize) -> (usize, usize) {
     let workers = threads.clamp(1, 4);
     (workers, (threads / workers).max(1))
+}
+
+/// Share of `region`'s pixels (sampled every other row and column) that are dark and outside
+/// every line box: bars, plot lines and areas of a chart; only thin rules in a table.
+fn graphic_ink(image: &RgbImage, region: &BBox, lines: &[BBox]) -> f32 {
+    let x0 = region.x0().max(0.0) as u32;
+    let y0 = region.y0().max(0.0) as u32;
+    let x1 = (region.x1().max(0.0) as u32).min(image.width());
+    let y1 = (region.y1().max(0.0) as u32).min(image.height());
+    let (mut dark, mut total) = (0usize, 0usize);
+    for y in (y0..y1).step_by(2) {
+        for x in (x0..x1).step_by(2) {
+            total += 1;
+            let (fx, fy) = (x as f32, y as f32);
+            if lines
+                .iter()
+                .any(|l| fx >= l.x0() && fx <= l.x1() && fy >= l.y0() && fy <= l.y1())
+            {
+                continue;
+            }
+            let [r, g, b] = image.get_pixel(x, y).0;
+            if (r as u32 + g as u32 + b as u32) < 3 * 160 {
+                dark += 1;
+            }
+        }
+    }
+    dark as f32 / total.max(1) as f32
+}
+
+/// Indices of the lines with at least half their area inside `region`.
+fn lines_inside<'a>(lines: &'a [BBox], region: &'a BBox) -> impl Iterator<Item = usize> + 'a {
+    (0..lines.len())
+        .filter(move |&i| lines[i].intersection_area(region) >= 0.5 * lines[i].area().max(1e-6))
+}
+
+/// A table found in the lines that no table or figure region holds (see [`find_text_grid`]).
+fn text_grid_outside(lines: &[BBox], texts: &[&str], regions: &[LayoutRegion]) -> Option<BBox> {
+    let free: Vec<usize> = (0..lines.len())
+        .filter(|&i| {
+            let area = lines[i].area().max(1e-6);
+            !regions.iter().any(|r| {
+                matches!(r.label, LayoutLabel::Table | LayoutLabel::Figure)
+                    && lines[i].intersection_area(&r.bbox) / area >= 0.5
+            })
+        })
+        .collect();
+    let boxes: Vec<BBox> = free.iter().map(|&i| lines[i]).collect();
+    let words: Vec<&str> = free.iter().map(|&i| texts[i]).collect();
+    find_text_grid(&boxes, &words)
+}
+
+/// A draft's box in page pixels: the region for tables and figures, else around its lines.
+fn page_bbox(d: &BlockDraft, lines: &[OcrLine], regions: &[LayoutRegion]) -> BBox {
+    let region = d.region.and_then(|r| regions.get(r)).map(|r| r.bbox);
+    let around_lines = d
+        .lines
+        .iter()
+        .map(|&l| lines[l].bbox)
+        .reduce(|a, b| a.union(&b));
+    match (d.kind, region, around_lines) {
+        (BlockKind::Table | BlockKind::Figure, Some(r), _) => r,
+        (_, _, Some(b)) => b,
+        (_, Some(r), None) => r,
+        (_, None, None) => d.bbox,
+    }
 }
 
 fn ms(t: Instant) -> f64 {

@@ -21,7 +21,7 @@
 //! ```
 //!
 //! Modules, in pipeline order: [`detect`] (+ [`db_post`], [`geometry`]), [`crop`], `classify`,
-//! [`recognize`] (+ [`ctc`]), [`layout`], [`blocks`], [`table`], [`order`]; [`engine`] runs them.
+//! [`recognize`] (+ [`ctc`]), [`layout`], [`skew`], [`blocks`], [`table`], [`order`]; [`engine`] runs them.
 
 pub mod blocks;
 mod classify;
@@ -38,6 +38,7 @@ pub mod layout;
 pub mod order;
 pub mod recognize;
 mod runtime;
+pub mod skew;
 pub mod table;
 
 pub use config::OcrConfig;

@@ -1,10 +1,6 @@
-//! Reading order of blocks: page headers first, page footers last, everything else by recursive
-//! XY-cut that prefers column cuts, so multi-column pages read column by column.
-//!
-//! At each level the blocks are split at vertical whitespace channels that run through the whole
-//! group (columns, read left to right); failing that, at horizontal channels (bands, top to
-//! bottom). Consecutive bands that share a column gutter are merged back first, so two columns
-//! whose paragraph gaps happen to line up are still read one column at a time.
+//! Reading order of blocks: page headers first, page footers last, everything else by the
+//! column-aware order of [`column_order`], so multi-column pages read column by column and a
+//! full-width title or paragraph closes the columns above it.
 //!
 //! Figures and captions float: they take no part in the cut (a picture set across the gutter of
 //! a magazine page would otherwise hide the columns) and are placed after the last text block
@@ -37,8 +33,11 @@ pub fn reading_order(boxes: &[BBox], kinds: &[BlockKind]) -> Vec<usize> {
     by_position(&mut headers);
     by_position(&mut footers);
     by_position(&mut floating);
-    let mut flow = Vec::with_capacity(body.len());
-    xy_cut(body, boxes, &mut flow, 0);
+    let body_boxes: Vec<BBox> = body.iter().map(|&i| boxes[i]).collect();
+    let flow: Vec<usize> = column_order(&body_boxes)
+        .into_iter()
+        .map(|k| body[k])
+        .collect();
 
     // Each float goes after the last flow block that starts above it and shares some columns.
     let mut after: Vec<Vec<usize>> = vec![Vec::new(); flow.len() + 1];
@@ -60,90 +59,96 @@ pub fn reading_order(boxes: &[BBox], kinds: &[BlockKind]) -> Vec<usize> {
     out
 }
 
-#[derive(Clone, Copy)]
-enum Axis {
-    X,
-    Y,
-}
+/// Boxes overlap horizontally when they share more than this share of the narrower one's width.
+const X_OVERLAP_SHARE: f32 = 0.05;
 
-fn span(b: &BBox, axis: Axis) -> (f32, f32) {
-    match axis {
-        Axis::X => (b.x0(), b.x1()),
-        Axis::Y => (b.y0(), b.y1()),
-    }
-}
-
-/// Splits `set` at gaps of the projection on `axis`; `None` when there is no gap.
-fn split(set: &[usize], boxes: &[BBox], axis: Axis) -> Option<Vec<Vec<usize>>> {
-    let mut idx = set.to_vec();
-    idx.sort_by(|&a, &b| span(&boxes[a], axis).0.total_cmp(&span(&boxes[b], axis).0));
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut end = f32::NEG_INFINITY;
-    for i in idx {
-        let (s, e) = span(&boxes[i], axis);
-        match groups.last_mut() {
-            Some(g) if s < end => g.push(i),
-            _ => groups.push(vec![i]),
-        }
-        end = end.max(e);
-    }
-    (groups.len() > 1).then_some(groups)
-}
-
-fn xy_cut(set: Vec<usize>, boxes: &[BBox], out: &mut Vec<usize>, depth: usize) {
-    if set.len() <= 1 || depth > 64 {
-        let mut set = set;
-        set.sort_by(|&a, &b| {
-            boxes[a]
-                .y0()
-                .total_cmp(&boxes[b].y0())
-                .then(boxes[a].x0().total_cmp(&boxes[b].x0()))
-        });
-        out.extend(set);
-        return;
-    }
-    if let Some(cols) = split(&set, boxes, Axis::X) {
-        for c in cols {
-            xy_cut(c, boxes, out, depth + 1);
-        }
-        return;
-    }
-    if let Some(bands) = split(&set, boxes, Axis::Y) {
-        let merged = merge_bands_sharing_a_gutter(bands, boxes);
-        if merged.len() > 1 {
-            for b in merged {
-                xy_cut(b, boxes, out, depth + 1);
-            }
-            return;
-        }
-    }
-    let mut set = set;
-    set.sort_by(|&a, &b| {
-        boxes[a]
-            .y0()
-            .total_cmp(&boxes[b].y0())
-            .then(boxes[a].x0().total_cmp(&boxes[b].x0()))
-    });
-    out.extend(set);
-}
-
-/// Joins consecutive bands while the joined group still splits into columns.
-fn merge_bands_sharing_a_gutter(bands: Vec<Vec<usize>>, boxes: &[BBox]) -> Vec<Vec<usize>> {
-    let mut merged: Vec<Vec<usize>> = Vec::new();
-    for band in bands {
-        if let Some(last) = merged.last_mut() {
-            let both_columned =
-                split(last, boxes, Axis::X).is_some() && split(&band, boxes, Axis::X).is_some();
-            let mut joined = last.clone();
-            joined.extend(&band);
-            if both_columned && split(&joined, boxes, Axis::X).is_some() {
-                *last = joined;
+/// Indices of `boxes` in reading order by the column-aware partial order of Breuel (2003, "High
+/// performance document layout analysis"): `a` comes before `b` when they overlap horizontally
+/// and `a` is higher, or when `a` lies wholly left of `b` and no box between them vertically
+/// spans from `a` across to `b` (a full-width title or paragraph ends a set of columns). The
+/// order is linearised by a depth-first search that visits boxes top to bottom, so anything the
+/// rules leave open (and any cycle from overlapping boxes) falls back to position.
+///
+/// Works on lines as well as on blocks; boxes should be deskewed.
+pub fn column_order(boxes: &[BBox]) -> Vec<usize> {
+    let n = boxes.len();
+    let overlaps = |a: &BBox, b: &BBox| {
+        let o = a.x1().min(b.x1()) - a.x0().max(b.x0());
+        o > X_OVERLAP_SHARE * a.width().min(b.width()).max(1.0)
+    };
+    let left_of = |a: &BBox, b: &BBox| !overlaps(a, b) && a.x0() + a.x1() < b.x0() + b.x1();
+    // A box spanning across from `a` (left) to `b` (right) within their vertical range.
+    let separated = |ia: usize, ib: usize| {
+        let (a, b) = (&boxes[ia], &boxes[ib]);
+        let (top, bottom) = (a.y0().min(b.y0()), a.y1().max(b.y1()));
+        boxes.iter().enumerate().any(|(iw, w)| {
+            iw != ia
+                && iw != ib
+                && w.y1() > top
+                && w.y0() < bottom
+                && w.x0() < a.x1()
+                && w.x1() > b.x0()
+                && overlaps(w, a)
+                && overlaps(w, b)
+        })
+    };
+    let mut before: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for a in 0..n {
+        for b in 0..n {
+            if a == b {
                 continue;
             }
+            let (ba, bb) = (&boxes[a], &boxes[b]);
+            let precedes = if overlaps(ba, bb) {
+                ba.y0() + ba.y1() < bb.y0() + bb.y1()
+            } else {
+                left_of(ba, bb) && !separated(a, b)
+            };
+            if precedes {
+                before[b].push(a);
+            }
         }
-        merged.push(band);
     }
-    merged
+    let mut by_position: Vec<usize> = (0..n).collect();
+    by_position.sort_by(|&a, &b| position(&boxes[a], &boxes[b]));
+    let rank: Vec<usize> = {
+        let mut r = vec![0; n];
+        for (k, &i) in by_position.iter().enumerate() {
+            r[i] = k;
+        }
+        r
+    };
+    for preds in &mut before {
+        preds.sort_by_key(|&p| rank[p]);
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut state = vec![0u8; n]; // 0 new, 1 on the stack, 2 done
+    for &start in &by_position {
+        if state[start] != 0 {
+            continue;
+        }
+        // Iterative post-order over predecessors.
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&p) = before[node].get(*next) {
+                *next += 1;
+                if state[p] == 0 {
+                    state[p] = 1;
+                    stack.push((p, 0));
+                }
+            } else {
+                state[node] = 2;
+                out.push(node);
+                stack.pop();
+            }
+        }
+    }
+    out
+}
+
+fn position(a: &BBox, b: &BBox) -> std::cmp::Ordering {
+    a.y0().total_cmp(&b.y0()).then(a.x0().total_cmp(&b.x0()))
 }
 
 #[cfg(test)]
