@@ -44,7 +44,7 @@ static STRENGTH: LazyLock<Regex> = LazyLock::new(|| {
 });
 static FREQUENCY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)(?:^|[^a-z0-9])(?P<f>(?P<dose>[01½OoIl|]\s*-\s*[01½OoIl|]\s*-\s*[01½OoIl|](?:\s*-\s*[01½OoIl|])?)|[o0]\.?\s?d\.?|b\.?\s?i?\.?\s?d\.?|t\.?\s?[di]\.?\s?[sd]\.?|q\.?\s?[id]\.?\s?[ds]\.?|h\.?\s?s\.?|s\.?\s?o\.?\s?s\.?|prn|stat|once\s+(?:a\s+)?daily|twice\s+(?:a\s+)?daily|thrice\s+daily|at\s+bed\s?time)(?:[^a-z0-9]|$)",
+        r"(?i)(?:^|[^a-z0-9])(?P<f>(?P<dose>[01½OoCcIl|]\s*-\s*[01½OoCcIl|]\s*-\s*[01½OoCcIl|](?:\s*-\s*[01½OoCcIl|])?)|[o0]\.?\s?d\.?|b\.?\s?i?\.?\s?d\.?|t\.?\s?[di]\.?\s?[sd]\.?|q\.?\s?[id]\.?\s?[ds]\.?|h\.?\s?s\.?|s\.?\s?[o0u]\.?\s?s\.?|prn|stat|once\s+(?:a\s+)?daily|twice\s+(?:a\s+)?daily|thrice\s+daily|at\s+bed\s?time)(?:[^a-z0-9]|$)",
     )
 });
 static DURATION: LazyLock<Regex> = LazyLock::new(|| {
@@ -52,7 +52,9 @@ static DURATION: LazyLock<Regex> = LazyLock::new(|| {
         r"(?i)(?:(?P<lead>[x×*]|for)\s*)?(?P<n>\d{1,3})\s*(?P<unit>d[ao]?ys?|d|w(?:ee)?ks?|w|months?|mths?|mo)(?:\b|$)",
     )
 });
-static NUMERIC_LEAD: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9OoIl|]*[0-9][0-9OoIl|]*"));
+static NUMERIC_LEAD: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9OoCcIl|]*[0-9][0-9OoCcIl|]*"));
+/// A number written with no digit left (`IC` for `10`), trusted only right before a unit.
+static LOOKALIKE_NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"^[Il|][0-9OoCcIl|]{0,4}$"));
 
 /// Dashes, multiplication signs and runs of spaces made plain.
 pub fn clean(s: &str) -> String {
@@ -65,15 +67,26 @@ pub fn clean(s: &str) -> String {
             c => c,
         })
         .collect();
-    s.split(' ')
-        .filter(|w| !w.is_empty())
-        .map(fix_number)
+    let words: Vec<&str> = s.split(' ').filter(|w| !w.is_empty()).collect();
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| fix_number(w, words.get(i + 1).copied()))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// `5OOmg` → `500mg`, `l0` → `10`: letters that look like digits, in a word that starts as a number.
-fn fix_number(word: &str) -> String {
+/// `5OOmg` → `500mg`, `l0` → `10`, `4CC mg` → `400 mg`, `IC IU` → `10 IU`: letters that look like
+/// digits, in a word that starts as a number, or in a digit-less word right before a unit.
+fn fix_number(word: &str, next: Option<&str>) -> String {
+    let before_unit = next.is_some_and(|n| {
+        STRENGTH
+            .find(&format!("1{n}"))
+            .is_some_and(|m| m.len() == n.len() + 1)
+    });
+    if before_unit && LOOKALIKE_NUMBER.is_match(word) {
+        return word.chars().map(digit_for).collect();
+    }
     let Some(m) = NUMERIC_LEAD.find(word) else {
         return word.to_string();
     };
@@ -92,7 +105,7 @@ fn fix_number(word: &str) -> String {
 
 fn digit_for(c: char) -> char {
     match c {
-        'O' | 'o' => '0',
+        'O' | 'o' | 'C' | 'c' => '0',
         'I' | 'l' | '|' => '1',
         c => c,
     }
@@ -153,6 +166,7 @@ fn frequency_value(raw: &str, dose: bool) -> String {
     let letters: String = compact.chars().filter(|c| !c.is_whitespace()).collect();
     match letters.as_str() {
         "0D" => "OD".into(),
+        "SUS" | "S0S" => "SOS".into(),
         "ONCEDAILY" | "ONCEADAILY" => "OD".into(),
         "TWICEDAILY" | "TWICEADAILY" => "BD".into(),
         "THRICEDAILY" => "TDS".into(),
@@ -373,6 +387,18 @@ mod tests {
         assert_eq!(m.strength.as_deref(), Some("10 mg"));
         assert_eq!(m.frequency.as_deref(), Some("1-0-1"));
         assert_eq!(m.duration.as_deref(), Some("5 days"));
+        // Handwritten zeros read as C, a 1 as I, an O as U.
+        let m = med("Tab Metronidazole 4CC mg C-C-1 x7d");
+        assert_eq!(m.name.as_deref(), Some("Metronidazole"));
+        assert_eq!(m.strength.as_deref(), Some("400 mg"));
+        assert_eq!(m.frequency.as_deref(), Some("0-0-1"));
+        let m = med("Inj Insulin Glarsine IC IU BD");
+        assert_eq!(m.name.as_deref(), Some("Insulin Glarsine"));
+        assert_eq!(m.strength.as_deref(), Some("10 IU"));
+        assert_eq!(
+            med("Tab Ondansetron 4mg SUS").frequency.as_deref(),
+            Some("SOS")
+        );
         let m = med("Cap Doxycycline 100 mg 0D x 7 days");
         assert_eq!(m.frequency.as_deref(), Some("OD"));
         // A strength without a form word still makes a medication line.
@@ -395,6 +421,10 @@ mod tests {
         }
         // Words are never rewritten as numbers.
         assert_eq!(clean("Ollie lol Oslo 1O0mg"), "Ollie lol Oslo 100mg");
+        assert_eq!(
+            clean("Vitamin IC and Cool 2 mg"),
+            "Vitamin IC and Cool 2 mg"
+        );
     }
 
     #[test]
