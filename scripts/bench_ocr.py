@@ -86,6 +86,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--multicolumn-dir", default=os.path.join(out, "multicolumn"),
                    help="generated multi-column pages (images + .gt.txt)")
     p.add_argument("--profile", default="auto", help="Folio's ocr profile (default auto)")
+    p.add_argument("--folio", default=folio_binary(),
+                   help="the folio binary (default target/release/folio)")
     p.add_argument("--out", default=out)
     p.add_argument("--no-install", action="store_true", help="do not apt-get install tesseract/fonts")
     args = p.parse_args()
@@ -140,17 +142,18 @@ def collect_items(args: argparse.Namespace, categories: list[str]) -> list[Item]
     return chosen
 
 
-def make_engines(names: list[str], out: str, install: bool, profile: str) -> tuple[dict, list[str]]:
+def make_engines(names: list[str], out: str, install: bool, profile: str,
+                 binary: str) -> tuple[dict, list[str]]:
     engines: dict = {}
     notes: list[str] = []
     for name in names:
         if name == "folio":
-            binary = folio_binary()
             if os.path.isfile(binary) and os.access(binary, os.X_OK):
                 engines[name] = FolioEngine(binary, os.path.join(out, "ocr", "folio"), profile)
+                if os.sep + "debug" + os.sep in binary:
+                    notes.append(f"folio: {binary} is a DEBUG build: its times are not comparable")
             else:
-                notes.append("folio: target/release/folio does not exist yet (cargo build --release); "
-                             "column left out")
+                notes.append(f"folio: {binary} does not exist (cargo build --release); column left out")
         elif name in ("rapidocr", "rapidocr+cls"):
             engines[name] = RapidOcrEngine(cls=name.endswith("+cls"))
         elif name == "tesseract":
@@ -390,7 +393,7 @@ def main() -> int:
         cats = [c.strip() for c in args.categories.split(",") if c.strip()]
         items = collect_items(args, cats)
         engines, notes = make_engines([e.strip() for e in args.engines.split(",") if e.strip()],
-                                      args.out, not args.no_install, args.profile)
+                                      args.out, not args.no_install, args.profile, args.folio)
     except (CorpusError, ToolError, FileNotFoundError) as err:
         print(f"bench ocr: {err}", file=sys.stderr)
         return 2

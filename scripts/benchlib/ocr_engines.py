@@ -222,8 +222,8 @@ class FolioEngine:
 
     def version(self) -> str:
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(self.binary)))
-        return (f"{run_text([self.binary, '--version'])} (target/release/folio, built {built}; "
-                f"profile {self.profile})")
+        return (f"{run_text([self.binary, '--version'])} ({os.path.relpath(self.binary)}, built "
+                f"{built}; profile {self.profile})")
 
     def command(self, files: list[str], out_dir: str) -> list[str]:
         return [self.binary, "parse", *files, "-o", out_dir, "--format", "json", "-q",

@@ -135,7 +135,8 @@ fn extend(med: &mut MedLine, row: &str) -> bool {
     let trimmed = row.trim();
     let instruction_like = trimmed.starts_with('(')
         || (trimmed.split_whitespace().count() <= 5 && med.instructions.is_none());
-    if !fills_dose && !(instruction_like && c.instructions.is_some()) {
+    let adds_instructions = instruction_like && c.instructions.is_some();
+    if !(fills_dose || adds_instructions) {
         return false;
     }
     if med.frequency.is_none() {
