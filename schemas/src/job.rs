@@ -40,11 +40,16 @@ impl std::str::FromStr for EngineKind {
     }
 }
 
+/// Profiles of the `ocr` engine: `auto` (the default: text, plus a prescription record on pages
+/// that are prescriptions), `document` (text only), `prescription` (the record on every page).
+pub const OCR_PROFILES: &[&str] = &["auto", "document", "prescription"];
+
 /// Per-document processing options, copied into every page job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobOptions {
     pub engine: EngineKind,
-    /// Prompt profile for engines that have them (`document`, `table`, `chart`, `prescription`, `question`).
+    /// Profile: for `glm45v` a prompt profile (`document`, `table`, `chart`, `prescription`,
+    /// `question`), for `ocr` one of [`OCR_PROFILES`] (default `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     /// Free prompt for the `question` profile.

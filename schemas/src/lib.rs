@@ -9,19 +9,23 @@
 //! - [`page`]: [`PageResult`], the structured output for one page (blocks with boxes, tables, charts).
 //! - [`document`]: [`DocumentResult`], all pages assembled, and [`PageError`], the record of a page
 //!   that could not be processed.
+//! - [`prescription`]: [`Prescription`], the record both engines put in a prescription block's
+//!   `fields`.
 
 pub mod document;
 pub mod job;
 pub mod keys;
 pub mod page;
+pub mod prescription;
 
 pub use document::{DocumentResult, DocumentStatus, PageError, SourceInfo};
-pub use job::{EngineKind, JobOptions, Manifest, PageJob};
+pub use job::{EngineKind, JobOptions, Manifest, PageJob, OCR_PROFILES};
 pub use keys::{DocKeys, ResultKey};
 pub use page::{
     BBox, Block, BlockKind, Chart, ChartAxis, ChartPoint, ChartSeries, EngineInfo, Formula, Line,
     PageImage, PageResult, Table, TableCell,
 };
+pub use prescription::{prescription_schema, Medication, Prescription};
 
 /// Version of the output and message formats; bumped on any breaking change.
 pub const SCHEMA_VERSION: &str = "1.0";
@@ -37,5 +41,6 @@ pub fn all_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("page_result.schema.json", gen::<PageResult>()),
         ("page_error.schema.json", gen::<PageError>()),
         ("document_result.schema.json", gen::<DocumentResult>()),
+        ("prescription.schema.json", prescription_schema()),
     ]
 }

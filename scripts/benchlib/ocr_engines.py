@@ -1,36 +1,44 @@
-"""The OCR engines the benchmark compares, each behind the same small interface.
+"""The OCR engines the benchmark compares, each timed the same two ways.
 
-- ``FolioEngine``: ``target/release/folio parse FILES... -o OUT --format json --dpi 200``, one process per
-  category; it reports the process wall clock and each page's engine ``timings.total``.
-- ``RapidOcrEngine``: the Python ``rapidocr`` package in this process with the exact model files Folio
-  uses (paths passed explicitly), created once and warmed up; per page, the time of the call only.
-- ``TesseractEngine``: the ``tesseract`` CLI, one process per page, ``-l eng``, ``OMP_THREAD_LIMIT=1``;
-  per page, the process wall clock (so it includes tesseract's start-up and model load).
+Every engine gets the same page image files (images as they are; PDF pages rendered once at 200 DPI with
+PDFium through pypdfium2, the same PDFium build Folio uses) and is timed twice per page:
 
-Every engine gets the same page files: images as they are, PDF pages rendered once at 200 DPI with
-PDFium (pypdfium2, the same PDFium build Folio uses). Folio gets the original files and rasterizes PDFs
-itself.
+- **process**: a fresh process per page, wall clock from start to exit: interpreter/binary start,
+  model load, image decoding and OCR. ``folio parse IMAGE``, ``rapidocr_page.py [--cls] IMAGE``,
+  ``tesseract IMAGE stdout -l eng``. Accuracy comes from this pass.
+- **engine**: the OCR of an image already decoded, models loaded and warmed up on one page first.
+  Folio: its page results' ``timings.total`` from one ``folio parse`` over the category's pages (the
+  first page once more in front, as the warm-up, not counted); rapidocr: the call on a decoded
+  array in this process; tesseract: ``SetImage`` + ``GetUTF8Text`` through its C API
+  (``tess_capi.py``), on the same ``libtesseract`` the CLI uses.
+
+rapidocr runs twice: without its angle classifier (``rapidocr``, like Folio's default) and with it
+(``rapidocr+cls``). Tesseract runs with ``OMP_THREAD_LIMIT=1`` in both passes.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 
 from .groundtruth import Item
 from .machine import ensure_debian_tool, run_text, runtime_dir
+from .rx_fields import record_of_page
 
 RENDER_DPI = 200
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page to read: its item, 1-based number and the image file the anchors read."""
+    """One page to read: its item, 1-based number and the image file every engine reads."""
 
     item: Item
     number: int
@@ -45,10 +53,12 @@ class Page:
 class PageRun:
     """One engine's result for one page in one run."""
 
-    text: str
-    seconds: float | None  # per-page time as the engine's section of the report defines it
+    text: str = ""
+    process_s: float | None = None  # fresh process per page, wall clock
+    engine_s: float | None = None  # OCR of the decoded image, warm
     error: str = ""
-    stages: dict[str, float] = field(default_factory=dict)  # Folio's `timings`, seconds per stage
+    stages: dict[str, float] = field(default_factory=dict)  # Folio's `timings` (warm), seconds
+    record: dict | None = None  # Folio's prescription record, when the page has one
 
 
 @dataclass
@@ -56,8 +66,10 @@ class CategoryRun:
     """One engine's results for the pages of one category in one run."""
 
     pages: dict[str, PageRun] = field(default_factory=dict)
-    wall_seconds: float | None = None  # whole-process wall clock (Folio only)
     error: str = ""
+
+    def page(self, key: str) -> PageRun:
+        return self.pages.setdefault(key, PageRun())
 
 
 def render_pdf_pages(item: Item, cache_dir: str) -> list[Page]:
@@ -89,12 +101,26 @@ def pages_of(item: Item, cache_dir: str) -> list[Page]:
     return [Page(item, 1, item.path)]
 
 
+def timed_process(cmd: list[str], env: dict | None = None) -> tuple[str, float, str]:
+    """(stdout, wall seconds, error or '') of one process."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, env=env, check=False)
+    seconds = time.perf_counter() - start
+    out = done.stdout.decode("utf-8", errors="replace")
+    error = "" if done.returncode == 0 else (
+        f"exit {done.returncode}: " + done.stderr.decode(errors="replace")[-300:])
+    return out, seconds, error
+
+
 class RapidOcrEngine:
-    name = "rapidocr"
+    """rapidocr with Folio's model files; `cls` turns its angle classifier on."""
 
-    def __init__(self) -> None:
+    def __init__(self, cls: bool) -> None:
         from rapidocr import RapidOCR
+        from rapidocr.utils.load_image import LoadImage
 
+        self.cls = cls
+        self.name = "rapidocr+cls" if cls else "rapidocr"
         models = os.path.join(runtime_dir(), "models")
         self.model_paths = {
             "Det.model_path": os.path.join(models, "PP-OCRv6_det_small.onnx"),
@@ -104,31 +130,36 @@ class RapidOcrEngine:
         missing = [p for p in self.model_paths.values() if not os.path.isfile(p)]
         if missing:
             raise FileNotFoundError(f"missing models {missing}; run scripts/setup")
-        self.ocr = RapidOCR(params={**self.model_paths, "Global.log_level": "warning"})
+        self.ocr = RapidOCR(params={**self.model_paths, "Global.use_cls": cls,
+                                    "Global.log_level": "warning"})
+        self.load = LoadImage()
         self.warmed = False
 
     def version(self) -> str:
         return (f"rapidocr {metadata.version('rapidocr')}, onnxruntime {metadata.version('onnxruntime')}"
-                f" (CPU, default threads), models: "
+                f" (CPU, default threads), angle classifier {'on' if self.cls else 'off'}, models: "
                 + ", ".join(os.path.basename(p) for p in self.model_paths.values()))
 
-    def read(self, image: str) -> PageRun:
-        if not self.warmed:
-            # The first call loads the classifier and recogniser sessions: keep that out of the timings.
-            self.ocr(image)
-            self.warmed = True
-        start = time.perf_counter()
-        out = self.ocr(image)
-        seconds = time.perf_counter() - start
-        return PageRun("\n".join(out.txts or ()), seconds)
-
-    def run(self, pages: list[Page]) -> CategoryRun:
+    def run(self, pages: list[Page], label: str) -> CategoryRun:
+        del label
         result = CategoryRun()
+        script = os.path.join(HERE, "rapidocr_page.py")
+        for page in pages:
+            cmd = [sys.executable, script, *(["--cls"] if self.cls else []), page.image]
+            text, seconds, error = timed_process(cmd)
+            pr = result.page(page.key)
+            pr.text, pr.process_s, pr.error = text, (None if error else seconds), error
         for page in pages:
             try:
-                result.pages[page.key] = self.read(page.image)
-            except Exception as err:  # noqa: BLE001 - an anchor failing on one page is reported, not fatal
-                result.pages[page.key] = PageRun("", None, f"{type(err).__name__}: {err}")
+                image = self.load(page.image)
+                if not self.warmed:
+                    self.ocr(image)  # sessions start on the first call: keep that out
+                    self.warmed = True
+                start = time.perf_counter()
+                self.ocr(image)
+                result.page(page.key).engine_s = time.perf_counter() - start
+            except Exception as err:  # noqa: BLE001 - one page failing is reported, not fatal
+                result.page(page.key).error = f"{type(err).__name__}: {err}"
         return result
 
 
@@ -136,25 +167,42 @@ class TesseractEngine:
     name = "tesseract"
 
     def __init__(self, install: bool) -> None:
+        from .tess_capi import TessApi, limit_threads
+
         self.binary = (ensure_debian_tool("tesseract", "tesseract-ocr") if install
                        else shutil.which("tesseract"))
         if not self.binary:
             raise FileNotFoundError("tesseract is not installed (apt-get install tesseract-ocr)")
         self.env = dict(os.environ, OMP_THREAD_LIMIT="1")
+        limit_threads()
+        self.api = TessApi()
+        atexit.register(self.api.close)
+        self.warmed = False
 
     def version(self) -> str:
-        return f"{run_text([self.binary, '--version'])} (-l eng, OMP_THREAD_LIMIT=1, CLI per page)"
+        return (f"{run_text([self.binary, '--version'])} (-l eng, OMP_THREAD_LIMIT=1; process: the CLI "
+                f"per page; engine: libtesseract {self.api.version()} C API)")
 
-    def run(self, pages: list[Page]) -> CategoryRun:
+    def run(self, pages: list[Page], label: str) -> CategoryRun:
+        del label
+        from PIL import Image
+
         result = CategoryRun()
         for page in pages:
-            cmd = [self.binary, page.image, "stdout", "-l", "eng"]
-            start = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, env=self.env, check=False)
-            seconds = time.perf_counter() - start
-            text = done.stdout.decode("utf-8", errors="replace")
-            error = "" if done.returncode == 0 else done.stderr.decode(errors="replace")[-300:]
-            result.pages[page.key] = PageRun(text, seconds if not error else None, error)
+            text, seconds, error = timed_process(
+                [self.binary, page.image, "stdout", "-l", "eng"], self.env)
+            pr = result.page(page.key)
+            pr.text, pr.process_s, pr.error = text, (None if error else seconds), error
+        for page in pages:
+            with Image.open(page.image) as im:
+                dpi = int(round((im.info.get("dpi") or (RENDER_DPI,))[0])) or RENDER_DPI
+                grey = im.convert("L")
+            pixels = grey.tobytes()
+            if not self.warmed:
+                self.api.read(pixels, grey.width, grey.height, dpi)
+                self.warmed = True
+            _, seconds = self.api.read(pixels, grey.width, grey.height, dpi)
+            result.page(page.key).engine_s = seconds
         return result
 
 
@@ -167,50 +215,64 @@ def folio_page_text(page: dict) -> str:
 class FolioEngine:
     name = "folio"
 
-    def __init__(self, binary: str, out_root: str) -> None:
+    def __init__(self, binary: str, out_root: str, profile: str = "auto") -> None:
         self.binary = binary
         self.out_root = out_root
+        self.profile = profile
 
     def version(self) -> str:
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(self.binary)))
-        return f"{run_text([self.binary, '--version'])} (target/release/folio, built {built})"
+        return (f"{run_text([self.binary, '--version'])} ({os.path.relpath(self.binary)}, built "
+                f"{built}; profile {self.profile})")
 
     def command(self, files: list[str], out_dir: str) -> list[str]:
-        return [self.binary, "parse", *files, "-o", out_dir, "--format", "json",
-                "--dpi", str(RENDER_DPI)]
+        return [self.binary, "parse", *files, "-o", out_dir, "--format", "json", "-q",
+                "--profile", self.profile]
 
     def run(self, pages: list[Page], label: str) -> CategoryRun:
-        """One `folio parse` process over every file of `pages` (one category)."""
         result = CategoryRun()
-        files = list(dict.fromkeys(p.item.path for p in pages))
-        out_dir = os.path.join(self.out_root, label)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.makedirs(out_dir)
-        log_path = os.path.join(self.out_root, f"{label}.log")
-        with open(log_path, "wb") as log:
-            start = time.perf_counter()
-            done = subprocess.run(self.command(files, out_dir), stdout=log, stderr=subprocess.STDOUT,
-                                  check=False)
-            result.wall_seconds = time.perf_counter() - start
-        if done.returncode != 0:
-            result.error = f"exit {done.returncode} (log: {log_path})"
-        by_item: dict[str, dict[int, dict]] = {}
-        for path in files:
-            stem = os.path.splitext(os.path.basename(path))[0]
-            doc_path = os.path.join(out_dir, stem, "document.json")
-            try:
-                with open(doc_path, encoding="utf-8") as f:
-                    doc = json.load(f)
-                by_item[path] = {int(p["page"]): p for p in doc.get("pages", [])}
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                by_item[path] = {}
-                result.error = result.error or f"{doc_path}: {err}"
-        for page in pages:
-            got = by_item.get(page.item.path, {}).get(page.number)
+        root = os.path.join(self.out_root, label)
+        shutil.rmtree(root, ignore_errors=True)
+        # Process pass: one `folio parse` per page.
+        for n, page in enumerate(pages):
+            out_dir = os.path.join(root, "process", f"{n:04}")
+            _, seconds, error = timed_process(self.command([page.image], out_dir))
+            pr = result.page(page.key)
+            got = self._pages(out_dir, [page.image])
+            first = got[0] if got else None
+            if error or first is None:
+                pr.error = error or "no page result"
+                continue
+            pr.process_s = seconds
+            pr.text = folio_page_text(first)
+            pr.record = record_of_page(first)
+        # Engine pass: one process over the pages, the first page once more in front as warm-up.
+        images = [p.image for p in pages]
+        out_dir = os.path.join(root, "engine")
+        _, _, error = timed_process(self.command(images[:1] + images, out_dir))
+        if error:
+            result.error = f"engine pass: {error}"
+        for page, got in zip(pages, self._pages(out_dir, images[:1] + images)[1:]):
             if got is None:
-                result.pages[page.key] = PageRun("", None, "no page in document.json")
                 continue
             timings = got.get("timings") or {}
             stages = {k: float(v) / 1000 for k, v in timings.items() if isinstance(v, (int, float))}
-            result.pages[page.key] = PageRun(folio_page_text(got), stages.get("total"), stages=stages)
+            pr = result.page(page.key)
+            pr.engine_s, pr.stages = stages.get("total"), stages
         return result
+
+    @staticmethod
+    def _pages(out_dir: str, images: list[str]) -> list[dict | None]:
+        """The page result of each input, in order (`folio parse` names repeated stems `stem-2`)."""
+        seen: dict[str, int] = {}
+        out: list[dict | None] = []
+        for image in images:
+            stem = os.path.splitext(os.path.basename(image))[0]
+            seen[stem] = seen.get(stem, 0) + 1
+            name = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"
+            try:
+                with open(os.path.join(out_dir, name, "pages", "00001.json"), encoding="utf-8") as f:
+                    out.append(json.load(f))
+            except (OSError, ValueError):
+                out.append(None)
+        return out

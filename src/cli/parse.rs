@@ -1,6 +1,7 @@
 //! `folio parse FILE... [-o DIR]`: the whole pipeline in one process — the same submit, queue, worker
 //! and assembly code as the service, with an in-process queue and a temporary folder as the bucket.
-//! `--engine glm45v --model DIR [--profile NAME]` runs GLM-4.5V embedded instead of the ocr engine.
+//! `--engine glm45v --model DIR [--profile NAME]` runs GLM-4.5V embedded instead of the ocr engine;
+//! `--profile prescription|document|auto` picks the ocr engine's profile.
 
 use super::exit::ingest_exit;
 use super::render::RasterArgs;
@@ -10,7 +11,9 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use folio_api::submit::{accept, enqueue_pages, SubmitError, SubmitRequest};
 use folio_ingest::{IngestConfig, Ingestor, PageRange};
-use folio_schemas::{DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions};
+use folio_schemas::{
+    DocKeys, DocumentResult, DocumentStatus, EngineKind, JobOptions, OCR_PROFILES,
+};
 use folio_transport::{InProcessQueue, JobQueue, LocalDirStore, ObjectStore};
 use folio_workers::{Worker, WorkerConfig, WorkerEvent};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -55,7 +58,8 @@ pub struct ParseArgs {
     /// Engine: `ocr` (CPU pipeline) or `glm45v` (GLM-4.5V, needs --model).
     #[arg(long, default_value = "ocr")]
     engine: EngineKind,
-    /// Prompt profile of the glm45v engine: document, table, chart, prescription or question.
+    /// Profile. ocr: auto (default: a prescription record on pages that are prescriptions),
+    /// document or prescription. glm45v: document, table, chart, prescription or question.
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
     /// The question of the `question` profile.
@@ -170,14 +174,20 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
     Ok(exit)
 }
 
-/// `--profile` and `--prompt` are glm45v options; a profile must exist and `question` needs a prompt.
+/// A profile must exist for the engine; `--prompt` is for glm45v's `question` profile only.
 fn check_profile(args: &ParseArgs) -> Result<(), CliError> {
     let usage = |m: String| CliError::new(Exit::Usage, anyhow::anyhow!(m));
     if args.engine != EngineKind::Glm45v {
-        if args.profile.is_some() || args.prompt.is_some() {
-            return Err(usage("--profile and --prompt need --engine glm45v".into()));
+        if args.prompt.is_some() {
+            return Err(usage("--prompt needs --engine glm45v".into()));
         }
-        return Ok(());
+        return match &args.profile {
+            Some(p) if !OCR_PROFILES.contains(&p.as_str()) => Err(usage(format!(
+                "the ocr engine has no profile `{p}` (expected one of {})",
+                OCR_PROFILES.join(", ")
+            ))),
+            _ => Ok(()),
+        };
     }
     let profile = match &args.profile {
         Some(name) => folio_workers::engines::glm45v::profiles::Profile::parse(name)

@@ -3,14 +3,14 @@
 
 use crate::http::error::ApiError;
 use folio_ingest::PageRange;
-use folio_schemas::{EngineKind, JobOptions};
+use folio_schemas::{EngineKind, JobOptions, OCR_PROFILES};
 use serde::Deserialize;
 use std::ops::RangeInclusive;
 use utoipa::IntoParams;
 
 /// DPI a request may ask for.
 pub const DPI_RANGE: RangeInclusive<u32> = 36..=1200;
-/// Prompt profiles of engines that have them (ARCHITECTURE §5).
+/// Prompt profiles of the glm45v engine (ARCHITECTURE §5); the ocr engine's are [`OCR_PROFILES`].
 pub const PROFILES: &[&str] = &["document", "table", "chart", "prescription", "question"];
 /// Longest free prompt, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4000;
@@ -29,7 +29,8 @@ pub struct UploadQuery {
     /// Pages to process, 1-based: `3`, `2-5`, `2-`, `-4` or a comma list (default: all).
     #[param(example = "2-5")]
     pub pages: Option<String>,
-    /// Prompt profile (engines with profiles only): document, table, chart, prescription, question.
+    /// Profile. ocr: auto (default), document, prescription. glm45v: document, table, chart,
+    /// prescription, question.
     pub profile: Option<String>,
     /// Free prompt for the `question` profile.
     #[debug(with = crate::redact::text_len)]
@@ -122,13 +123,15 @@ impl UploadQuery {
         };
         let profile = self.profile.clone().filter(|p| !p.is_empty());
         if let Some(p) = &profile {
-            if engine == EngineKind::Ocr {
+            if engine == EngineKind::Ocr && !OCR_PROFILES.contains(&p.as_str()) {
                 return Err(ApiError::bad_request(
                     "bad_profile",
-                    "the ocr engine has no prompt profiles; use engine=glm45v",
+                    format!(
+                        "the ocr engine has no profile {p:?}; expected one of {OCR_PROFILES:?}"
+                    ),
                 ));
             }
-            if !PROFILES.contains(&p.as_str()) {
+            if engine != EngineKind::Ocr && !PROFILES.contains(&p.as_str()) {
                 return Err(ApiError::bad_request(
                     "bad_profile",
                     format!("unknown profile {p:?}; expected one of {PROFILES:?}"),
@@ -238,6 +241,11 @@ mod tests {
         assert_eq!(
             code(resolve(q(|q| q.profile = Some("table".into())))),
             "bad_profile"
+        );
+        let rx = resolve(q(|q| q.profile = Some("prescription".into())));
+        assert_eq!(
+            rx.ok().and_then(|o| o.job.profile).as_deref(),
+            Some("prescription")
         );
         assert_eq!(
             code(resolve(q(|q| {

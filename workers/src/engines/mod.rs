@@ -2,6 +2,7 @@
 
 pub mod glm45v;
 pub mod ocr;
+pub mod prescription;
 
 pub use glm45v::Glm45vEngine;
 pub use ocr::OcrAdapter;

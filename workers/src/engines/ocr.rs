@@ -1,5 +1,7 @@
-//! The CPU `ocr` engine: `folio_ocr::OcrEngine` behind [`Engine`].
+//! The CPU `ocr` engine: `folio_ocr::OcrEngine` behind [`Engine`], with its profiles
+//! ([`super::prescription`]: `auto`, `document`, `prescription`).
 
+use super::prescription::{self, OcrProfile};
 use crate::engine::{Engine, EngineError, EngineOutput, PageInput};
 use folio_ocr::OcrEngine;
 use folio_schemas::{EngineInfo, EngineKind};
@@ -42,18 +44,21 @@ impl Engine for OcrAdapter {
             .map(|p| {
                 let _span = tracing::info_span!("ocr", document_id = %p.document_id, page = p.page)
                     .entered();
-                self.engine
-                    .analyze(&p.image, p.page)
-                    .map(|a| EngineOutput {
-                        blocks: a.blocks,
-                        warnings: a.warnings,
-                        timings: a.timings,
-                        profile: None,
-                    })
-                    .map_err(|e| EngineError::Permanent {
-                        code: "engine_failed",
-                        message: e.to_string(),
-                    })
+                let profile = OcrProfile::for_job(&p.options)?;
+                let mut a =
+                    self.engine
+                        .analyze(&p.image, p.page)
+                        .map_err(|e| EngineError::Permanent {
+                            code: "engine_failed",
+                            message: e.to_string(),
+                        })?;
+                prescription::attach(profile, p.page, &mut a.blocks, &mut a.warnings);
+                Ok(EngineOutput {
+                    blocks: a.blocks,
+                    warnings: a.warnings,
+                    timings: a.timings,
+                    profile: Some(profile.name().into()),
+                })
             })
             .collect()
     }
