@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use folio_glm45v::checkpoint::config::{ModelConfig, RopeParameters, TextConfig};
+use folio_glm45v::checkpoint::config::{ModelConfig, TextConfig};
 use folio_glm45v::checkpoint::weights::Checkpoint;
 use folio_glm45v::decoder::text_model::TextModel;
 use folio_glm45v::generate::batch::{generate_batch, BatchOptions, BatchRequest};
@@ -58,13 +58,7 @@ fn mid_config() -> folio_glm45v::Result<TextConfig> {
         n_routed_experts: 32,
         num_experts_per_tok: 4,
         max_position_embeddings: 8192,
-        rope_parameters: Some(RopeParameters {
-            rope_type: Some("default".into()),
-            legacy_type: None,
-            rope_theta: Some(10_000.0),
-            partial_rotary_factor: Some(0.5),
-            mrope_section: Some(vec![8, 12, 12]),
-        }),
+        // M-RoPE as the synthetic config has it (default, θ 10000, half rotary, sections 8/12/12).
         ..folio_glm45v::checkpoint::synthetic::text_config(8)?
     };
     cfg.validate()?;
