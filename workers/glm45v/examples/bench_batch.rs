@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use folio_glm45v::checkpoint::config::{ModelConfig, RopeParameters, TextConfig};
+use folio_glm45v::checkpoint::config::{ModelConfig, TextConfig};
 use folio_glm45v::checkpoint::weights::Checkpoint;
 use folio_glm45v::decoder::text_model::TextModel;
 use folio_glm45v::generate::batch::{generate_batch, BatchOptions, BatchRequest};
@@ -47,24 +47,20 @@ struct Args {
 
 /// The mid-size config of `scripts/bench_glm_cpu.py`.
 fn mid_config() -> folio_glm45v::Result<TextConfig> {
-    let mut cfg = folio_glm45v::checkpoint::synthetic::text_config(8)?;
-    cfg.vocab_size = 16384;
-    cfg.hidden_size = 1024;
-    cfg.num_attention_heads = 8;
-    cfg.num_key_value_heads = 2;
-    cfg.head_dim = Some(128);
-    cfg.intermediate_size = 2816;
-    cfg.moe_intermediate_size = 512;
-    cfg.n_routed_experts = 32;
-    cfg.num_experts_per_tok = 4;
-    cfg.max_position_embeddings = 8192;
-    cfg.rope_parameters = Some(RopeParameters {
-        rope_type: Some("default".into()),
-        legacy_type: None,
-        rope_theta: Some(10_000.0),
-        partial_rotary_factor: Some(0.5),
-        mrope_section: Some(vec![8, 12, 12]),
-    });
+    let cfg = TextConfig {
+        vocab_size: 16384,
+        hidden_size: 1024,
+        num_attention_heads: 8,
+        num_key_value_heads: 2,
+        head_dim: Some(128),
+        intermediate_size: 2816,
+        moe_intermediate_size: 512,
+        n_routed_experts: 32,
+        num_experts_per_tok: 4,
+        max_position_embeddings: 8192,
+        // M-RoPE as the synthetic config has it (default, θ 10000, half rotary, sections 8/12/12).
+        ..folio_glm45v::checkpoint::synthetic::text_config(8)?
+    };
     cfg.validate()?;
     Ok(cfg)
 }

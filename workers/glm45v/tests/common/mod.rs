@@ -44,20 +44,13 @@ pub fn ids(t: &Tensor) -> Vec<u32> {
 /// max |a − b| / max(1, max |b|) over all elements.
 pub fn rel_max_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shape mismatch");
-    let a = a
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let b = b
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let values = |t: &Tensor| {
+        t.to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("tensor as f32 values")
+    };
+    let (a, b) = (values(a), values(b));
     let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
     let diff = a
         .iter()
@@ -66,30 +59,13 @@ pub fn rel_max_diff(a: &Tensor, b: &Tensor) -> f32 {
     diff / scale
 }
 
-/// The evaluation corpus (`$FOLIO_CORPUS_DIR`, default `<repo>/../shared/corpus`).
-pub fn corpus(rel: &str) -> PathBuf {
-    let root = std::env::var_os("FOLIO_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
-    let path = root.join(rel);
-    assert!(
-        path.is_file(),
-        "corpus image {} is missing (set FOLIO_CORPUS_DIR)",
-        path.display()
-    );
-    path
-}
+/// A corpus file (`$FOLIO_CORPUS_DIR`, default `<repo>/../shared/corpus`), checked to exist.
+pub use folio_test_support::corpus;
 
 /// `libonnxruntime.so.1.31.1` from the runtime folder `scripts/setup` fills
 /// (`$FOLIO_RUNTIME_DIR`, default `~/.cache/folio`).
 pub fn onnxruntime_lib() -> PathBuf {
-    let dir = std::env::var_os("FOLIO_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/folio")))
-        .expect("neither FOLIO_RUNTIME_DIR nor HOME is set");
-    let lib = dir.join("lib/libonnxruntime.so.1.31.1");
+    let lib = folio_test_support::runtime_dir().join("lib/libonnxruntime.so.1.31.1");
     assert!(
         lib.is_file(),
         "{} is missing: run `scripts/setup`",
