@@ -51,7 +51,7 @@ pub struct Prescription {
     pub medications: Vec<Medication>,
 }
 
-const MEDICATION_KEYS: [&str; 6] = [
+pub const MEDICATION_KEYS: [&str; 6] = [
     "name",
     "strength",
     "form",
@@ -59,7 +59,7 @@ const MEDICATION_KEYS: [&str; 6] = [
     "duration",
     "instructions",
 ];
-const PRESCRIPTION_KEYS: [&str; 5] = ["patient", "age", "date", "prescriber", "medications"];
+pub const PRESCRIPTION_KEYS: [&str; 5] = ["patient", "age", "date", "prescriber", "medications"];
 
 /// Every key required (null when absent), in field order: constrained decoding writes the keys
 /// in the order of `required`. (`#[schemars(required)]` on an `Option` would drop its `null`.)

@@ -248,7 +248,15 @@ fn prescription_json_becomes_fields() {
     assert_eq!(meds.len(), 2);
     assert_eq!(meds[0]["frequency"], "1-0-1");
     assert!(meds[1]["form"].is_null());
-    assert_eq!(f["extra"]["pharmacy"], "Central");
+    // The record is the one closed schema of folio-schemas: an extra key becomes a warning.
+    assert!(f.get("extra").is_none() && f.get("pharmacy").is_none());
+    let record: folio_schemas::Prescription =
+        serde_json::from_value(serde_json::Value::Object(f.clone())).expect("a valid record");
+    assert_eq!(record.medications[1].name, "Ibuprofen");
+    assert!(page
+        .warnings
+        .iter()
+        .any(|w| w.contains("pharmacy") && w.contains("Central")));
     let text = block.text.as_deref().expect("text");
     assert!(text.starts_with("Patient: Jane Roe, Age: 54"), "{text}");
     assert!(text.contains("- Amoxicillin, 500 mg, capsule, 1-0-1, 7 days, after meals"));

@@ -130,7 +130,7 @@ impl Profile {
     pub fn json_schema(&self) -> Option<Value> {
         match self.kind {
             ProfileKind::Chart => Some(chart_schema()),
-            ProfileKind::Prescription => Some(prescription_schema()),
+            ProfileKind::Prescription => Some(folio_schemas::prescription_schema()),
             _ => None,
         }
     }
@@ -241,35 +241,6 @@ fn chart_schema() -> Value {
             }}
         },
         "required": ["chart_type", "title", "axes", "series"],
-        "additionalProperties": false
-    })
-}
-
-/// Schema of the `prescription` answer; the parser keeps it as a block's `fields`.
-fn prescription_schema() -> Value {
-    let medication = json!({
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "strength": nullable("string", 100),
-            "form": nullable("string", 100),
-            "frequency": nullable("string", 100),
-            "duration": nullable("string", 100),
-            "instructions": nullable("string", 300)
-        },
-        "required": ["name", "strength", "form", "frequency", "duration", "instructions"],
-        "additionalProperties": false
-    });
-    json!({
-        "type": "object",
-        "properties": {
-            "patient": nullable("string", 200),
-            "age": nullable("string", 50),
-            "date": nullable("string", 50),
-            "prescriber": nullable("string", 200),
-            "medications": {"type": "array", "maxItems": 30, "items": medication}
-        },
-        "required": ["patient", "age", "date", "prescriber", "medications"],
         "additionalProperties": false
     })
 }

@@ -1,21 +1,21 @@
 //! The `prescription` profile's JSON → a block's `fields`.
 //!
-//! The fields are the profile's schema: `patient`, `age`, `date`, `prescriber` (string or
-//! null) and `medications` (objects with `name`, `strength`, `form`, `frequency`, `duration`,
+//! The fields are the one prescription record of `folio_schemas::prescription` (the same schema
+//! constrains the answer): `patient`, `age`, `date`, `prescriber` (string or null) and
+//! `medications` (objects with `name`, `strength`, `form`, `frequency`, `duration`,
 //! `instructions`). Values are normalised (numbers to strings, blanks to null, missing keys to
-//! null); keys outside the schema are kept under `extra` so nothing the model read is lost.
+//! null); the record is closed, so keys outside it are named in a warning with their values,
+//! and nothing the model read is lost.
 
 use serde_json::{Map, Value};
 
-const TOP: [&str; 4] = ["patient", "age", "date", "prescriber"];
-const MEDICATION: [&str; 6] = [
-    "name",
-    "strength",
-    "form",
-    "frequency",
-    "duration",
-    "instructions",
-];
+use folio_schemas::prescription::{MEDICATION_KEYS as MEDICATION, PRESCRIPTION_KEYS};
+
+/// The record's scalar keys (every key but the trailing `medications`).
+const TOP: &[&str] = match PRESCRIPTION_KEYS.split_last() {
+    Some((_, scalars)) => scalars,
+    None => &[],
+};
 
 /// Normalised fields; an error when the answer is not an object with a prescription in it.
 pub fn fields_from_json(
@@ -26,7 +26,7 @@ pub fn fields_from_json(
         .as_object()
         .ok_or("the prescription answer is not a JSON object")?;
     let mut fields = Map::new();
-    for key in TOP {
+    for &key in TOP {
         fields.insert(key.into(), scalar(obj.get(key)));
     }
     let meds = obj
@@ -74,7 +74,10 @@ pub fn fields_from_json(
     }
     fields.insert("medications".into(), Value::Array(list));
     if !extra.is_empty() {
-        fields.insert("extra".into(), Value::Object(extra));
+        warnings.push(format!(
+            "keys outside the prescription record: {}",
+            Value::Object(extra)
+        ));
     }
     Ok(fields)
 }
