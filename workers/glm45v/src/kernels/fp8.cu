@@ -8,8 +8,6 @@
 //   fp8_moe_gemv_*  the same inner loop over the (token, expert) pairs of moe_align's buckets,
 //                   weights [E, n, k] with scales [E, n] (and the routing weight of each pair).
 //   fp8_dequant_*   out[r, c] = T(e4m3(w[r, c]) · s[r]) (the prefill path's weight, on the fly).
-//   fp8_quant_rows  dynamic per-token activation quantisation (spec §1.5): s_x[t] = max|x[t]|/448,
-//                   x_q = e4m3(x / s_x) (round to nearest even, saturating).
 //   fp8_fill_normal synthetic weights: e4m3(N(0, sigma²)) from a counter-based hash (splitmix64 +
 //                   Box–Muller), no host data and no f32 temporary.
 // sm_89+ (the e4m3 conversions); the crate asks NVRTC for the device's own architecture.
@@ -197,34 +195,6 @@ __device__ void fp8_dequant(const u8* __restrict__ w, const float* __restrict__ 
     }
 }
 
-// x [rows, cols] T → xq [rows, cols] e4m3, sx [rows] f32 (max|x|/448; 1 for an all-zero row).
-// One block per row.
-template <typename T>
-__device__ void fp8_quant_rows(const T* __restrict__ x, u8* __restrict__ xq,
-                               float* __restrict__ sx, int cols) {
-    __shared__ float red[32];
-    const T* row = x + (size_t)blockIdx.x * cols;
-    float m = 0.0f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, fabsf(Elem<T>::load(row[c])));
-    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        m = threadIdx.x < (blockDim.x + 31) / 32 ? red[threadIdx.x] : 0.0f;
-        for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-        if (threadIdx.x == 0) red[0] = m;
-    }
-    __syncthreads();
-    const float s = red[0] > 0.0f ? red[0] / 448.0f : 1.0f;
-    if (threadIdx.x == 0) sx[blockIdx.x] = s;
-    u8* q = xq + (size_t)blockIdx.x * cols;
-    for (int c = 2 * threadIdx.x; c + 1 < cols; c += 2 * blockDim.x) {
-        const u32 pr = f2e4m3x2(Elem<T>::load(row[c]) / s, Elem<T>::load(row[c + 1]) / s);
-        q[c] = (u8)(pr & 0xffu);
-        q[c + 1] = (u8)(pr >> 8);
-    }
-}
-
 __device__ __forceinline__ u64 splitmix64(u64 z) {
     z += 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -262,9 +232,6 @@ extern "C" __global__ void fp8_fill_normal(u32* __restrict__ out, long long n4, 
     extern "C" __global__ void fp8_dequant_##SFX(const u8* w, const float* scale, T* out,         \
                                                  long long rows, int cols) {                      \
         fp8_dequant<T>(w, scale, out, rows, cols);                                                \
-    }                                                                                             \
-    extern "C" __global__ void fp8_quant_rows_##SFX(const T* x, u8* xq, float* sx, int cols) {    \
-        fp8_quant_rows<T>(x, xq, sx, cols);                                                       \
     }
 
 FP8_ENTRIES(f32, float)

@@ -208,61 +208,6 @@ where
     Ok(wrap(out, dev, &[rows, cols]))
 }
 
-/// Dynamic per-token quantisation of `x` [rows, cols] (f32/bf16): (x_q [rows, cols] F8E4M3,
-/// s_x [rows] f32) with `s_x = max|x| / 448` (spec §1.5).
-pub(crate) fn quantize_rows(x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let dev = cuda_of(x)?;
-    let (rows, cols) = x.dims2()?;
-    let Some(sfx) = suffix(x.dtype()) else {
-        return Err(Error::InvalidInput(format!(
-            "FP8 activation quantisation of {:?}: only f32 and bf16",
-            x.dtype()
-        )));
-    };
-    if cols % 2 != 0 {
-        return Err(Error::InvalidInput(format!(
-            "FP8 activation quantisation needs an even width, got {cols}"
-        )));
-    }
-    let x = x.contiguous()?;
-    let mut xq = alloc::<F8E4M3>(&dev, rows * cols)?;
-    let mut sx = alloc::<f32>(&dev, rows)?;
-    {
-        let (xs, xl) = x.storage_and_layout();
-        let func =
-            dev.get_or_load_custom_func(&format!("fp8_quant_rows_{sfx}"), MODULE, ptx(&dev)?)?;
-        let mut b = func.builder();
-        let cols_i = int(cols, "columns")?;
-        match x.dtype() {
-            DType::F32 => {
-                let xv = view::<f32>(&xs, xl, rows * cols)?;
-                b.arg(&xv).arg(&mut xq).arg(&mut sx).arg(&cols_i);
-                launch_rows(b, rows)?;
-            }
-            _ => {
-                let xv = view::<half::bf16>(&xs, xl, rows * cols)?;
-                b.arg(&xv).arg(&mut xq).arg(&mut sx).arg(&cols_i);
-                launch_rows(b, rows)?;
-            }
-        }
-    }
-    Ok((wrap(xq, &dev, &[rows, cols]), wrap(sx, &dev, &[rows])))
-}
-
-fn launch_rows(
-    mut b: candle_core::cuda_backend::cudarc::driver::LaunchArgs<'_>,
-    rows: usize,
-) -> Result<()> {
-    let cfg = LaunchConfig {
-        grid_dim: (rows.max(1) as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    // SAFETY: the caller pushed `fp8_quant_rows_*`'s arguments; one block per row.
-    unsafe { b.launch(cfg) }.map_err(|e| fail("launching fp8_quant_rows", e))?;
-    Ok(())
-}
-
 /// A new F8E4M3 tensor of `shape` on `dev` holding e4m3(N(0, sigma²)) values (saturating at
 /// ±448) from the counter-based generator of `fp8.cu`, keyed by `seed`.
 pub(crate) fn fill_normal(
