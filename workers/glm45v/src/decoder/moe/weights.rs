@@ -96,32 +96,30 @@ impl ExpertWeights {
     /// The stacked (gate_up, down) in `dtype`: the tensors themselves when dense, widened for
     /// this call when FP8.
     pub fn dense(&self, dtype: DType) -> Result<(Tensor, Tensor)> {
-        match self {
-            Self::Dense { gate_up, down } => Ok((gate_up.clone(), down.clone())),
-            Self::Fp8 {
-                gate_up,
-                gate_up_scale,
-                down,
-                down_scale,
-            } => Ok((
-                fp8::dequantize_rows(gate_up, gate_up_scale, dtype)?,
-                fp8::dequantize_rows(down, down_scale, dtype)?,
-            )),
-        }
+        self.widened(dtype, |t| Ok(t.clone()))
     }
 
     /// Expert `x`'s (gate_up [2I, H], down [H, I]) in `dtype` (views when dense).
     pub fn expert(&self, x: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
+        self.widened(dtype, |t| Ok(t.get(x)?))
+    }
+
+    /// `pick` applied to every stored tensor (weights and scales alike), FP8 widened to `dtype`.
+    fn widened(
+        &self,
+        dtype: DType,
+        pick: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<(Tensor, Tensor)> {
         match self {
-            Self::Dense { gate_up, down } => Ok((gate_up.get(x)?, down.get(x)?)),
+            Self::Dense { gate_up, down } => Ok((pick(gate_up)?, pick(down)?)),
             Self::Fp8 {
                 gate_up,
                 gate_up_scale,
                 down,
                 down_scale,
             } => Ok((
-                fp8::dequantize_rows(&gate_up.get(x)?, &gate_up_scale.get(x)?, dtype)?,
-                fp8::dequantize_rows(&down.get(x)?, &down_scale.get(x)?, dtype)?,
+                fp8::dequantize_rows(&pick(gate_up)?, &pick(gate_up_scale)?, dtype)?,
+                fp8::dequantize_rows(&pick(down)?, &pick(down_scale)?, dtype)?,
             )),
         }
     }
