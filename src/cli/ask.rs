@@ -9,12 +9,11 @@
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
 use anyhow::anyhow;
-use candle_core::DType;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use folio_glm45v::chat::{ChatMessage, ChatOptions};
 use folio_glm45v::generate::output::ParsedOutput;
 use folio_glm45v::generate::{Decoding, Flow};
-use folio_glm45v::model::{Glm45v, LoadOptions};
+use folio_glm45v::model::{Glm45v, Precision};
 use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions};
 use folio_workers::engines::glm45v::config::check_model_dir;
 use image::{DynamicImage, ImageDecoder, ImageReader, Rgb, RgbImage};
@@ -22,12 +21,6 @@ use imageproc::drawing::draw_hollow_rect_mut;
 use imageproc::rect::Rect;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Precision {
-    Bf16,
-    F32,
-}
 
 #[derive(Debug, Args)]
 pub struct AskArgs {
@@ -49,8 +42,8 @@ pub struct AskArgs {
     /// Run the vision tower on the CUDA execution provider (falls back to the CPU with a warning).
     #[arg(long)]
     cuda: bool,
-    /// Decoder precision.
-    #[arg(long, value_enum, default_value_t = Precision::Bf16)]
+    /// Decoder precision: auto (bf16 compute, FP8 checkpoints stay FP8), fp8, bf16 or f32.
+    #[arg(long, default_value = "auto")]
     dtype: Precision,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 2048)]
@@ -115,16 +108,13 @@ pub fn run(args: AskArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(rejected)?;
 
-    let opts = LoadOptions {
-        dtype: match args.dtype {
-            Precision::Bf16 => DType::BF16,
-            Precision::F32 => DType::F32,
-        },
-        ..LoadOptions::default()
-    };
     let model_err = |e: folio_glm45v::Error| {
         CliError::new(Exit::Usage, anyhow!("{}: {e}", args.model.display()))
     };
+    let opts = args
+        .dtype
+        .load_options(&args.model, candle_core::Device::Cpu)
+        .map_err(model_err)?;
     let mut glm = Glm45v::load(&args.model, &opts).map_err(model_err)?;
     let mut vopts = VisionOptions::new(&vision_path, runtime.onnxruntime());
     vopts.intra_threads = args.threads;

@@ -31,8 +31,8 @@ pub struct GlmArgs {
     /// Where the model runs: cpu, cuda or cuda:N (CUDA needs a GPU build).
     #[arg(long, env = "FOLIO_DEVICE", default_value = "cpu", value_parser = parse_device)]
     pub device: DeviceSpec,
-    /// Decoder precision: bf16 or f32.
-    #[arg(long, env = "FOLIO_DTYPE", default_value = "bf16", value_parser = parse_dtype)]
+    /// Decoder precision: auto (bf16 compute, an FP8 checkpoint stays FP8), fp8, bf16 or f32.
+    #[arg(long, env = "FOLIO_DTYPE", default_value = "auto", value_parser = parse_dtype)]
     pub dtype: Precision,
     /// Pages (or layout regions) per engine call.
     #[arg(long, env = "FOLIO_MAX_BATCH", default_value_t = 1,

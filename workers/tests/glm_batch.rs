@@ -24,6 +24,7 @@ fn tiny_generator(max_tokens_in_flight: Option<usize>) -> GlmGenerator {
     let opts = LoadOptions {
         dtype: DType::F32,
         device: Device::Cpu,
+        ..LoadOptions::default()
     };
     let mut glm = Glm45v::load(&dir, &opts).expect("tiny model loads");
     glm.processor.config.size.longest_edge = 30_000;

@@ -2,7 +2,7 @@
 //! (`folio_glm45v::checkpoint::synthetic`): ceilings, decode at batch 1, prefill of a 1,300-token
 //! image+prompt sequence, batched decode — medians after warm-up, one JSON line per number.
 //!
-//! `gpu_bench [--cpu --tiny] [--layers 26] [--kernels grouped,fused] [--prefill 1300]
+//! `gpu_bench [--cpu --tiny] [--layers 26] [--weights bf16|fp8] [--kernels grouped,fused] [--prefill 1300]
 //! [--prefill-kernels grouped,gathered] [--batch-kernels fused,batched] [--steps 20]
 //! [--warmup 3] [--batches 8,32,64] [--batch-context 128] [--events on|off]
 //! [--pool keep|default] [--paths candle,fused] [--skip-ceilings] [--out FILE.jsonl]`
@@ -16,6 +16,12 @@
 //!
 //! `--pool keep` (default) raises the CUDA default memory pool's release threshold so freed
 //! memory stays pooled; `--events off` turns off cudarc's per-launch event bookkeeping.
+//!
+//! `--weights fp8`: the synthetic model in the GLM-4.5V-FP8 layout (decoder linears F8E4M3 +
+//! f32 row scales, per-expert tensors, made on the GPU; `synthetic::var_builder_fp8`), loaded
+//! through the same per-expert loader as a real checkpoint; the resident size (tensor bytes,
+//! the CUDA pool's current and peak use, the device's free memory) and the host's peak RSS are
+//! reported after the build. With `--layers 46` nothing is extrapolated.
 //!
 //! Roofline: the bytes one decode token must read (`synthetic::DecodeBytes`: attention, the
 //! top-8 + shared experts, router, norms, lm_head, the KV cache) over the measured copy
@@ -42,6 +48,8 @@ const REAL_LAYERS: usize = 46;
 
 struct Opts {
     layers: usize,
+    /// The FP8 layout (`--weights fp8`) instead of bf16 weights.
+    fp8: bool,
     kernels: Vec<(MoeKernel, &'static str)>,
     prefill_kernels: Vec<(MoeKernel, &'static str)>,
     batch_kernels: Vec<(MoeKernel, &'static str)>,
@@ -84,6 +92,15 @@ fn config(opts: &Opts) -> AnyResult<TextConfig> {
         });
     }
     Ok(cfg)
+}
+
+/// Bytes a decode token reads per layer kind for these weights.
+fn decode_bytes(cfg: &TextConfig, dtype: DType, fp8: bool) -> DecodeBytes {
+    if fp8 {
+        DecodeBytes::fp8(cfg, dtype)
+    } else {
+        DecodeBytes::of(cfg, dtype)
+    }
 }
 
 fn ceilings(dev: &Device, out: &mut JsonLines, tiny: bool) -> AnyResult<Ceilings> {
@@ -283,7 +300,7 @@ fn bench_decode(
     out: &mut JsonLines,
 ) -> AnyResult<()> {
     let head = head_seconds(cfg, dev, model.dtype())?;
-    let bytes = DecodeBytes::of(cfg, model.dtype());
+    let bytes = decode_bytes(cfg, model.dtype(), opts.fp8);
     let mut cfg46 = cfg.clone();
     cfg46.num_hidden_layers = REAL_LAYERS;
     for &(kernel, tag) in &opts.kernels {
@@ -378,20 +395,29 @@ fn batch_bounds(
     batch: usize,
     context: usize,
     dtype: DType,
+    fp8: bool,
 ) -> (f64, f64) {
     let b = dtype.size_in_bytes() as f64;
-    let per = DecodeBytes::of(cfg, dtype);
+    let per = decode_bytes(cfg, dtype, fp8);
     let (h, i) = (cfg.hidden_size as f64, cfg.moe_intermediate_size as f64);
     let (e, k) = (cfg.n_routed_experts as f64, cfg.num_experts_per_tok as f64);
     let distinct = e * (1.0 - (1.0 - k / e).powi(batch as i32));
-    let expert = 3.0 * h * i * b;
+    let expert = if fp8 {
+        3.0 * h * i + 4.0 * (2.0 * i + h)
+    } else {
+        3.0 * h * i * b
+    };
     let moe_layer = per.moe_layer - k * expert + distinct * expert;
     let n_dense = cfg.first_k_dense_replace.min(layers) as f64;
     let bytes = n_dense * per.dense_layer
         + (layers as f64 - n_dense) * moe_layer
         + per.lm_head
         + (batch * context * layers) as f64 * per.kv_per_position;
-    let active_params = (per.per_token(cfg, layers, 0)) / b;
+    let active_params = if fp8 {
+        DecodeBytes::of(cfg, dtype).per_token(cfg, layers, 0) / b
+    } else {
+        per.per_token(cfg, layers, 0) / b
+    };
     let flops = 2.0 * batch as f64 * active_params;
     (bytes, flops)
 }
@@ -441,6 +467,7 @@ fn bench_batched(
                     batch,
                     ctx + opts.warmup + opts.steps / 2,
                     model.dtype(),
+                    opts.fp8,
                 );
                 let t_bw = bytes / ceil.copy_bytes_per_s;
                 let t_fl = flops / ceil.matmul_flops.max(1.0);
@@ -475,8 +502,14 @@ fn parse() -> AnyResult<(bool, String, Option<String>, Opts)> {
     let events = a.value("--events")?.unwrap_or_else(|| "on".into());
     let pool = a.value("--pool")?.unwrap_or_else(|| "keep".into());
     let out = a.value("--out")?;
+    let fp8 = match a.value("--weights")?.as_deref() {
+        None | Some("bf16") => false,
+        Some("fp8") => true,
+        Some(other) => return Err(format!("unknown --weights {other} (bf16, fp8)").into()),
+    };
     let opts = Opts {
         layers: a.parsed("--layers", if tiny { 3 } else { 26 })?,
+        fp8,
         kernels: kernel_list(a.value("--kernels")?, "grouped,fused")?,
         prefill_kernels: kernel_list(a.value("--prefill-kernels")?, "grouped,gathered")?,
         batch_kernels: kernel_list(a.value("--batch-kernels")?, "fused,batched")?,
@@ -559,19 +592,26 @@ fn run() -> AnyResult<()> {
         ceilings(&dev, &mut out, opts.tiny)?
     };
     let cfg = config(&opts)?;
+    let before = common::device_memory(&dev)?;
     let start = std::time::Instant::now();
-    let vb = synthetic::var_builder(DType::BF16, &dev, 42)?;
+    let vb = if opts.fp8 {
+        synthetic::var_builder_fp8(DType::BF16, &dev, 42)?
+    } else {
+        synthetic::var_builder(DType::BF16, &dev, 42)?
+    };
     let mut model = TextModel::new(&cfg, vb)?;
     dev.synchronize()?;
     let build_s = start.elapsed().as_secs_f64();
+    let weights = if opts.fp8 { "fp8" } else { "bf16" };
     println!(
-        "model: {} layers of random bf16 weights in {build_s:.1} s",
+        "model: {} layers of random {weights} weights in {build_s:.1} s",
         opts.layers
     );
     out.write(
         &json!({"bench": "build", "engine": "folio", "layers": opts.layers, "seconds": build_s,
-        "settings": settings}),
+        "weights": weights, "settings": settings}),
     )?;
+    resident_report(&model, &dev, weights, opts.layers, before, &mut out)?;
     if opts.paths.contains(&"fused") && dev.is_cuda() {
         fused_self_check(&model, &dev, &mut opts, &mut out)?;
     }
@@ -579,6 +619,39 @@ fn run() -> AnyResult<()> {
     bench_decode(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
     bench_prefill(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
     bench_batched(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
+    Ok(())
+}
+
+/// The model's resident size: its tensors' bytes, the CUDA pool's current use and peak during
+/// the build (over what was in use before), the device's free memory, the host's peak RSS.
+fn resident_report(
+    model: &TextModel,
+    dev: &Device,
+    weights: &str,
+    layers: usize,
+    before: Option<[u64; 4]>,
+    out: &mut JsonLines,
+) -> AnyResult<()> {
+    const GIB: f64 = (1u64 << 30) as f64;
+    let tensors = model.resident_bytes() as f64;
+    let after = common::device_memory(dev)?;
+    let rss = common::host_peak_rss().map_or(f64::NAN, |b| b as f64);
+    let (pool_now, pool_peak, free, total) = match (before, after) {
+        (Some(b), Some(a)) => (
+            (a[0] - b[0].min(a[0])) as f64,
+            (a[1] - b[0].min(a[1])) as f64,
+            a[2] as f64,
+            a[3] as f64,
+        ),
+        _ => (f64::NAN, f64::NAN, f64::NAN, f64::NAN),
+    };
+    println!(
+        "resident ({weights}, {layers} layers): tensors {:.2} GiB, pool in use {:.2} GiB, pool peak during load {:.2} GiB, device free {:.2} of {:.2} GiB, host peak RSS {:.2} GiB",
+        tensors / GIB, pool_now / GIB, pool_peak / GIB, free / GIB, total / GIB, rss / GIB
+    );
+    out.write(&json!({"bench": "resident", "weights": weights, "layers": layers,
+        "tensor_GiB": tensors / GIB, "pool_GiB": pool_now / GIB, "pool_peak_GiB": pool_peak / GIB,
+        "device_free_GiB": free / GIB, "device_total_GiB": total / GIB, "host_peak_rss_GiB": rss / GIB}))?;
     Ok(())
 }
 

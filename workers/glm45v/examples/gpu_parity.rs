@@ -1,6 +1,14 @@
 //! Parity of the GLM-4.5V decoder on the GPU (the CPU suite's checks, run on CUDA).
 //!
-//! `gpu_parity [--cpu] [--fixtures DIR] [--out FILE.jsonl] [--small] [--only-fused]`
+//! `gpu_parity [--cpu] [--fixtures DIR] [--out FILE.jsonl] [--small] [--only-fused] [--only-fp8]`
+//!
+//! FP8 (version 5, first; `--only-fp8` stops after them): the FP8 linear (W8A16 GEMV up to 16
+//! rows, widened weight + matmul above) at the real q_proj shape [12288 × 4096] for 1, 8, 64
+//! and 1,300 tokens against an f64 reference (first 32 tokens) and against the dequantised
+//! weights through candle's matmul; the real-shape MoE block with FP8 experts (fused kernel
+//! for 1/8/64 tokens, gathered for 64/300) against the f64 reference; the tiny FP8 fixture
+//! kept FP8 on the device: f32 logits against transformers' reference, greedy ids, and the
+//! bf16-compute logit error.
 //!
 //! 0. First (new in version 3): the fused CUDA decode kernels against candle's ops on the same
 //!    model (tiny fixture f32/bf16 at B = 1 across the KV-cache growth and B = 2; two synthetic
@@ -44,6 +52,11 @@ use serde_json::json;
 
 const TOL_F32: f64 = 1e-4;
 const BAND_BF16: f64 = 1e-2;
+/// FP8 linear in bf16 against f64: the output is rounded to bf16 once (≤ 2⁻⁹ relative, ≈ 1e-3
+/// RMS) and, on the widened-weight path, each weight too (≈ 1e-3 RMS per weight, averaged over
+/// 4,096 products): 5e-3 leaves room for both and still catches a wrong scale or layout
+/// (which gives O(1)).
+const FP8_LINEAR_BF16: f64 = 5e-3;
 
 /// Collects check results, prints them, and remembers failures.
 struct Report {
@@ -527,25 +540,40 @@ fn moe_reference(
         cfg.moe_intermediate_size,
     );
     let ve = vb.pp("experts");
-    let gate_up = ve.get((e, 2 * i, h), "gate_up_proj")?;
-    let down = ve.get((e, h, i), "down_proj")?;
+    let fp8 = folio_glm45v::checkpoint::fp8::keeps_fp8(&ve.pp(0).pp("gate_proj"));
     let vs = vb.pp("shared_experts");
-    let host = |t: Tensor| -> AnyResult<Vec<f32>> {
-        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-    };
     let shared = (
-        host(vs.pp("gate_proj").get((i, h), "weight")?)?,
-        host(vs.pp("up_proj").get((i, h), "weight")?)?,
-        host(vs.pp("down_proj").get((h, i), "weight")?)?,
+        host_weight(&vs.pp("gate_proj"), i, h)?,
+        host_weight(&vs.pp("up_proj"), i, h)?,
+        host_weight(&vs.pp("down_proj"), h, i)?,
     );
+    let stacks = if fp8 {
+        None
+    } else {
+        Some((
+            ve.get((e, 2 * i, h), "gate_up_proj")?,
+            ve.get((e, h, i), "down_proj")?,
+        ))
+    };
     let mut experts: HashMap<u32, (Vec<f32>, Vec<f32>)> = HashMap::new();
     for &ex in &choice.experts {
         if let std::collections::hash_map::Entry::Vacant(slot) = experts.entry(ex) {
-            let gu = host(gate_up.get(ex as usize)?)?;
-            let dn = host(down.get(ex as usize)?)?;
+            let (gu, dn) = match &stacks {
+                Some((gate_up, down)) => (
+                    host_f32(gate_up.get(ex as usize)?)?,
+                    host_f32(down.get(ex as usize)?)?,
+                ),
+                None => {
+                    let vx = ve.pp(ex);
+                    let mut gu = host_weight(&vx.pp("gate_proj"), i, h)?;
+                    gu.extend(host_weight(&vx.pp("up_proj"), i, h)?);
+                    (gu, host_weight(&vx.pp("down_proj"), h, i)?)
+                }
+            };
             slot.insert((gu, dn));
         }
     }
+    let host = host_f32;
     let xs = host(x.clone())?;
     let n = xs.len() / h;
     let k = choice.top_k;
@@ -593,6 +621,246 @@ fn moe_reference(
         }
     });
     Ok(Tensor::from_vec(result, (n, h), &Device::Cpu)?)
+}
+
+/// A tensor's values on the host in f32.
+fn host_f32(t: Tensor) -> AnyResult<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// The `weight` [rows, cols] of the linear module `vb` on the host in f32: as stored when
+/// dense; when kept FP8, the stored bytes and scales copied to the host and widened there by
+/// candle's CPU cast (independent of the CUDA kernels under test).
+fn host_weight(vb: &candle_nn::VarBuilder, rows: usize, cols: usize) -> AnyResult<Vec<f32>> {
+    use folio_glm45v::checkpoint::fp8;
+    if !fp8::keeps_fp8(vb) {
+        return host_f32(vb.get((rows, cols), "weight")?);
+    }
+    let (w, s) = fp8::load_pair(vb, "weight", &[rows, cols])?;
+    let (w, s) = (w.to_device(&Device::Cpu)?, s.to_device(&Device::Cpu)?);
+    host_f32(fp8::dequantize_per_channel(
+        &w,
+        &s.unsqueeze(1)?,
+        DType::F32,
+    )?)
+}
+
+/// f64 reference of `x` [n, k] · Wᵀ (+ b) for `w` [out, k] host rows, threads over tokens.
+fn linear_reference(x: &[f32], w: &[f32], b: Option<&[f32]>, k: usize) -> Vec<f64> {
+    let out = w.len() / k;
+    let n = x.len() / k;
+    let mut y = vec![0f64; n * out];
+    let threads = std::thread::available_parallelism().map_or(4, |p| p.get());
+    let per = (n * out).div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (c, chunk) in y.chunks_mut(per).enumerate() {
+            scope.spawn(move || {
+                for (j, v) in chunk.iter_mut().enumerate() {
+                    let idx = c * per + j;
+                    let (t, o) = (idx / out, idx % out);
+                    let xr = &x[t * k..(t + 1) * k];
+                    let wr = &w[o * k..(o + 1) * k];
+                    let dot: f64 = xr
+                        .iter()
+                        .zip(wr)
+                        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                        .sum();
+                    *v = dot + b.map_or(0.0, |b| f64::from(b[o]));
+                }
+            });
+        }
+    });
+    y
+}
+
+/// The FP8 linear at the real q_proj shape (synthetic FP8 weights made on the device): for
+/// 1, 8, 64 and 1,300 tokens (the GEMV up to 16 rows, the widened weight above), against an
+/// f64 reference on the first 32 tokens and against candle's matmul with the dequantised
+/// weight in the same dtype.
+fn fp8_linear_checks(rep: &mut Report, dev: &Device, small: bool) -> AnyResult<()> {
+    use folio_glm45v::decoder::linear::Proj;
+    let (out_dim, in_dim) = if small { (384, 256) } else { (12_288, 4096) };
+    let sizes: &[usize] = if small {
+        &[1, 8, 40]
+    } else {
+        &[1, 8, 64, 1300]
+    };
+    for dtype in [DType::BF16, DType::F32] {
+        let vb = folio_glm45v::checkpoint::synthetic::var_builder_fp8(dtype, dev, 99)?;
+        let vq = vb.pp("model.language_model.layers.0.self_attn.q_proj");
+        let proj = Proj::load(in_dim, out_dim, true, vq.clone())?;
+        if !proj.is_fp8() {
+            return Err("the synthetic q_proj did not load as FP8".into());
+        }
+        let w = host_weight(&vq, out_dim, in_dim)?;
+        let bias = host_f32(vq.get(out_dim, "bias")?)?;
+        let w_dev = Tensor::from_slice(&w, (out_dim, in_dim), dev)?.to_dtype(dtype)?;
+        let b_dev = vq.get(out_dim, "bias")?;
+        let limit = if dtype == DType::BF16 {
+            FP8_LINEAR_BF16
+        } else {
+            TOL_F32
+        };
+        for &n in sizes {
+            let x = Tensor::randn(0f32, 1f32, (n, in_dim), dev)?.to_dtype(dtype)?;
+            let y = proj.forward(&x)?;
+            let m = n.min(32);
+            let xs = host_f32(x.narrow(0, 0, m)?)?;
+            let want = Tensor::from_vec(
+                linear_reference(&xs, &w, Some(&bias), in_dim),
+                (m, out_dim),
+                &Device::Cpu,
+            )?;
+            let path = if n <= 16 && dev.is_cuda() {
+                "gemv"
+            } else {
+                "widened"
+            };
+            rep.check(
+                &format!("fp8 linear {dtype:?} {path} N={n} vs f64"),
+                rel_l2(&y.narrow(0, 0, m)?, &want)?,
+                limit,
+                &format!("[{out_dim} x {in_dim}], first {m} tokens"),
+            )?;
+            let deq = x.matmul(&w_dev.t()?)?.broadcast_add(&b_dev)?;
+            rep.check(
+                &format!("fp8 linear {dtype:?} {path} N={n} vs dequantised matmul"),
+                rel_l2(&y, &deq)?,
+                limit,
+                "",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The MoE block with FP8 experts at the real shapes (the per-expert FP8 layout, loaded into
+/// the stacked buffers) against the f64 reference with the kernel's own routing.
+fn moe_real_shape_fp8_checks(rep: &mut Report, dev: &Device, small: bool) -> AnyResult<()> {
+    let cfg = moe_config(small)?;
+    let runs: Vec<(MoeKernel, &str, usize)> = if dev.is_cuda() {
+        vec![
+            (MoeKernel::Fused, "fused", 1),
+            (MoeKernel::Fused, "fused", 8),
+            (MoeKernel::Fused, "fused", 64),
+            (MoeKernel::Gathered, "gathered", 64),
+            (MoeKernel::Gathered, "gathered", 300),
+        ]
+    } else {
+        vec![(MoeKernel::Grouped, "grouped", 8)]
+    };
+    for dtype in [DType::BF16, DType::F32] {
+        let vb = folio_glm45v::checkpoint::synthetic::var_builder_fp8(dtype, dev, 4321)?;
+        let vm = vb.pp("model.language_model.layers.1.mlp");
+        let mut moe = Moe::new(&cfg, vm.clone())?;
+        let limit = if dtype == DType::BF16 {
+            BAND_BF16
+        } else {
+            TOL_F32
+        };
+        for &(kernel, tag, n) in &runs {
+            if dtype == DType::F32 && n > 64 {
+                continue; // the f64 reference of 300 tokens is minutes of host time
+            }
+            let x = Tensor::randn(0f32, 1f32, (1, n, cfg.hidden_size), dev)?.to_dtype(dtype)?;
+            moe.set_kernel(kernel);
+            let (y, choice) = moe.forward(&x, true)?;
+            let choice = choice.ok_or("no router record")?;
+            let reference = moe_reference(&vm, &cfg, &x.squeeze(0)?, &choice)?;
+            rep.check(
+                &format!("fp8 moe {dtype:?} {tag} real-shape N={n} vs f64"),
+                rel_l2(&y.squeeze(0)?, &reference)?,
+                limit,
+                &format!(
+                    "H={} E={} I={}",
+                    cfg.hidden_size, cfg.n_routed_experts, cfg.moe_intermediate_size
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The tiny FP8 fixture with its weights kept FP8 on the device: f32 logits against
+/// transformers' reference (≤ 1e-4, as every f32 fixture check), the 16 greedy ids of the
+/// chat prompt decoded with the KV cache, and the bf16-compute logits' error against the f32
+/// reference (reported: routing flips dominate bf16 on this random model).
+fn fp8_fixture_checks(rep: &mut Report, fixtures: &Path, dev: &Device) -> AnyResult<()> {
+    let dir = fixtures.join("tiny-fp8");
+    let cfg = ModelConfig::load(&dir.join("config.json"))?;
+    let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu)?;
+    for dtype in [DType::F32, DType::BF16] {
+        let vb = Checkpoint::open(&dir)?.var_builder_fp8(
+            dtype,
+            dev,
+            cfg.quantization_config.as_ref(),
+        )?;
+        let model = TextModel::new(&cfg.text_config, vb)?;
+        for name in ["chat", "raw"] {
+            let (embeds, positions) =
+                text_inputs(&model, &ids(&refs[&format!("{name}.input_ids")])?)?;
+            let out = run_all(&model, &embeds, &positions)?;
+            let logits = out.logits.ok_or("no logits")?.squeeze(0)?;
+            let d = rel_max_diff(&logits, &refs[&format!("{name}.logits")])?;
+            if dtype == DType::F32 {
+                rep.check(
+                    &format!("fp8 fixture f32 resident {name} logits"),
+                    d,
+                    TOL_F32,
+                    "",
+                )?;
+            } else {
+                rep.note(
+                    &format!("fp8 fixture bf16 resident {name} logits"),
+                    &format!("rel max diff {d:.3e} vs the f32 reference"),
+                )?;
+            }
+        }
+        let prompt = ids(&refs["chat.input_ids"])?;
+        let want = ids(&refs["chat.greedy"])?;
+        let got = greedy_ids(&model, &prompt, want.len())?;
+        let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        if dtype == DType::F32 {
+            rep.at_least(
+                "fp8 fixture f32 resident greedy ids (leading tokens equal)",
+                same as f64,
+                want.len() as f64,
+            )?;
+        } else {
+            rep.note(
+                "fp8 fixture bf16 resident greedy ids",
+                &format!("{same} of {} leading tokens equal", want.len()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Greedy decoding of `n` tokens after `prompt` with the KV cache (prefill, then one token per
+/// step).
+fn greedy_ids(model: &TextModel, prompt: &[u32], n: usize) -> AnyResult<Vec<u32>> {
+    let dev = model.device();
+    let mut cache = model.new_cache();
+    let mut out = Vec::with_capacity(n);
+    let (mut embeds, mut positions) = text_inputs(model, prompt)?;
+    for _ in 0..n {
+        let input = DecoderInput {
+            embeds: &embeds,
+            positions: &positions,
+            logits: LogitsSelection::Last,
+            record: Record::default(),
+        };
+        let logits = model
+            .forward(input, &mut cache)?
+            .logits
+            .ok_or("no logits")?;
+        let next = logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
+        out.push(next);
+        let t = Tensor::new(&[[next]], dev)?;
+        embeds = model.embed(&t)?;
+        positions = text_positions(1, cache.seq_len(), 1, dev)?;
+    }
+    Ok(out)
 }
 
 fn moe_real_shape_checks(
@@ -693,6 +961,7 @@ fn run() -> AnyResult<bool> {
     let cpu = args.flag("--cpu");
     let small = args.flag("--small");
     let only_fused = args.flag("--only-fused");
+    let only_fp8 = args.flag("--only-fp8");
     let fixtures = PathBuf::from(
         args.value("--fixtures")?
             .unwrap_or_else(|| "workers/glm45v/tests/fixtures".into()),
@@ -707,6 +976,15 @@ fn run() -> AnyResult<bool> {
     println!("device: {dev:?}");
     if !dev.is_cuda() {
         rep.note("fused MoE kernel", "not applicable on the CPU")?;
+    }
+    let r = fp8_linear_checks(&mut rep, &dev, small);
+    rep.guard("fp8 linear", r)?;
+    let r = moe_real_shape_fp8_checks(&mut rep, &dev, small);
+    rep.guard("fp8 moe real-shape", r)?;
+    let r = fp8_fixture_checks(&mut rep, &fixtures, &dev);
+    rep.guard("fp8 fixture", r)?;
+    if only_fp8 {
+        return Ok(finish(&rep));
     }
     let r = fused_decode_checks(&mut rep, &fixtures, &dev, small);
     rep.guard("fused decode kernels", r)?;

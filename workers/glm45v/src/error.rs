@@ -37,6 +37,9 @@ pub enum Error {
     /// The caller passed inputs that do not fit the model (ids out of range, shapes, options).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The model does not fit the device's memory (the planner's numbers in the message).
+    #[error("out of device memory: {0}")]
+    DoesNotFit(String),
     /// The vision tower (ONNX model or ONNX Runtime) could not be loaded or failed to run.
     #[error("vision tower: {0}")]
     Vision(String),

@@ -8,7 +8,7 @@ use crate::common;
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixture, ids, load_text_model, reference, rel_max_diff};
+use common::{fixture, ids, load_text_model, load_text_model_fp8, reference, rel_max_diff};
 use folio_glm45v::decoder::mrope::text_positions;
 use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
 
@@ -207,6 +207,166 @@ fn fp8_checkpoint_matches_the_dequantised_reference() {
         );
         assert!(d <= TOL, "fp8 {name}: logits rel diff {d:e}");
     }
+}
+
+#[test]
+fn fp8_resident_weights_match_the_dequantised_model() {
+    let (_, dequantised) = load_text_model("tiny-fp8", DType::F32);
+    let (cfg, resident) = load_text_model_fp8("tiny-fp8", DType::F32);
+    // FP8 stays FP8: the text linears (attention, dense MLP, shared experts; this fixture's
+    // routed experts are bf16) hold one byte per value plus a scale per row instead of four.
+    let tc = &cfg.text_config;
+    let (dense_bytes, fp8_bytes) = (dequantised.resident_bytes(), resident.resident_bytes());
+    let (h, d) = (tc.hidden_size, tc.head_dim());
+    let attn = h * tc.num_attention_heads * d * 2 + 2 * h * tc.num_key_value_heads * d;
+    let fp8_values = tc.num_hidden_layers * attn
+        + 3 * h * tc.intermediate_size
+        + (tc.num_hidden_layers - 1) * 3 * h * tc.moe_intermediate_size;
+    assert!(
+        dense_bytes - fp8_bytes >= 3 * fp8_values - 4 * fp8_values / 16,
+        "FP8 linears not held as FP8: {dense_bytes} vs {fp8_bytes} B ({fp8_values} FP8 values)"
+    );
+    let refs = reference("tiny-fp8");
+    for name in ["chat", "raw"] {
+        let (embeds, positions) = text_inputs(&resident, &ids(&refs[&format!("{name}.input_ids")]));
+        let got = run(&resident, &embeds, &positions).logits.unwrap();
+        let want = run(&dequantised, &embeds, &positions).logits.unwrap();
+        // Widening per call is the same f32 product as widening at load: the same numbers.
+        assert_eq!(
+            rel_max_diff(&got, &want),
+            0.0,
+            "fp8 {name}: resident vs dequantised"
+        );
+        let d = rel_max_diff(&got.squeeze(0).unwrap(), &refs[&format!("{name}.logits")]);
+        assert!(d <= TOL, "fp8 {name}: logits rel diff {d:e}");
+    }
+}
+
+/// The tiny FP8 fixture with its routed experts quantised too (the zai-org checkpoint's
+/// per-expert layout, and the fused layout with `…_proj_scale`), written to a temporary
+/// checkpoint: FP8 experts kept resident give the dequantised model's logits exactly, in both
+/// layouts, and hold one byte per expert value.
+#[test]
+fn fp8_experts_in_both_layouts_match_the_dequantised_model() {
+    let src = fixture("tiny-fp8");
+    let cfg =
+        folio_glm45v::checkpoint::config::ModelConfig::load(&src.join("config.json")).unwrap();
+    let tc = cfg.text_config.clone();
+    let mut base = HashMap::new();
+    for f in [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ] {
+        base.extend(candle_core::safetensors::load(src.join(f), &Device::Cpu).unwrap());
+    }
+    // compressed-tensors' per-row quantisation: scale = max|w| / 448 (bf16), q = e4m3(w / scale).
+    let quantise = |w: &Tensor| -> (Tensor, Tensor) {
+        let w = w.to_dtype(DType::F32).unwrap();
+        let scale = (w
+            .abs()
+            .unwrap()
+            .max_keepdim(candle_core::D::Minus1)
+            .unwrap()
+            / 448.0)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let q = w
+            .broadcast_div(&scale.to_dtype(DType::F32).unwrap())
+            .unwrap()
+            .to_dtype(DType::F8E4M3)
+            .unwrap();
+        (q, scale)
+    };
+    let (i, h) = (tc.moe_intermediate_size, tc.hidden_size);
+    let mut per_expert = base.clone();
+    let mut fused = base.clone();
+    for layer in tc.first_k_dense_replace..tc.num_hidden_layers {
+        let p = format!("model.language_model.layers.{layer}.mlp.experts");
+        let gate_up = base[&format!("{p}.gate_up_proj")].clone();
+        let down = base[&format!("{p}.down_proj")].clone();
+        for m in [&mut per_expert, &mut fused] {
+            m.remove(&format!("{p}.gate_up_proj"));
+            m.remove(&format!("{p}.down_proj"));
+        }
+        let (gq, gs) = quantise(&gate_up);
+        let (dq, ds) = quantise(&down);
+        fused.insert(format!("{p}.gate_up_proj"), gq.clone());
+        fused.insert(format!("{p}.gate_up_proj_scale"), gs.clone());
+        fused.insert(format!("{p}.down_proj"), dq.clone());
+        fused.insert(format!("{p}.down_proj_scale"), ds.clone());
+        for e in 0..tc.n_routed_experts {
+            let (g, gsc) = (gq.get(e).unwrap(), gs.get(e).unwrap());
+            for (name, w, sc) in [
+                (
+                    "gate_proj",
+                    g.narrow(0, 0, i).unwrap(),
+                    gsc.narrow(0, 0, i).unwrap(),
+                ),
+                (
+                    "up_proj",
+                    g.narrow(0, i, i).unwrap(),
+                    gsc.narrow(0, i, i).unwrap(),
+                ),
+                ("down_proj", dq.get(e).unwrap(), ds.get(e).unwrap()),
+            ] {
+                per_expert.insert(format!("{p}.{e}.{name}.weight"), w.contiguous().unwrap());
+                per_expert.insert(
+                    format!("{p}.{e}.{name}.weight_scale"),
+                    sc.contiguous().unwrap(),
+                );
+            }
+        }
+    }
+    let refs = reference("tiny-fp8");
+    let (embeds_ids, positions) = (
+        ids(&refs["chat.input_ids"]),
+        folio_glm45v::decoder::mrope::text_positions(
+            1,
+            0,
+            refs["chat.input_ids"].dim(0).unwrap(),
+            &Device::Cpu,
+        )
+        .unwrap(),
+    );
+    let mut logits = Vec::new();
+    for tensors in [per_expert, fused] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+        candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+        let ckpt = folio_glm45v::checkpoint::weights::Checkpoint::open(dir.path()).unwrap();
+        let resident = TextModel::new(
+            &tc,
+            ckpt.var_builder_fp8(DType::F32, &Device::Cpu, cfg.quantization_config.as_ref())
+                .unwrap(),
+        )
+        .unwrap();
+        let dequantised =
+            TextModel::new(&tc, ckpt.var_builder(DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let expert_values =
+            (tc.num_hidden_layers - tc.first_k_dense_replace) * tc.n_routed_experts * 3 * h * i;
+        assert!(
+            dequantised.resident_bytes() - resident.resident_bytes() >= 3 * expert_values,
+            "experts not held as FP8"
+        );
+        let embeds = resident
+            .embed(
+                &Tensor::new(embeds_ids.as_slice(), &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap(),
+            )
+            .unwrap();
+        let a = run(&resident, &embeds, &positions).logits.unwrap();
+        let b = run(&dequantised, &embeds, &positions).logits.unwrap();
+        assert_eq!(rel_max_diff(&a, &b), 0.0, "resident vs dequantised");
+        logits.push(a);
+    }
+    assert_eq!(
+        rel_max_diff(&logits[0], &logits[1]),
+        0.0,
+        "per-expert vs fused layout"
+    );
 }
 
 #[test]

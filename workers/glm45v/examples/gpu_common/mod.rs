@@ -246,6 +246,62 @@ pub fn keep_pool_memory(_dev: &Device) -> AnyResult<()> {
     Ok(())
 }
 
+/// The default memory pool's (current, high-water mark) bytes in use and the device's
+/// (free, total) bytes; candle allocates every tensor from that pool (`cuMemAllocAsync`), so
+/// the high-water mark is the peak of everything allocated so far.
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+pub fn device_memory(dev: &Device) -> AnyResult<Option<[u64; 4]>> {
+    use candle_core::cuda_backend::cudarc::driver::{result, sys};
+    let Device::Cuda(c) = dev else {
+        return Ok(None);
+    };
+    let stream = c.cuda_stream();
+    let ctx = stream.context();
+    ctx.bind_to_thread()
+        .map_err(|e| format!("bind context: {e:?}"))?;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let (mut current, mut high) = (0u64, 0u64);
+    // SAFETY: driver calls with valid out-pointers on the bound context's device; both
+    // attributes are u64 values.
+    let (r1, r2, r3) = unsafe {
+        let r1 = sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device());
+        let r2 = sys::cuMemPoolGetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT,
+            (&mut current as *mut u64).cast(),
+        );
+        let r3 = sys::cuMemPoolGetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+            (&mut high as *mut u64).cast(),
+        );
+        (r1, r2, r3)
+    };
+    if [r1, r2, r3]
+        .iter()
+        .any(|r| *r != sys::CUresult::CUDA_SUCCESS)
+    {
+        return Err(format!("reading the pool's usage: {r1:?} {r2:?} {r3:?}").into());
+    }
+    let (free, total) = result::mem_get_info().map_err(|e| format!("mem_get_info: {e:?}"))?;
+    Ok(Some([current, high, free as u64, total as u64]))
+}
+
+/// No device memory without CUDA.
+#[cfg(not(feature = "cuda"))]
+pub fn device_memory(_dev: &Device) -> AnyResult<Option<[u64; 4]>> {
+    Ok(None)
+}
+
+/// The process's peak resident host memory (`VmHWM` of /proc/self/status), bytes.
+pub fn host_peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Seconds of `reps` device-to-device copies of `src` (bf16, contiguous) into one buffer
 /// allocated once; `None` off CUDA.
 #[cfg(feature = "cuda")]

@@ -10,6 +10,18 @@
 //! [E, H, I]). Each tensor is made once per name and kept, so a caller can ask the same
 //! [`VarBuilder`] again for the exact weights a module got (kernel checks against a reference).
 //! The Python side (`scripts/gpu/hf_bench.py`) builds the same shapes in transformers.
+//!
+//! [`var_builder_fp8`] is the same model in the zai-org/GLM-4.5V-FP8 layout: every decoder
+//! linear (`*_proj.weight` of the layers: attention, dense MLP, the per-expert
+//! `experts.E.{gate,up,down}_proj` and the shared expert) is F8E4M3 with an f32
+//! `weight_scale` [out, 1]; embeddings, norms, router, biases and `lm_head` stay in the compute
+//! dtype. The FP8 values are e4m3(N(0, [`FP8_SIGMA`]²)) — a row's largest |value| lands near
+//! 448, as compressed-tensors' `max|w| / 448` scale puts it — made on the GPU by a counter-based
+//! generator (no host data, no f32 temporary), and the scales are
+//! `WEIGHT_STD / FP8_SIGMA · exp(N(0, SCALE_SPREAD²))` per row, so the effective weights have the
+//! dense model's spread with a log-normal spread of the channel magnitudes (the real
+//! checkpoint's scale distribution is not known here; this is the assumption). Both are a pure
+//! function of (seed, tensor name): asking again gives the same tensor, and nothing is kept.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,10 +31,18 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
 use crate::checkpoint::config::{RopeParameters, TextConfig, VisionConfig};
+use crate::checkpoint::fp8::KEEP_SUFFIX;
 use crate::error::{Error, Result};
 
 /// Standard deviation of the random weights (transformers' `initializer_range` of GLM-4.5V).
 pub const WEIGHT_STD: f64 = 0.02;
+
+/// Standard deviation of the synthetic FP8 values (before the scale): a 4096-wide row's
+/// largest |value| is then ≈ 3.9 · 112 ≈ 440 of E4M3's 448.
+pub const FP8_SIGMA: f32 = 112.0;
+
+/// Standard deviation of log(scale) across output channels of the synthetic FP8 weights.
+pub const SCALE_SPREAD: f32 = 0.25;
 
 /// GLM-4.5V's real `text_config` with `layers` decoder layers (layer 0 dense, the rest MoE).
 pub fn text_config(layers: usize) -> Result<TextConfig> {
@@ -103,20 +123,46 @@ pub struct DecodeBytes {
     pub kv_per_position: f64,
 }
 
+/// Bytes per element of a layer's linear weights: the compute dtype's, or FP8 (1 byte plus an
+/// f32 scale per output row, counted by [`DecodeBytes::fp8`]).
+fn linear_bytes(rows: f64, cols: f64, fp8: bool, b: f64) -> f64 {
+    if fp8 {
+        rows * cols + 4.0 * rows
+    } else {
+        rows * cols * b
+    }
+}
+
 impl DecodeBytes {
     /// Counts the bytes for `cfg` with weights of `dtype` (router in f32, as loaded).
     pub fn of(cfg: &TextConfig, dtype: DType) -> Self {
+        Self::count(cfg, dtype, false)
+    }
+
+    /// The same for the FP8 layout: decoder linears as FP8 + f32 row scales, the rest
+    /// (biases, norms, `lm_head`, KV cache) in the activation dtype `dtype`, router f32.
+    pub fn fp8(cfg: &TextConfig, dtype: DType) -> Self {
+        Self::count(cfg, dtype, true)
+    }
+
+    fn count(cfg: &TextConfig, dtype: DType, fp8: bool) -> Self {
         let b = dtype.size_in_bytes() as f64;
         let (h, d) = (cfg.hidden_size as f64, cfg.head_dim() as f64);
         let (nh, nkv) = (
             cfg.num_attention_heads as f64,
             cfg.num_key_value_heads as f64,
         );
-        let attn = (h * nh * d + 2.0 * h * nkv * d + nh * d * h + (nh + 2.0 * nkv) * d) * b;
+        let lin = |rows: f64, cols: f64| linear_bytes(rows, cols, fp8, b);
+        let attn =
+            lin(nh * d, h) + 2.0 * lin(nkv * d, h) + lin(h, nh * d) + (nh + 2.0 * nkv) * d * b;
         let norms = 2.0 * h * b;
-        let dense = 3.0 * h * cfg.intermediate_size as f64 * b;
+        let (inter, moe_i) = (
+            cfg.intermediate_size as f64,
+            cfg.moe_intermediate_size as f64,
+        );
+        let dense = 2.0 * lin(inter, h) + lin(h, inter);
         let active = (cfg.num_experts_per_tok + cfg.n_shared_experts) as f64;
-        let experts = active * 3.0 * h * cfg.moe_intermediate_size as f64 * b;
+        let experts = active * (2.0 * lin(moe_i, h) + lin(h, moe_i));
         let router = cfg.n_routed_experts as f64 * (h + 1.0) * 4.0;
         Self {
             dense_layer: attn + norms + dense,
@@ -141,9 +187,75 @@ impl DecodeBytes {
 struct SyntheticBackend {
     std: f64,
     made: Mutex<HashMap<String, Tensor>>,
+    /// `Some(seed)`: the FP8 layout (linears F8E4M3, made from (seed, name) and not kept).
+    fp8: Option<u64>,
+}
+
+/// True for the decoder linears that the FP8 checkpoint stores as F8E4M3.
+fn is_fp8_linear(name: &str) -> bool {
+    name.contains(".layers.") && name.ends_with("_proj.weight")
+}
+
+/// FNV-1a of a tensor name (the synthetic FP8 generator's per-tensor key).
+fn name_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `n` standard normal draws from a generator seeded with `seed` (host side).
+fn host_normals(n: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u1: f32 = 1.0 - rng.random::<f32>();
+            let u2: f32 = rng.random::<f32>();
+            (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect()
 }
 
 impl SyntheticBackend {
+    /// The FP8 values of `name` (F8E4M3, `shape`): on the GPU by `kernels/fp8.cu`, on the CPU
+    /// from host draws (dry runs and tests).
+    fn make_fp8(
+        &self,
+        shape: &Shape,
+        name: &str,
+        seed: u64,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let key = seed ^ name_key(name);
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(cuda) = dev {
+            return crate::kernels::fp8::fill_normal(shape.dims(), FP8_SIGMA, key, cuda)
+                .map_err(|e| candle_core::Error::Msg(format!("synthetic `{name}`: {e}")));
+        }
+        let vals: Vec<f32> = host_normals(shape.elem_count(), key)
+            .into_iter()
+            .map(|z| (z * FP8_SIGMA).clamp(-448.0, 448.0))
+            .collect();
+        Tensor::from_vec(vals, shape, dev)?.to_dtype(DType::F8E4M3)
+    }
+
+    /// The per-row scales `<w>_scale` of an FP8 weight (any asked shape, f32 then `dtype`).
+    fn make_scale(
+        &self,
+        shape: &Shape,
+        name: &str,
+        seed: u64,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let base = (self.std as f32) / FP8_SIGMA;
+        let vals: Vec<f32> = host_normals(shape.elem_count(), seed ^ name_key(name))
+            .into_iter()
+            .map(|z| base * (SCALE_SPREAD * z).exp())
+            .collect();
+        Tensor::from_vec(vals, shape, dev)?.to_dtype(dtype)
+    }
+
     fn make(
         &self,
         shape: &Shape,
@@ -173,6 +285,19 @@ impl SimpleBackend for SyntheticBackend {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
+        if let Some(seed) = self.fp8 {
+            if dtype == DType::F8E4M3 {
+                if !is_fp8_linear(name) {
+                    candle_core::bail!("synthetic tensor `{name}` is not an FP8 linear weight");
+                }
+                return self.make_fp8(&s, name, seed, dev);
+            }
+            if name.ends_with("_proj.weight_scale")
+                && is_fp8_linear(name.trim_end_matches("_scale"))
+            {
+                return self.make_scale(&s, name, seed, dtype, dev);
+            }
+        }
         let mut made = self
             .made
             .lock()
@@ -208,8 +333,15 @@ impl SimpleBackend for SyntheticBackend {
         }
     }
 
-    fn contains_tensor(&self, _name: &str) -> bool {
-        true
+    fn contains_tensor(&self, name: &str) -> bool {
+        match (self.fp8, name.strip_suffix(KEEP_SUFFIX)) {
+            (fp8, Some(stored)) => fp8.is_some() && is_fp8_linear(stored),
+            // The FP8 layout is zai-org's: per-expert tensors, no fused `experts.*_proj`.
+            (Some(_), None) => {
+                !(name.ends_with("experts.gate_up_proj") || name.ends_with("experts.down_proj"))
+            }
+            (None, None) => true,
+        }
     }
 }
 
@@ -229,6 +361,23 @@ pub fn var_builder(dtype: DType, device: &Device, seed: u64) -> Result<VarBuilde
     let backend = SyntheticBackend {
         std: WEIGHT_STD,
         made: Mutex::new(HashMap::new()),
+        fp8: None,
+    };
+    Ok(VarBuilder::from_backend(
+        Box::new(backend),
+        dtype,
+        device.clone(),
+    ))
+}
+
+/// The same random model in the zai-org/GLM-4.5V-FP8 layout (see the module docs): decoder
+/// linears F8E4M3 + f32 scales (per-expert tensors), the rest in `dtype`.
+pub fn var_builder_fp8(dtype: DType, device: &Device, seed: u64) -> Result<VarBuilder<'static>> {
+    var_builder(dtype, device, seed)?; // the dtype check and the device seed
+    let backend = SyntheticBackend {
+        std: WEIGHT_STD,
+        made: Mutex::new(HashMap::new()),
+        fp8: Some(seed),
     };
     Ok(VarBuilder::from_backend(
         Box::new(backend),

@@ -1,10 +1,13 @@
 //! Checkpoint directory → memory-mapped safetensors → a candle `VarBuilder` (spec §1.3, §1.5).
 //!
 //! Accepts the zai-org layouts: `model.safetensors.index.json` + shards, or a single
-//! `model.safetensors`. Tensors are converted to the compute dtype on load (bf16 / f16 / f32).
+//! `model.safetensors`. Tensors are converted to the compute dtype on load (bf16 / f16 / f32),
+//! one tensor at a time straight from the mapped shard to the device (no whole-model host copy).
 //! FP8 (compressed-tensors, per-output-channel): an `F8_E4M3` `X.weight` with its `X.weight_scale`
-//! [out, 1] is dequantised on load, `W = w_fp8 · scale[row]`, into the compute dtype (a W8A16
-//! kernel is the GPU issue's job). Lookups go through [`CheckpointBackend`], so a missing tensor
+//! [out, 1] is either kept FP8 ([`Checkpoint::var_builder_fp8`]: the stored bytes go to the
+//! device unchanged and the decoder's FP8 layers use them, `fp8.rs` describes the convention)
+//! or dequantised on load, `W = w_fp8 · scale[row]`, into the compute dtype
+//! ([`Checkpoint::var_builder`]). Lookups go through [`CheckpointBackend`], so a missing tensor
 //! or a tensor of the wrong shape fails at load with its full name.
 
 use std::collections::BTreeSet;
@@ -17,7 +20,8 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use crate::checkpoint::config::read_json;
+use crate::checkpoint::config::{read_json, QuantizationConfig};
+use crate::checkpoint::fp8::KEEP_SUFFIX;
 use crate::error::{Error, Result};
 
 /// Name of the sharded-checkpoint index file.
@@ -117,14 +121,76 @@ impl Checkpoint {
                 "compute dtype {dtype:?} is not supported (bf16, f16, f32)"
             )));
         }
+        Ok(self.builder(dtype, device, None))
+    }
+
+    /// Like [`Checkpoint::var_builder`], but every `F8_E4M3` weight whose module is not in
+    /// `quant.ignore` stays FP8 on `device` (with its f32 scale) for the decoder's FP8 layers;
+    /// everything else comes in `dtype` as before.
+    pub fn var_builder_fp8(
+        &self,
+        dtype: DType,
+        device: &Device,
+        quant: Option<&QuantizationConfig>,
+    ) -> Result<VarBuilder<'static>> {
+        self.var_builder(dtype, device)?;
+        let ignore: BTreeSet<String> = quant
+            .map(|q| q.ignore.iter().cloned().collect())
+            .unwrap_or_default();
+        if let Some(re) = ignore.iter().find(|i| i.starts_with("re:")) {
+            return Err(Error::UnsupportedQuantization(format!(
+                "quantization_config.ignore entry `{re}`: regular-expression entries are not supported (exact module names are)"
+            )));
+        }
+        Ok(self.builder(dtype, device, Some(Arc::new(ignore))))
+    }
+
+    fn builder(
+        &self,
+        dtype: DType,
+        device: &Device,
+        keep_fp8: Option<Arc<BTreeSet<String>>>,
+    ) -> VarBuilder<'static> {
         let backend = CheckpointBackend {
             tensors: self.tensors.clone(),
+            keep_fp8,
         };
-        Ok(VarBuilder::from_backend(
-            Box::new(backend),
-            dtype,
-            device.clone(),
-        ))
+        VarBuilder::from_backend(Box::new(backend), dtype, device.clone())
+    }
+
+    /// Bytes the text decoder will hold on the device when loaded in `dtype`: stored F8_E4M3
+    /// tensors count one byte per value when `keep_fp8` (else `dtype`'s size), their scales and
+    /// the router f32, the rest `dtype`; the vision tower's tensors are not counted (it runs in
+    /// ONNX Runtime). An estimate for the memory plan before anything is loaded.
+    pub fn resident_estimate(&self, dtype: DType, keep_fp8: bool) -> u64 {
+        self.tensors
+            .tensors()
+            .iter()
+            .filter(|(name, _)| !name.starts_with("model.visual.") && !name.starts_with("visual."))
+            .map(|(name, view)| {
+                let elems: usize = view.shape().iter().product();
+                let fp8 = DType::try_from(view.dtype()).ok() == Some(DType::F8E4M3);
+                let per = if fp8 && keep_fp8 {
+                    1
+                } else if name.ends_with("_scale")
+                    || name.ends_with("mlp.gate.weight")
+                    || name.ends_with("e_score_correction_bias")
+                {
+                    4
+                } else {
+                    dtype.size_in_bytes()
+                };
+                (elems * per) as u64
+            })
+            .sum()
+    }
+
+    /// True when the checkpoint stores at least one `F8_E4M3` tensor.
+    pub fn has_fp8(&self) -> bool {
+        self.tensors
+            .tensors()
+            .iter()
+            .any(|(_, v)| DType::try_from(v.dtype()).ok() == Some(DType::F8E4M3))
     }
 }
 
@@ -139,31 +205,46 @@ fn mmap_all(files: &[PathBuf]) -> Result<MmapedSafetensors> {
 /// The `SimpleBackend` behind [`Checkpoint::var_builder`].
 pub struct CheckpointBackend {
     tensors: Arc<MmapedSafetensors>,
+    /// `Some(modules to leave alone)` when FP8 weights stay FP8 (`quantization_config.ignore`).
+    keep_fp8: Option<Arc<BTreeSet<String>>>,
 }
 
 impl CheckpointBackend {
+    fn stored_fp8(&self, name: &str) -> bool {
+        self.tensors
+            .get(name)
+            .is_ok_and(|t| DType::try_from(t.dtype()).ok() == Some(DType::F8E4M3))
+    }
+
+    /// Whether the stored tensor `name` stays FP8: FP8 kept, stored as F8_E4M3, and its module
+    /// (`name` without `.weight`) not ignored.
+    fn keeps(&self, name: &str) -> bool {
+        let Some(ignore) = &self.keep_fp8 else {
+            return false;
+        };
+        let module = name.strip_suffix(".weight").unwrap_or(name);
+        self.stored_fp8(name) && !ignore.contains(module)
+    }
+
     fn load(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        if DType::try_from(self.tensors.get(name)?.dtype())? != DType::F8E4M3 {
+        if !self.stored_fp8(name) {
             return self.tensors.load(name, dev)?.to_dtype(dtype);
+        }
+        if dtype == DType::F8E4M3 {
+            // Kept FP8: the stored bytes, copied from the mapped shard to the device as they are.
+            return self.tensors.load(name, dev);
         }
         // FP8 is dequantised on the host and the result moved: candle 0.11.1's CUDA build failed
         // here with CUDA_ERROR_NOT_FOUND on the H200 (docs/gpu-notes.md).
         let host = Device::Cpu;
         let raw = self.tensors.load(name, &host)?;
-        let Some(stem) = name.strip_suffix(".weight") else {
-            candle_core::bail!("FP8 tensor `{name}` is not a `.weight`; cannot dequantise it")
-        };
-        let scale_name = format!("{stem}.weight_scale");
+        // `X.weight` → `X.weight_scale`; the fused expert tensors `…_proj` → `…_proj_scale`.
+        let scale_name = format!("{name}_scale");
         let scale = match self.tensors.load(&scale_name, &host) {
             Ok(s) => s,
-            Err(_)
-                if self
-                    .tensors
-                    .get(&format!("{stem}.weight_scale_inv"))
-                    .is_ok() =>
-            {
+            Err(_) if self.tensors.get(&format!("{name}_scale_inv")).is_ok() => {
                 candle_core::bail!(
-                    "FP8 tensor `{name}` uses block scales (`weight_scale_inv`), which are not supported"
+                    "FP8 tensor `{name}` uses block scales (`{name}_scale_inv`), which are not supported"
                 )
             }
             Err(_) => candle_core::bail!("FP8 tensor `{name}` has no `{scale_name}`"),
@@ -200,6 +281,9 @@ impl SimpleBackend for CheckpointBackend {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.tensors.get(name).is_ok()
+        match name.strip_suffix(KEEP_SUFFIX) {
+            Some(stored) => self.keeps(stored),
+            None => self.tensors.get(name).is_ok(),
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! Small building blocks of the text decoder: RMSNorm (spec §2.3 numerics) and the SwiGLU MLP.
 //! On CUDA the norm (and the residual add before it) is one kernel of `kernels/decode.cu`.
 
-use candle_core::{Module, Tensor};
-use candle_nn::{linear_no_bias, Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::decoder::linear::Proj;
 
 use crate::error::Result;
 
@@ -47,6 +49,11 @@ impl RmsNorm {
 }
 
 impl RmsNorm {
+    /// Bytes of its weight (and the unit scale) on the device.
+    pub fn resident_bytes(&self) -> usize {
+        2 * self.weight.elem_count() * self.weight.dtype().size_in_bytes()
+    }
+
     /// `(x + delta, self.forward(x + delta))`: the residual add fused into the norm on CUDA
     /// (one kernel instead of three launches), the same ops as before elsewhere.
     pub fn forward_residual(&self, x: &Tensor, delta: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -64,21 +71,22 @@ impl RmsNorm {
     }
 }
 
-/// `down(silu(gate(x)) ⊙ up(x))`, no biases: layer-0 dense MLP and the shared expert.
+/// `down(silu(gate(x)) ⊙ up(x))`, no biases: layer-0 dense MLP and the shared expert (dense or
+/// FP8 projections, as the checkpoint stores them).
 #[derive(Debug, Clone)]
 pub struct SwiGlu {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
+    gate_proj: Proj,
+    up_proj: Proj,
+    down_proj: Proj,
 }
 
 impl SwiGlu {
     /// Loads `gate_proj`, `up_proj`, `down_proj` under `vb`.
     pub fn new(hidden: usize, intermediate: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            gate_proj: linear_no_bias(hidden, intermediate, vb.pp("gate_proj"))?,
-            up_proj: linear_no_bias(hidden, intermediate, vb.pp("up_proj"))?,
-            down_proj: linear_no_bias(intermediate, hidden, vb.pp("down_proj"))?,
+            gate_proj: Proj::load(hidden, intermediate, false, vb.pp("gate_proj"))?,
+            up_proj: Proj::load(hidden, intermediate, false, vb.pp("up_proj"))?,
+            down_proj: Proj::load(intermediate, hidden, false, vb.pp("down_proj"))?,
         })
     }
 
@@ -86,6 +94,14 @@ impl SwiGlu {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate = self.gate_proj.forward(x)?.silu()?;
         let up = self.up_proj.forward(x)?;
-        Ok(self.down_proj.forward(&(gate * up)?)?)
+        self.down_proj.forward(&(gate * up)?)
+    }
+
+    /// Bytes of its weights on the device.
+    pub fn resident_bytes(&self) -> usize {
+        [&self.gate_proj, &self.up_proj, &self.down_proj]
+            .iter()
+            .map(|p| p.resident_bytes())
+            .sum()
     }
 }

@@ -1,10 +1,13 @@
 //! The text decoder (GLM-4.5-Air backbone) in candle: 3-D M-RoPE, grouped-query attention with
 //! its CUDA kernels, the MoE block (router, routed and shared experts), decoder layers, the KV
-//! cache, and the model that stacks them with the embedding and `lm_head`.
+//! cache, the linear layers in the checkpoint's weight format (dense or FP8), and the model that
+//! stacks them with the embedding and `lm_head`.
 
 pub mod attention;
 pub mod kv_cache;
 pub mod layers;
+pub mod linear;
 pub mod moe;
 pub mod mrope;
+pub mod plan;
 pub mod text_model;

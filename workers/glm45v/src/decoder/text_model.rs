@@ -205,6 +205,30 @@ impl TextModel {
         &self.device
     }
 
+    /// Bytes of the decoder's weights as held on the device (FP8 weights count one byte per
+    /// value plus their scales): what the memory planner and the benchmarks report.
+    pub fn resident_bytes(&self) -> usize {
+        let b = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                let mlp = match &l.mlp {
+                    Mlp::Dense(m) => m.resident_bytes(),
+                    Mlp::Moe(m) => m.resident_bytes(),
+                };
+                l.self_attn.resident_bytes()
+                    + mlp
+                    + l.input_layernorm.resident_bytes()
+                    + l.post_attention_layernorm.resident_bytes()
+            })
+            .sum();
+        b(self.embed_tokens.embeddings())
+            + layers
+            + self.norm.resident_bytes()
+            + b(self.lm_head.weight())
+    }
+
     /// Bytes the KV cache holds per token of one sequence (keys and values of every layer, in
     /// the compute dtype): what a token budget of the batch scheduler costs in memory.
     pub fn kv_bytes_per_token(&self) -> usize {

@@ -88,6 +88,19 @@ pub(super) fn int(v: usize, what: &str) -> Result<i32> {
     i32::try_from(v).map_err(|_| fail(what, format!("{v} overflows i32")))
 }
 
+/// The device's (free, total) memory in bytes.
+pub(crate) fn device_memory(dev: &CudaDevice) -> Result<(u64, u64)> {
+    use candle_core::cuda_backend::cudarc::driver::result;
+    let stream = dev.cuda_stream();
+    stream
+        .context()
+        .bind_to_thread()
+        .map_err(|e| fail("binding the context", format!("{e:?}")))?;
+    let (free, total) =
+        result::mem_get_info().map_err(|e| fail("cuMemGetInfo", format!("{e:?}")))?;
+    Ok((free as u64, total as u64))
+}
+
 fn suffix(dtype: DType) -> Option<&'static str> {
     match dtype {
         DType::F32 => Some("f32"),

@@ -5,6 +5,8 @@
 //! per chunk of 32 positions, then a merge), and RMSNorm with an optional fused residual add.
 //! `prefill.cu` (`prefill.rs`): causal GQA attention for prefill (several queries per
 //! sequence), flash-attention style — bf16 on the tensor cores (`mma.sync` m16n8k16), f32 tiled.
+//! `fp8.cu` (`fp8.rs`): the FP8 weight kernels — W8A16 decode GEMV (dense and the fused MoE's),
+//! dequantisation for prefill, synthetic FP8 weights.
 //! The decoder takes them when [`fused_enabled`] is true, the tensors are on CUDA in f32 or bf16
 //! and the shapes are supported; otherwise the candle ops run as before (the CPU always does).
 //!
@@ -16,6 +18,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+#[cfg(feature = "cuda")]
+pub(crate) mod fp8;
 #[cfg(feature = "cuda")]
 pub(crate) mod nvrtc;
 #[cfg(feature = "cuda")]

@@ -32,6 +32,19 @@ pub fn load_text_model(dir: &str, dtype: DType) -> (ModelConfig, TextModel) {
     (cfg, model)
 }
 
+/// Loads the decoder of an FP8 fixture with its FP8 weights kept FP8 (the reference path on
+/// the CPU), honouring the checkpoint's `quantization_config`.
+pub fn load_text_model_fp8(dir: &str, dtype: DType) -> (ModelConfig, TextModel) {
+    let dir = fixture(dir);
+    let cfg = ModelConfig::load(&dir.join("config.json")).expect("config loads");
+    let ckpt = Checkpoint::open(&dir).expect("checkpoint opens");
+    let vb = ckpt
+        .var_builder_fp8(dtype, &Device::Cpu, cfg.quantization_config.as_ref())
+        .expect("var builder");
+    let model = TextModel::new(&cfg.text_config, vb).expect("model loads");
+    (cfg, model)
+}
+
 /// i64 reference ids as u32.
 pub fn ids(t: &Tensor) -> Vec<u32> {
     t.to_vec1::<i64>()

@@ -41,35 +41,8 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
-/// Decoder precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// The checkpoint's own precision (fast on GPUs; slow but exact enough on CPUs).
-    #[default]
-    Bf16,
-    /// Full precision (parity runs, tiny models on CPUs).
-    F32,
-}
-
-impl FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "bf16" => Ok(Precision::Bf16),
-            "f32" => Ok(Precision::F32),
-            other => Err(format!("unknown dtype `{other}` (expected bf16 or f32)")),
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Precision::Bf16 => "bf16",
-            Precision::F32 => "f32",
-        })
-    }
-}
+/// Decoder precision (`auto`, `fp8`, `bf16`, `f32`): one definition in `folio_glm45v::model`.
+pub use folio_glm45v::model::Precision;
 
 /// Everything [`super::Glm45vEngine::load`] needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +86,7 @@ impl Glm45vConfig {
             vision: None,
             onnxruntime_lib: onnxruntime_lib.into(),
             device: DeviceSpec::Cpu,
-            dtype: Precision::Bf16,
+            dtype: Precision::Auto,
             max_batch: 1,
             max_tokens_in_flight: None,
             max_new_tokens: 2048,
@@ -203,7 +176,9 @@ mod tests {
         assert!("tpu".parse::<DeviceSpec>().is_err());
         assert_eq!(DeviceSpec::Cuda(1).to_string(), "cuda:1");
         assert_eq!("f32".parse(), Ok(Precision::F32));
-        assert!("fp8".parse::<Precision>().is_err());
+        assert_eq!("fp8".parse(), Ok(Precision::Fp8));
+        assert_eq!("AUTO".parse(), Ok(Precision::Auto));
+        assert!("fp16".parse::<Precision>().is_err());
     }
 
     #[test]

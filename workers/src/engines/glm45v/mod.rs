@@ -31,8 +31,8 @@ pub mod run;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use candle_core::{DType, Device};
-use folio_glm45v::model::{Glm45v, LoadOptions};
+use candle_core::Device;
+use folio_glm45v::model::Glm45v;
 use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions};
 use folio_schemas::{EngineInfo, EngineKind};
 use profiles::{Profile, ProfileKind};
@@ -108,13 +108,10 @@ impl Glm45vEngine {
             DeviceSpec::Cuda(n) => Device::new_cuda(n)
                 .map_err(|e| Glm45vError::Config(format!("device {}: {e}", cfg.device)))?,
         };
-        let opts = LoadOptions {
-            dtype: match cfg.dtype {
-                Precision::Bf16 => DType::BF16,
-                Precision::F32 => DType::F32,
-            },
-            device,
-        };
+        let opts = cfg
+            .dtype
+            .load_options(&cfg.model_dir, device)
+            .map_err(|e| load_err(&e))?;
         let mut glm = Glm45v::load(&cfg.model_dir, &opts).map_err(|e| load_err(&e))?;
         if let Some(max) = cfg.max_image_pixels {
             let size = &mut glm.processor.config.size;

@@ -1,15 +1,16 @@
 //! CUDA fast path of [`Attention::forward`] for decode steps (one new token per sequence):
-//! three projection GEMMs without bias, then `kernels/decode.cu`'s fused attention (bias,
+//! three projection GEMMs without bias (the FP8 GEMV for FP8 weights), then `kernels/decode.cu`'s fused attention (bias,
 //! partial RoPE, KV-cache append in place, single-query GQA attention: two launches), then
 //! `o_proj` — ≈ 6 launches instead of ≈ 30 candle ops. Used when [`fused_enabled`] and the
 //! kernel supports the shapes; returns `None` otherwise and the candle path runs.
 //!
 //! [`fused_enabled`]: crate::kernels::fused_enabled
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::Attention;
 use crate::decoder::kv_cache::KvCache;
+use crate::decoder::linear::Proj;
 use crate::error::Result;
 use crate::kernels::cuda::{decode_attention, AttnArgs, AttnShape};
 
@@ -48,7 +49,7 @@ fn prepare(
         || !x.device().is_cuda()
         || !matches!(dtype, DType::F32 | DType::BF16)
         || cos.dtype() != dtype
-        || attn.q_proj.weight().dtype() != dtype
+        || attn.q_proj.dense_dtype().is_some_and(|w| w != dtype)
     {
         return Ok(None);
     }
@@ -67,10 +68,8 @@ fn prepare(
         return Ok(None);
     }
     let x2 = x.reshape((n, hidden))?;
-    let proj = |l: &candle_nn::Linear| -> Result<Tensor> {
-        Ok(x2.matmul(&l.weight().t()?)?.contiguous()?)
-    };
-    let bias = |l: &candle_nn::Linear, len: usize| -> Result<Tensor> {
+    let proj = |l: &Proj| l.forward_no_bias(&x2);
+    let bias = |l: &Proj, len: usize| -> Result<Tensor> {
         match l.bias() {
             Some(bias) => Ok(bias.contiguous()?),
             None => Ok(Tensor::zeros(len, dtype, x.device())?),
@@ -96,7 +95,7 @@ fn prepare(
 /// `[n, nh·D]` attention output → `o_proj` → `[n, 1, hidden]`.
 fn output(attn: &Attention, out: &Tensor, n: usize) -> Result<Tensor> {
     let width = attn.num_heads * attn.head_dim;
-    Ok(attn.o_proj.forward(&out.reshape((n, 1, width))?)?)
+    attn.o_proj.forward(&out.reshape((n, 1, width))?)
 }
 
 /// `x` [B, 1, hidden], `cos`/`sin` [B, 1, rotary/2]; the new keys/values go into `cache`.

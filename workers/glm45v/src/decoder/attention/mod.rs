@@ -8,11 +8,12 @@
 //! [`Attention::forward`] (one batch of equal-length sequences over one [`KvCache`]) and
 //! [`Attention::forward_ragged`] (decode of N sequences with their own caches, `batch.rs`).
 
-use candle_core::{DType, Module, Tensor};
-use candle_nn::{linear_b, linear_no_bias, Linear, VarBuilder};
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
 
 use crate::checkpoint::config::TextConfig;
 use crate::decoder::kv_cache::KvCache;
+use crate::decoder::linear::Proj;
 use crate::decoder::mrope::MropeTable;
 use crate::error::{Error, Result};
 
@@ -23,10 +24,10 @@ mod cuda;
 /// One attention block (`self_attn.*`).
 #[derive(Debug, Clone)]
 pub struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
+    q_proj: Proj,
+    k_proj: Proj,
+    v_proj: Proj,
+    o_proj: Proj,
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
@@ -41,16 +42,24 @@ impl Attention {
         let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let bias = cfg.attention_bias;
         Ok(Self {
-            q_proj: linear_b(h, nh * d, bias, vb.pp("q_proj"))?,
-            k_proj: linear_b(h, nkv * d, bias, vb.pp("k_proj"))?,
-            v_proj: linear_b(h, nkv * d, bias, vb.pp("v_proj"))?,
-            o_proj: linear_no_bias(nh * d, h, vb.pp("o_proj"))?,
+            q_proj: Proj::load(h, nh * d, bias, vb.pp("q_proj"))?,
+            k_proj: Proj::load(h, nkv * d, bias, vb.pp("k_proj"))?,
+            v_proj: Proj::load(h, nkv * d, bias, vb.pp("v_proj"))?,
+            o_proj: Proj::load(nh * d, h, false, vb.pp("o_proj"))?,
             num_heads: nh,
             num_kv_heads: nkv,
             head_dim: d,
             scale: (d as f64).powf(-0.5),
             layer,
         })
+    }
+
+    /// Bytes of its projections on the device.
+    pub fn resident_bytes(&self) -> usize {
+        [&self.q_proj, &self.k_proj, &self.v_proj, &self.o_proj]
+            .iter()
+            .map(|p| p.resident_bytes())
+            .sum()
     }
 
     /// `x` [B, T, hidden]; `cos`/`sin` [B, T, rotary/2]; `mask` [T, S] additive (None when T = 1).
@@ -73,11 +82,11 @@ impl Attention {
         #[cfg(feature = "cuda")]
         if mask.is_some() && q.dim(2)? > 1 && crate::kernels::fused_enabled() {
             if let Some(out) = crate::kernels::prefill::attention(&q, &k, &v, self.scale)? {
-                return Ok(self.o_proj.forward(&out)?);
+                return self.o_proj.forward(&out);
             }
         }
         let out = self.attend(&q, &k, &v, mask)?;
-        Ok(self.o_proj.forward(&out)?)
+        self.o_proj.forward(&out)
     }
 
     /// Ragged decode: `x` [N, 1, hidden] holds the next token of N independent sequences,
@@ -114,7 +123,7 @@ impl Attention {
             outs.push(self.attend(&q.narrow(0, i, 1)?, &ki, &vi, None)?);
         }
         let out = Tensor::cat(&outs, 0)?; // [N, 1, nh*D]
-        Ok(self.o_proj.forward(&out)?)
+        self.o_proj.forward(&out)
     }
 
     /// Projections with rotary applied: q [B, nh, T, D], k and v [B, nkv, T, D] (v strided).

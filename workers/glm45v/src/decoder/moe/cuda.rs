@@ -3,7 +3,8 @@
 //!
 //! [`route`] replaces the host router (no device→host copy), [`experts`] runs the top-k experts
 //! of every token as two grouped GEMVs around a SiLU·up kernel and returns Σ_k w_k·expert_k(x)
-//! in f32. Supported: f32 and bf16 activations/weights, hidden and expert widths that are
+//! in f32 (the experts dense in the activation dtype, or FP8 through `kernels/fp8.cu`'s
+//! `fp8_moe_gemv_*`). Supported: f32 and bf16 activations, hidden and expert widths that are
 //! multiples of 8, up to 1024 experts in up to 32 groups ([`supported`]).
 
 #![allow(unsafe_code)]
@@ -15,7 +16,7 @@ use candle_core::cuda_backend::{CudaDType, CudaDevice};
 use candle_core::op::BackpropOp;
 use candle_core::{CudaStorage, DType, Layout, Storage, Tensor};
 
-use super::Router;
+use super::{ExpertWeights, Router};
 use crate::error::{Error, Result};
 use crate::kernels::nvrtc::{compile_once, PtxCell};
 
@@ -244,28 +245,31 @@ impl ExpertShapes {
 struct Kernels {
     gemv_same: &'static str,
     gemv_f32_out: &'static str,
+    fp8_same: &'static str,
+    fp8_f32_out: &'static str,
     silu_mul: &'static str,
 }
 
 /// Σ_k w_k · down_e(silu(gate_e x) ⊙ up_e x) for `x` [N, H] with the experts of `ids`/`w`
-/// [N, k]; `gate_up` [E, 2I, H], `down` [E, H, I] in `x`'s dtype. Returns [N, H] f32.
+/// [N, k]; `experts` [E, 2I, H] / [E, H, I] in `x`'s dtype, or FP8 with per-row scales
+/// (widened in registers by `kernels/fp8.cu`'s GEMV). Returns [N, H] f32.
 pub(super) fn experts(
     x: &Tensor,
     ids: &Tensor,
     w: &Tensor,
-    gate_up: &Tensor,
-    down: &Tensor,
+    experts: &ExpertWeights,
 ) -> Result<Tensor> {
     match x.dtype() {
         DType::F32 => experts_t::<f32>(
             x,
             ids,
             w,
-            gate_up,
-            down,
+            experts,
             &Kernels {
                 gemv_same: "moe_gemv_f32_f32",
                 gemv_f32_out: "moe_gemv_f32_f32",
+                fp8_same: "fp8_moe_gemv_f32_f32",
+                fp8_f32_out: "fp8_moe_gemv_f32_f32",
                 silu_mul: "moe_silu_mul_f32",
             },
         ),
@@ -273,11 +277,12 @@ pub(super) fn experts(
             x,
             ids,
             w,
-            gate_up,
-            down,
+            experts,
             &Kernels {
                 gemv_same: "moe_gemv_bf16_bf16",
                 gemv_f32_out: "moe_gemv_bf16_f32",
+                fp8_same: "fp8_moe_gemv_bf16_bf16",
+                fp8_f32_out: "fp8_moe_gemv_bf16_f32",
                 silu_mul: "moe_silu_mul_bf16",
             },
         ),
@@ -287,17 +292,112 @@ pub(super) fn experts(
     }
 }
 
+/// One grouped GEMV launch over the buckets: `input` rows (pair / `x_div`), weights `stack`
+/// [E, n, k] in T (`scale` None) or FP8 with `scale` [E, n]; `pair_w` scales each pair's row.
+struct GroupedGemv<'a, 'b> {
+    dev: &'a CudaDevice,
+    buckets: &'a Buckets,
+    slots: u32,
+    names: (&'static str, &'static str),
+    stack: &'b Tensor,
+    scale: Option<&'b Tensor>,
+    n: usize,
+    k: usize,
+    x_div: i32,
+}
+
+impl GroupedGemv<'_, '_> {
+    fn launch<T, O>(
+        &self,
+        input: &CudaView<'_, T>,
+        pair_w: Option<&CudaView<'_, f32>>,
+        out: &mut CudaSlice<O>,
+    ) -> Result<()>
+    where
+        T: CudaDType + DeviceRepr,
+        O: DeviceRepr,
+    {
+        let (n_i, k_i) = (i32_arg(self.n, "rows")?, i32_arg(self.k, "columns")?);
+        let null_ptr = 0u64;
+        let (ws, wl) = self.stack.storage_and_layout();
+        let scale_guard = self.scale.map(|s| s.storage_and_layout());
+        let fp8 = match &scale_guard {
+            Some((ss, sl)) => Some((view::<float8::F8E4M3>(&ws, wl)?, view::<f32>(ss, sl)?)),
+            None => None,
+        };
+        let dense = if fp8.is_none() {
+            Some(view::<T>(&ws, wl)?)
+        } else {
+            None
+        };
+        let func = match &fp8 {
+            Some(_) => self.dev.get_or_load_custom_func(
+                self.names.1,
+                crate::kernels::fp8::MODULE,
+                crate::kernels::fp8::ptx(self.dev)?,
+            )?,
+            None => self
+                .dev
+                .get_or_load_custom_func(self.names.0, MODULE, ptx(self.dev)?)?,
+        };
+        let mut b = func.builder();
+        b.arg(input);
+        match (&fp8, &dense) {
+            (Some((wv, sv)), _) => b.arg(wv).arg(sv),
+            (None, Some(wv)) => b.arg(wv),
+            (None, None) => unreachable!("one of the two views exists"),
+        };
+        let bk = self.buckets;
+        b.arg(&bk.offsets)
+            .arg(&bk.sorted)
+            .arg(&bk.active)
+            .arg(&bk.n_active);
+        match pair_w {
+            Some(p) => b.arg(p),
+            None => b.arg(&null_ptr),
+        };
+        b.arg(out).arg(&n_i).arg(&k_i).arg(&self.x_div);
+        let cfg = LaunchConfig {
+            grid_dim: (
+                self.n.div_ceil(GEMV_ROWS_PER_BLOCK) as u32,
+                self.slots.max(1),
+                1,
+            ),
+            block_dim: (GEMV_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the argument order matches `moe_gemv_*` / `fp8_moe_gemv_*`; input rows are
+        // pair / x_div of the buckets' pairs; weights [E, n, k] (+ scales [E, n]); out holds
+        // pairs × n; pair weights (when given) one per pair.
+        unsafe { b.launch(cfg) }.map_err(|e| fail("launching a grouped GEMV")(e.to_string()))?;
+        Ok(())
+    }
+}
+
 fn experts_t<T: CudaDType + DeviceRepr>(
     x: &Tensor,
     ids: &Tensor,
     w: &Tensor,
-    gate_up: &Tensor,
-    down: &Tensor,
+    weights: &ExpertWeights,
     names: &Kernels,
 ) -> Result<Tensor> {
     let dev = cuda_device(x)?;
+    let ((gate_up, gu_scale), (down, down_scale)) = match weights {
+        ExpertWeights::Dense { gate_up, down } => ((gate_up, None), (down, None)),
+        ExpertWeights::Fp8 {
+            gate_up,
+            gate_up_scale,
+            down,
+            down_scale,
+        } => ((gate_up, Some(gate_up_scale)), (down, Some(down_scale))),
+    };
     let ExpertShapes { n, h, k, e, inter } =
         ExpertShapes::of("fused MoE", x, ids, w, gate_up, down)?;
+    if gu_scale.is_some() && (h % 16 != 0 || inter % 16 != 0) {
+        return Err(Error::InvalidInput(format!(
+            "fused MoE with FP8 experts needs widths that are multiples of 16 (hidden {h}, inter {inter})"
+        )));
+    }
     let two_i = 2 * inter;
     let pairs = n * k;
     let ptx = ptx(&dev)?;
@@ -305,54 +405,30 @@ fn experts_t<T: CudaDType + DeviceRepr>(
     let mut act = alloc::<T>(&dev, pairs * inter)?;
     let mut out = alloc::<f32>(&dev, pairs * h)?;
     let pairs_i = i32_arg(pairs, "pairs")?;
-    let (h_i, two_i_i, inter_i) = (
-        i32_arg(h, "hidden")?,
-        i32_arg(two_i, "2·inter")?,
-        i32_arg(inter, "inter")?,
-    );
+    let inter_i = i32_arg(inter, "inter")?;
     let k_i = i32_arg(k, "top_k")?;
-    let one = 1i32;
-    let null_ptr = 0u64;
     let slots = pairs.min(e) as u32;
     {
         let (xs, xl) = x.storage_and_layout();
         let (is, il) = ids.storage_and_layout();
         let (ws, wl) = w.storage_and_layout();
-        let (gs, gl) = gate_up.storage_and_layout();
-        let (ds, dl) = down.storage_and_layout();
         let xv = view::<T>(&xs, xl)?;
         let iv = view::<u32>(&is, il)?;
         let wv = view::<f32>(&ws, wl)?;
-        let gv = view::<T>(&gs, gl)?;
-        let dv = view::<T>(&ds, dl)?;
 
-        let Buckets {
-            offsets,
-            sorted,
-            active,
-            n_active,
-        } = align(&dev, ptx, &iv, pairs, e)?;
-
-        let func = dev.get_or_load_custom_func(names.gemv_same, MODULE, ptx)?;
-        let mut b = func.builder();
-        b.arg(&xv)
-            .arg(&gv)
-            .arg(&offsets)
-            .arg(&sorted)
-            .arg(&active)
-            .arg(&n_active)
-            .arg(&null_ptr)
-            .arg(&mut gu)
-            .arg(&two_i_i)
-            .arg(&h_i)
-            .arg(&k_i);
-        let cfg = LaunchConfig {
-            grid_dim: (two_i.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, slots.max(1), 1),
-            block_dim: (GEMV_THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: x rows are pair / k < N; weights [E, 2I, H]; gu holds pairs × 2I.
-        unsafe { b.launch(cfg) }.map_err(|e| fail("launching gate_up GEMV")(e.to_string()))?;
+        let buckets = align(&dev, ptx, &iv, pairs, e)?;
+        GroupedGemv {
+            dev: &dev,
+            buckets: &buckets,
+            slots,
+            names: (names.gemv_same, names.fp8_same),
+            stack: gate_up,
+            scale: gu_scale,
+            n: two_i,
+            k: h,
+            x_div: k_i,
+        }
+        .launch::<T, T>(&xv, None, &mut gu)?;
 
         let func = dev.get_or_load_custom_func(names.silu_mul, MODULE, ptx)?;
         let mut b = func.builder();
@@ -366,26 +442,18 @@ fn experts_t<T: CudaDType + DeviceRepr>(
         // SAFETY: gu is [pairs, 2I], act [pairs, I].
         unsafe { b.launch(cfg) }.map_err(|e| fail("launching silu_mul")(e.to_string()))?;
 
-        let func = dev.get_or_load_custom_func(names.gemv_f32_out, MODULE, ptx)?;
-        let mut b = func.builder();
-        b.arg(&act)
-            .arg(&dv)
-            .arg(&offsets)
-            .arg(&sorted)
-            .arg(&active)
-            .arg(&n_active)
-            .arg(&wv)
-            .arg(&mut out)
-            .arg(&h_i)
-            .arg(&inter_i)
-            .arg(&one);
-        let cfg = LaunchConfig {
-            grid_dim: (h.div_ceil(GEMV_ROWS_PER_BLOCK) as u32, slots.max(1), 1),
-            block_dim: (GEMV_THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: act rows are pairs; weights [E, H, I]; pair weights [pairs]; out [pairs, H].
-        unsafe { b.launch(cfg) }.map_err(|e| fail("launching down GEMV")(e.to_string()))?;
+        GroupedGemv {
+            dev: &dev,
+            buckets: &buckets,
+            slots,
+            names: (names.gemv_f32_out, names.fp8_f32_out),
+            stack: down,
+            scale: down_scale,
+            n: h,
+            k: inter,
+            x_div: 1,
+        }
+        .launch::<T, f32>(&act.as_view(), Some(&wv), &mut out)?;
     }
     let per_pair = wrap(out, &dev, &[n, k, h]);
     Ok(per_pair.sum(1)?)

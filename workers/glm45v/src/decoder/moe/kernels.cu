@@ -9,56 +9,8 @@
 //               active expert; a warp streams GEMV_RPW weight rows with 16-byte loads and
 //               reuses them for up to GEMV_MT pairs; f32 accumulation.
 //   moe_silu_mul_*  act[p, i] = silu(gu[p, i]) · gu[p, I + i] (f32 math, one rounding).
-// No headers: bf16 is handled as raw 16-bit words (bf16_t, bf2f, f2bf, F_INF: kernels/common.cu,
-// prepended by kernels/nvrtc.rs).
-
-struct alignas(16) V16 {
-    u32 a, b, c, d;
-};
-
-__device__ __forceinline__ V16 ld_stream(const char* p) {
-    V16 v;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-        : "=r"(v.a), "=r"(v.b), "=r"(v.c), "=r"(v.d)
-        : "l"(p));
-    return v;
-}
-
-__device__ __forceinline__ V16 ld_cached(const char* p) {
-    V16 v;
-    asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];"
-        : "=r"(v.a), "=r"(v.b), "=r"(v.c), "=r"(v.d)
-        : "l"(p));
-    return v;
-}
-
-template <typename T> struct Elem;
-
-template <> struct Elem<float> {
-    static constexpr int N = 4;  // elements per 16 bytes
-    __device__ static void unpack(const V16& v, float* f) {
-        f[0] = __uint_as_float(v.a);
-        f[1] = __uint_as_float(v.b);
-        f[2] = __uint_as_float(v.c);
-        f[3] = __uint_as_float(v.d);
-    }
-    __device__ static float load(float v) { return v; }
-    __device__ static float store(float v) { return v; }
-};
-
-template <> struct Elem<bf16_t> {
-    static constexpr int N = 8;
-    __device__ static void unpack(const V16& v, float* f) {
-        const u32 w[4] = {v.a, v.b, v.c, v.d};
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            f[2 * j] = __uint_as_float(w[j] << 16);
-            f[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
-        }
-    }
-    __device__ static float load(bf16_t v) { return bf2f(v); }
-    __device__ static bf16_t store(float v) { return f2bf(v); }
-};
+// No headers: bf16 is handled as raw 16-bit words (bf16_t, bf2f, f2bf, F_INF, V16, ld_stream,
+// ld_cached, Elem: kernels/common.cu, prepended by kernels/nvrtc.rs).
 
 __device__ __forceinline__ void warp_best(float& v, int& i) {
 #pragma unroll

@@ -16,9 +16,10 @@
 //! `Gathered` (CUDA, f32/bf16; `moe/gather.rs`): device routing, each expert's rows packed on
 //! the device, two strided-batched GEMMs, and a gather-based combine (each token reads its k
 //! rows once; no scatter) — for prefill-sized batches.
-//! Both checkpoint layouts load into stacked [E, 2I, H] / [E, H, I] tensors (per-expert
-//! `experts.E.{gate,up,down}_proj.weight` are stacked once at load; the fused transformers-v5
-//! `experts.gate_up_proj` (gate rows first) + `experts.down_proj` are used as they are).
+//! Both checkpoint layouts load into stacked [E, 2I, H] / [E, H, I] tensors, dense or FP8 with
+//! per-row scales (`weights.rs`). FP8 experts stay FP8: the fused kernel widens them in
+//! registers (`kernels/fp8.cu`), `Gathered` and `Batched` widen the block's stacks for the call,
+//! `Grouped` widens each active expert.
 
 use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
@@ -32,6 +33,9 @@ mod batched;
 mod cuda;
 #[cfg(feature = "cuda")]
 mod gather;
+mod weights;
+
+pub use weights::ExpertWeights;
 
 /// Largest token count that [`MoeKernel::Auto`] sends to the fused kernel.
 pub const FUSED_MAX_TOKENS: usize = 64;
@@ -163,7 +167,7 @@ impl Router {
 }
 
 /// One routed expert with gate and up fused: `gate_up` [2I, H], `down` [H, I] (views of the
-/// block's stacked tensors).
+/// block's stacked tensors, or widened from FP8 for one call).
 #[derive(Debug, Clone)]
 struct Expert {
     gate_up: Tensor,
@@ -184,9 +188,8 @@ impl Expert {
 #[derive(Debug, Clone)]
 pub struct Moe {
     router: Router,
-    experts: Vec<Expert>,
-    /// All experts' gate/up [E, 2I, H] and down [E, H, I]; `experts` are views into these.
-    stacked: (Tensor, Tensor),
+    /// All experts' gate/up [E, 2I, H] and down [E, H, I] (dense or FP8).
+    experts: ExpertWeights,
     shared: SwiGlu,
     kernel: MoeKernel,
 }
@@ -194,44 +197,13 @@ pub struct Moe {
 impl Moe {
     /// Loads router, experts (either layout) and the shared expert under `vb` (= `mlp`).
     pub fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
-        let (e, h, i) = (
-            cfg.n_routed_experts,
-            cfg.hidden_size,
-            cfg.moe_intermediate_size,
-        );
+        let (h, i) = (cfg.hidden_size, cfg.moe_intermediate_size);
         let router = Router::new(cfg, vb.pp("gate"))?;
-        let ve = vb.pp("experts");
-        let (gate_up, down) = if ve.contains_tensor("gate_up_proj") {
-            (
-                ve.get((e, 2 * i, h), "gate_up_proj")?,
-                ve.get((e, h, i), "down_proj")?,
-            )
-        } else {
-            let mut gate_up = Vec::with_capacity(e);
-            let mut down = Vec::with_capacity(e);
-            for x in 0..e {
-                let vx = ve.pp(x);
-                let gate = vx.pp("gate_proj").get((i, h), "weight")?;
-                let up = vx.pp("up_proj").get((i, h), "weight")?;
-                gate_up.push(Tensor::cat(&[&gate, &up], 0)?);
-                down.push(vx.pp("down_proj").get((h, i), "weight")?);
-            }
-            (Tensor::stack(&gate_up, 0)?, Tensor::stack(&down, 0)?)
-        };
-        let experts = (0..e)
-            .map(|x| {
-                Ok(Expert {
-                    gate_up: gate_up.get(x)?,
-                    down: down.get(x)?,
-                    inter: i,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let experts = ExpertWeights::load(cfg, &vb.pp("experts"))?;
         let shared = SwiGlu::new(h, i * cfg.n_shared_experts, vb.pp("shared_experts"))?;
         Ok(Self {
             router,
             experts,
-            stacked: (gate_up, down),
             shared,
             kernel: MoeKernel::default(),
         })
@@ -260,27 +232,35 @@ impl Moe {
             return Ok((out.reshape((b, t, h))?, choice));
         }
         let choice = self.router.route(&flat)?;
-        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); self.experts.len()];
-        let mut weights: Vec<Vec<f32>> = vec![Vec::new(); self.experts.len()];
+        let (n_experts, _, _) = self.experts.dims()?;
+        let inter = self.expert_inter()?;
+        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); n_experts];
+        let mut weights: Vec<Vec<f32>> = vec![Vec::new(); n_experts];
         for (slot, (&ex, &w)) in choice.experts.iter().zip(&choice.weights).enumerate() {
             let bucket = ex as usize;
-            if bucket >= self.experts.len() {
+            if bucket >= n_experts {
                 return Err(Error::InvalidInput(format!("router chose expert {ex}")));
             }
             tokens[bucket].push((slot / choice.top_k) as u32);
             weights[bucket].push(w);
         }
         if kernel == MoeKernel::Batched {
-            let (gate_up, down) = &self.stacked;
-            let routed = batched::experts(&flat, &tokens, &weights, gate_up, down)?;
+            let (gate_up, down) = self.experts.dense(x.dtype())?;
+            let routed = batched::experts(&flat, &tokens, &weights, &gate_up, &down)?;
             let out = (routed.to_dtype(x.dtype())? + self.shared.forward(&flat)?)?;
             return Ok((out.reshape((b, t, h))?, record.then_some(choice)));
         }
         let mut out = flat.zeros_like()?;
-        for (ex, expert) in self.experts.iter().enumerate() {
+        for ex in 0..n_experts {
             if tokens[ex].is_empty() {
                 continue;
             }
+            let (gate_up, down) = self.experts.expert(ex, x.dtype())?;
+            let expert = Expert {
+                gate_up,
+                down,
+                inter,
+            };
             let n = tokens[ex].len();
             let idx = Tensor::from_slice(&tokens[ex], n, x.device())?;
             let w = Tensor::from_slice(&weights[ex], (n, 1), x.device())?;
@@ -295,9 +275,23 @@ impl Moe {
         Ok((out.reshape((b, t, h))?, record.then_some(choice)))
     }
 
+    /// I of the routed experts (half the gate/up rows).
+    fn expert_inter(&self) -> Result<usize> {
+        Ok(self.experts.dims()?.1 / 2)
+    }
+
+    /// Bytes of the block's weights on the device (router, experts, shared expert).
+    pub fn resident_bytes(&self) -> usize {
+        let b = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        b(&self.router.weight)
+            + b(&self.router.bias_device)
+            + self.experts.resident_bytes()
+            + self.shared.resident_bytes()
+    }
+
     #[cfg(feature = "cuda")]
     fn fused_supported(&self, flat: &Tensor) -> bool {
-        let (_, two_i, h) = self.stacked.0.dims3().unwrap_or((0, 1, 1));
+        let (_, two_i, h) = self.experts.dims().unwrap_or((0, 1, 1));
         cuda::supported(flat, &self.router, h, two_i / 2)
     }
 
@@ -331,16 +325,10 @@ impl Moe {
         let flat = flat.contiguous()?;
         let out = if gathered {
             let shared = self.shared.forward(&flat)?.contiguous()?;
-            gather::experts(
-                &flat,
-                &ids,
-                &weights,
-                &self.stacked.0,
-                &self.stacked.1,
-                &shared,
-            )?
+            let (gate_up, down) = self.experts.dense(flat.dtype())?;
+            gather::experts(&flat, &ids, &weights, &gate_up, &down, &shared)?
         } else {
-            let routed = cuda::experts(&flat, &ids, &weights, &self.stacked.0, &self.stacked.1)?;
+            let routed = cuda::experts(&flat, &ids, &weights, &self.experts)?;
             (routed.to_dtype(flat.dtype())? + self.shared.forward(&flat)?)?
         };
         let choice = if record {
