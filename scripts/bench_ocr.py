@@ -33,19 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib.cer import ZERO, TextScore, score  # noqa: E402
 from benchlib.groundtruth import CorpusError, Item, load_ground_truth, load_items, passes  # noqa: E402
-from benchlib.machine import (  # noqa: E402
-    ToolError,
-    corpus_dir,
-    fmt,
-    folio_binary,
-    git_commit,
-    load_average,
-    machine_lines,
-    md_table,
-    median,
-    pct,
-    repo_root,
-)
+from benchlib.machine import ToolError, corpus_dir, fmt, folio_binary, git_commit, load_average, machine_lines, md_table, median, pct, repo_root  # noqa: E402,E501
 from benchlib.ocr_engines import (  # noqa: E402
     CategoryRun,
     FolioEngine,

@@ -30,20 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib.machine import (  # noqa: E402
-    ToolError,
-    corpus_dir,
-    ensure_debian_tool,
-    fmt,
-    folio_binary,
-    git_commit,
-    load_average,
-    machine_lines,
-    md_table,
-    median,
-    repo_root,
-    run_text,
-)
+from benchlib.machine import ToolError, corpus_dir, ensure_debian_tool, fmt, folio_binary, git_commit, load_average, machine_lines, md_table, median, repo_root, run_text  # noqa: E402,E501
 
 PAGES = 20
 DPI = 200

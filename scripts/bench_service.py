@@ -43,19 +43,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib.machine import (  # noqa: E402
-    ToolError,
-    corpus_dir,
-    ensure_debian_tool,
-    fmt,
-    folio_binary,
-    git_commit,
-    load_average,
-    machine_lines,
-    md_table,
-    median,
-    repo_root,
-)
+from benchlib.machine import ToolError, corpus_dir, ensure_debian_tool, fmt, folio_binary, git_commit, load_average, machine_lines, md_table, median, repo_root  # noqa: E402,E501
 
 KEY = "bench-key-0123456789abcdef"
 TENANT = "bench"
@@ -68,6 +56,12 @@ LOAD_IMAGE = os.path.join("charts", "vegalite_bar.png")
 RSS_SAMPLE_S = 5
 PARTS = ("ingest", "e2e", "load")
 A3_AREA_PT2 = 842 * 1191
+
+
+def runs_table(header: list, first: list, second: list) -> list:
+    """A Markdown table of two measurements per run, with their medians as the last row."""
+    rows = [[str(i + 1), fmt(a), fmt(b)] for i, (a, b) in enumerate(zip(first, second))]
+    return md_table(header, rows + [["median", fmt(median(first)), fmt(median(second))]])
 
 
 def parse_args() -> argparse.Namespace:
@@ -461,9 +455,7 @@ def main() -> int:
         lines += [
             f"## (a) Ingest: {INGEST_PAGES}-page PDF, rasterize ({DPI} DPI) + store PNG + publish, no worker",
             "",
-            *md_table(["run", "seconds", "pages/s"],
-                      [[str(i + 1), fmt(t), fmt(r)] for i, (t, r) in enumerate(zip(ingest, ingest_rates))]
-                      + [["median", fmt(median(ingest)), fmt(median(ingest_rates))]]),
+            *runs_table(["run", "seconds", "pages/s"], ingest, ingest_rates),
             "",
         ]
     if parse_t is not None:
@@ -471,9 +463,7 @@ def main() -> int:
         lines += [
             f"## (b) End to end: {E2E_PAGES}-page PDF, 2 `folio work` vs `folio parse` (anchor, same run)",
             "",
-            *md_table(["run", "folio parse (s)", "serve + 2 workers (s)"],
-                      [[str(i + 1), fmt(a), fmt(b)] for i, (a, b) in enumerate(zip(parse_t, service_t))]
-                      + [["median", fmt(median(parse_t)), fmt(median(service_t))]]),
+            *runs_table(["run", "folio parse (s)", "serve + 2 workers (s)"], parse_t, service_t),
             "",
             f"- ratio service / parse (medians): **{ratio:.2f}×** (target <= {TARGET_RATIO}×: "
             f"{'met' if ratio <= TARGET_RATIO else 'not met'})",

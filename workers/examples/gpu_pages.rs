@@ -31,13 +31,12 @@ mod common;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor, D};
-use common::{median, timed, AnyResult, Args, JsonLines};
+use common::{forward_last, median, timed, AnyResult, Args, JsonLines};
 use folio_glm45v::checkpoint::synthetic;
 use folio_glm45v::decoder::mrope::{text_positions, Positions3};
-use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
+use folio_glm45v::decoder::text_model::TextModel;
 use folio_glm45v::processor::{ImageProcessor, PreprocessorConfig, ProcessedImage};
 use folio_glm45v::vision::onnx::{ExecutionDevice, VisionOptions, VisionTower};
-use folio_glm45v::KvCache;
 use folio_workers::engines::glm45v::page_parse::{parse_page, PageParseInput};
 use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 use serde_json::json;
@@ -69,13 +68,7 @@ struct Stages {
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gpu_pages: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::exit_code("gpu_pages", run())
 }
 
 fn run() -> AnyResult<()> {
@@ -117,7 +110,7 @@ fn run() -> AnyResult<()> {
     let vision_s = vision_stage(&opts, cpu, &processed, &mut out)?;
     let mut cfg = synthetic::text_config(opts.layers)?;
     if opts.tiny {
-        shrink(&mut cfg);
+        folio_glm45v::checkpoint::synthetic::shrink_to_cpu_size(&mut cfg);
     }
     let vb = synthetic::var_builder(DType::BF16, &dev, 42)?;
     let model = TextModel::new(&cfg, vb)?;
@@ -138,25 +131,6 @@ fn run() -> AnyResult<()> {
         summary(&opts, &stages, batch, step, t, &mut out)?;
     }
     Ok(())
-}
-
-fn shrink(cfg: &mut folio_glm45v::checkpoint::config::TextConfig) {
-    cfg.vocab_size = 512;
-    cfg.hidden_size = 64;
-    cfg.num_attention_heads = 4;
-    cfg.num_key_value_heads = 2;
-    cfg.head_dim = Some(32);
-    cfg.intermediate_size = 96;
-    cfg.moe_intermediate_size = 32;
-    cfg.n_routed_experts = 16;
-    cfg.num_experts_per_tok = 4;
-    cfg.rope_parameters = Some(folio_glm45v::checkpoint::config::RopeParameters {
-        rope_type: Some("default".into()),
-        legacy_type: None,
-        rope_theta: Some(10_000.0),
-        partial_rotary_factor: Some(0.5),
-        mrope_section: Some(vec![2, 3, 3]),
-    });
 }
 
 /// JPEG decode + the real processor at the page budget; median of 7 after one warm-up.
@@ -269,23 +243,7 @@ fn vision_stage(
 fn page_prompt(h: usize, w: usize) -> Positions3 {
     let pre = TEXT_TOKENS / 2;
     let post = TEXT_TOKENS - pre;
-    let mut rows: [Vec<u32>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    for p in 0..pre as u32 {
-        rows.iter_mut().for_each(|r| r.push(p));
-    }
-    let start = pre as u32;
-    for r in 0..h as u32 {
-        for c in 0..w as u32 {
-            rows[0].push(start);
-            rows[1].push(start + r);
-            rows[2].push(start + c);
-        }
-    }
-    let next = start + h.max(w) as u32;
-    for p in 0..post as u32 {
-        rows.iter_mut().for_each(|r| r.push(next + p));
-    }
-    Positions3 { rows }
+    common::page_positions(pre, h, w, post)
 }
 
 /// The fused decode kernels against candle's ops on this model; off when they disagree.
@@ -293,20 +251,7 @@ fn self_check(model: &TextModel, dev: &Device, out: &mut JsonLines) -> AnyResult
     if !dev.is_cuda() {
         return Ok(());
     }
-    let t = 64;
-    let embeds = (Tensor::randn(0f32, 1f32, (1, t, model.hidden_size()), dev)? * 0.02)?
-        .to_dtype(model.dtype())?;
-    let positions = text_positions(1, 0, t, dev)?;
-    let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(1, len, 1, dev)?) };
-    let r = common::fused::fused_vs_candle(model, &embeds, &positions, 3, &next);
-    let ok = matches!(&r, Ok(d) if d.layer0_rel_l2 <= common::fused::BF16_PATHS_BAND && d.rel_l2.is_finite());
-    let detail = match &r {
-        Ok(d) => format!(
-            "layer-0 rel L2 {:.3e}, logits rel L2 {:.3e}",
-            d.layer0_rel_l2, d.rel_l2
-        ),
-        Err(e) => format!("error: {e}"),
-    };
+    let (ok, detail) = common::fused::self_check(model, dev, 3)?;
     folio_glm45v::kernels::set_fused_enabled(ok);
     println!(
         "fused kernels self-check: {} ({detail})",
@@ -318,21 +263,6 @@ fn self_check(model: &TextModel, dev: &Device, out: &mut JsonLines) -> AnyResult
     );
     out.write(&json!({"bench": "fused_selfcheck", "ok": ok, "detail": detail, "by": "gpu_pages"}))?;
     Ok(())
-}
-
-fn forward(
-    model: &TextModel,
-    embeds: &Tensor,
-    pos: &Tensor,
-    cache: &mut KvCache,
-) -> AnyResult<Tensor> {
-    let input = DecoderInput {
-        embeds,
-        positions: pos,
-        logits: LogitsSelection::Last,
-        record: Record::default(),
-    };
-    Ok(model.forward(input, cache)?.logits.ok_or("no logits")?)
 }
 
 /// Batch-1 prefill of the page prompt: median of 3 after one warm-up.
@@ -349,7 +279,7 @@ fn prefill_stage(
     let mut times = Vec::new();
     for i in 0..4 {
         let mut cache = model.new_cache();
-        let (_, s) = timed(dev, || forward(model, &embeds, &pos, &mut cache))?;
+        let (_, s) = timed(dev, || forward_last(model, &embeds, &pos, &mut cache))?;
         if i > 0 {
             times.push(s);
         }
@@ -380,7 +310,7 @@ fn decode_step(
         let n = chunk.min(t - start);
         let e = (Tensor::randn(0f32, 1f32, (batch, n, model.hidden_size()), dev)? * 0.02)?
             .to_dtype(model.dtype())?;
-        forward(
+        forward_last(
             model,
             &e,
             &text_positions(batch, start, n, dev)?,
@@ -394,7 +324,7 @@ fn decode_step(
         let begin = std::time::Instant::now();
         let e = model.embed(&Tensor::from_vec(ids.clone(), (batch, 1), dev)?)?;
         let p = text_positions(batch, t + step, 1, dev)?;
-        let logits = forward(model, &e, &p, &mut cache)?;
+        let logits = forward_last(model, &e, &p, &mut cache)?;
         ids = logits.squeeze(1)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
         if step >= opts.warmup {
             times.push(begin.elapsed().as_secs_f64());

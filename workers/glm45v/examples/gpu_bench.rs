@@ -33,12 +33,12 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, D};
-use common::{median, spread, timed, AnyResult, Args, JsonLines};
+use common::{forward_last, median, spread, timed, AnyResult, Args, JsonLines};
 use folio_glm45v::checkpoint::config::TextConfig;
 use folio_glm45v::checkpoint::synthetic::{self, DecodeBytes};
 use folio_glm45v::decoder::moe::MoeKernel;
 use folio_glm45v::decoder::mrope::{decode_positions, text_positions, Positions3};
-use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record, TextModel};
+use folio_glm45v::decoder::text_model::TextModel;
 use folio_glm45v::kernels::{fused_enabled, set_fused_enabled};
 use folio_glm45v::KvCache;
 use serde_json::json;
@@ -64,6 +64,16 @@ struct Opts {
     paths: Vec<&'static str>,
 }
 
+/// What every benchmark of a run shares: the model's config, the device, the options and the
+/// device's measured ceilings.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    cfg: &'a TextConfig,
+    dev: &'a Device,
+    opts: &'a Opts,
+    ceil: Ceilings,
+}
+
 /// Measured ceilings of this device.
 #[derive(Default, Clone, Copy)]
 struct Ceilings {
@@ -74,22 +84,7 @@ struct Ceilings {
 fn config(opts: &Opts) -> AnyResult<TextConfig> {
     let mut cfg = synthetic::text_config(opts.layers)?;
     if opts.tiny {
-        cfg.vocab_size = 512;
-        cfg.hidden_size = 64;
-        cfg.num_attention_heads = 4;
-        cfg.num_key_value_heads = 2;
-        cfg.head_dim = Some(32);
-        cfg.intermediate_size = 96;
-        cfg.moe_intermediate_size = 32;
-        cfg.n_routed_experts = 16;
-        cfg.num_experts_per_tok = 4;
-        cfg.rope_parameters = Some(folio_glm45v::checkpoint::config::RopeParameters {
-            rope_type: Some("default".into()),
-            legacy_type: None,
-            rope_theta: Some(10_000.0),
-            partial_rotary_factor: Some(0.5),
-            mrope_section: Some(vec![2, 3, 3]),
-        });
+        synthetic::shrink_to_cpu_size(&mut cfg);
     }
     Ok(cfg)
 }
@@ -157,47 +152,11 @@ fn ceilings(dev: &Device, out: &mut JsonLines, tiny: bool) -> AnyResult<Ceilings
     })
 }
 
-/// Positions of a page: `pre` text tokens, a `side`×`side` merged image grid, `post` text tokens.
-fn page_positions(pre: usize, side: usize, post: usize) -> Positions3 {
-    let mut rows: [Vec<u32>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    for p in 0..pre as u32 {
-        rows.iter_mut().for_each(|r| r.push(p));
-    }
-    let start = pre as u32;
-    for r in 0..side as u32 {
-        for c in 0..side as u32 {
-            rows[0].push(start);
-            rows[1].push(start + r);
-            rows[2].push(start + c);
-        }
-    }
-    let next = start + side as u32;
-    for p in 0..post as u32 {
-        rows.iter_mut().for_each(|r| r.push(next + p));
-    }
-    Positions3 { rows }
-}
-
 /// The 1,300-token prompt of a 1024×1024 page (grid 72×72 patches → 36×36 merged tokens).
 fn page_prompt(total: usize) -> Positions3 {
     let side = ((total.saturating_sub(4)) as f64).sqrt() as usize;
     let rest = total - side * side;
-    page_positions(rest / 2, side, rest - rest / 2)
-}
-
-fn forward(
-    model: &TextModel,
-    embeds: &Tensor,
-    pos: &Tensor,
-    cache: &mut KvCache,
-) -> AnyResult<Tensor> {
-    let input = DecoderInput {
-        embeds,
-        positions: pos,
-        logits: LogitsSelection::Last,
-        record: Record::default(),
-    };
-    Ok(model.forward(input, cache)?.logits.ok_or("no logits")?)
+    common::page_positions(rest / 2, side, side, rest - rest / 2)
 }
 
 /// FLOPs of a prefill of `t` tokens over `layers` layers (causal attention counted as half).
@@ -233,7 +192,7 @@ fn prefill(
     let mut cache = model.new_cache();
     for i in 0..=repeats {
         cache = model.new_cache();
-        let (_, s) = timed(dev, || forward(model, &embeds, &pos, &mut cache))?;
+        let (_, s) = timed(dev, || forward_last(model, &embeds, &pos, &mut cache))?;
         if i > 0 {
             times.push(s);
         }
@@ -255,7 +214,7 @@ fn decode_b1(
         let start = std::time::Instant::now();
         let e = model.embed(&Tensor::new(&[[token]], dev)?)?;
         let p = decode_positions(cache.seq_len(), delta, 1, dev)?;
-        let logits = forward(model, &e, &p, cache)?
+        let logits = forward_last(model, &e, &p, cache)?
             .flatten_all()?
             .to_vec1::<f32>()?;
         token = logits
@@ -291,14 +250,8 @@ fn head_seconds(cfg: &TextConfig, dev: &Device, dtype: DType) -> AnyResult<f64> 
     Ok(median(&times))
 }
 
-fn bench_decode(
-    model: &mut TextModel,
-    cfg: &TextConfig,
-    dev: &Device,
-    opts: &Opts,
-    ceil: Ceilings,
-    out: &mut JsonLines,
-) -> AnyResult<()> {
+fn bench_decode(model: &mut TextModel, ctx: Ctx, out: &mut JsonLines) -> AnyResult<()> {
+    let (cfg, dev, opts, ceil) = (ctx.cfg, ctx.dev, ctx.opts, ctx.ceil);
     let head = head_seconds(cfg, dev, model.dtype())?;
     let bytes = decode_bytes(cfg, model.dtype(), opts.fp8);
     let mut cfg46 = cfg.clone();
@@ -340,14 +293,8 @@ fn bench_decode(
     Ok(())
 }
 
-fn bench_prefill(
-    model: &mut TextModel,
-    cfg: &TextConfig,
-    dev: &Device,
-    opts: &Opts,
-    ceil: Ceilings,
-    out: &mut JsonLines,
-) -> AnyResult<()> {
+fn bench_prefill(model: &mut TextModel, ctx: Ctx, out: &mut JsonLines) -> AnyResult<()> {
+    let (cfg, dev, opts, ceil) = (ctx.cfg, ctx.dev, ctx.opts, ctx.ceil);
     for &(kernel, tag) in &opts.prefill_kernels {
         for &path in &opts.paths {
             set_fused_enabled(path == "fused");
@@ -422,14 +369,8 @@ fn batch_bounds(
     (bytes, flops)
 }
 
-fn bench_batched(
-    model: &mut TextModel,
-    cfg: &TextConfig,
-    dev: &Device,
-    opts: &Opts,
-    ceil: Ceilings,
-    out: &mut JsonLines,
-) -> AnyResult<()> {
+fn bench_batched(model: &mut TextModel, ctx: Ctx, out: &mut JsonLines) -> AnyResult<()> {
+    let (cfg, dev, opts, ceil) = (ctx.cfg, ctx.dev, ctx.opts, ctx.ceil);
     let h = model.hidden_size();
     for &batch in &opts.batches {
         for &path in &opts.paths {
@@ -440,7 +381,7 @@ fn bench_batched(
                 let embeds = (Tensor::randn(0f32, 1f32, (batch, ctx, h), dev)? * 0.02)?
                     .to_dtype(model.dtype())?;
                 let mut cache = model.new_cache();
-                forward(
+                forward_last(
                     model,
                     &embeds,
                     &text_positions(batch, 0, ctx, dev)?,
@@ -454,7 +395,7 @@ fn bench_batched(
                     let tok = Tensor::from_vec(ids.clone(), (batch, 1), dev)?;
                     let e = model.embed(&tok)?;
                     let p = text_positions(batch, ctx + step, 1, dev)?;
-                    let logits = forward(model, &e, &p, &mut cache)?;
+                    let logits = forward_last(model, &e, &p, &mut cache)?;
                     ids = logits.squeeze(1)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
                     if step >= opts.warmup {
                         times.push(start.elapsed().as_secs_f64());
@@ -554,13 +495,7 @@ fn kernel_list(v: Option<String>, default: &str) -> AnyResult<Vec<(MoeKernel, &'
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gpu_bench: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::exit_code("gpu_bench", run())
 }
 
 fn run() -> AnyResult<()> {
@@ -616,9 +551,15 @@ fn run() -> AnyResult<()> {
         fused_self_check(&model, &dev, &mut opts, &mut out)?;
     }
     set_fused_enabled(opts.paths.contains(&"fused"));
-    bench_decode(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
-    bench_prefill(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
-    bench_batched(&mut model, &cfg, &dev, &opts, ceil, &mut out)?;
+    let ctx = Ctx {
+        cfg: &cfg,
+        dev: &dev,
+        opts: &opts,
+        ceil,
+    };
+    bench_decode(&mut model, ctx, &mut out)?;
+    bench_prefill(&mut model, ctx, &mut out)?;
+    bench_batched(&mut model, ctx, &mut out)?;
     Ok(())
 }
 
@@ -664,24 +605,7 @@ fn fused_self_check(
     opts: &mut Opts,
     out: &mut JsonLines,
 ) -> AnyResult<()> {
-    let t = 64;
-    let embeds = (Tensor::randn(0f32, 1f32, (1, t, model.hidden_size()), dev)? * 0.02)?
-        .to_dtype(model.dtype())?;
-    let positions = text_positions(1, 0, t, dev)?;
-    let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(1, len, 1, dev)?) };
-    let result = common::fused::fused_vs_candle(model, &embeds, &positions, 4, &next);
-    let (ok, detail) = match &result {
-        Ok(d) => (
-            d.layer0_rel_l2.is_finite()
-                && d.layer0_rel_l2 <= common::fused::BF16_PATHS_BAND
-                && d.rel_l2.is_finite(),
-            format!(
-                "layer-0 rel L2 {:.3e}, logits rel L2 {:.3e}",
-                d.layer0_rel_l2, d.rel_l2
-            ),
-        ),
-        Err(e) => (false, format!("error: {e}")),
-    };
+    let (ok, detail) = common::fused::self_check(model, dev, 4)?;
     println!(
         "fused kernels self-check: {} ({detail})",
         if ok {

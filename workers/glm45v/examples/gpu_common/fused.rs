@@ -167,3 +167,31 @@ fn run(
     }
     Ok(out)
 }
+
+/// The fused decode kernels against candle's ops on this model: a 64-token random prompt, then
+/// `steps` decode steps. `(agree, detail)`: they agree when layer 0 is inside
+/// [`BF16_PATHS_BAND`] and the logits are finite.
+pub fn self_check(
+    model: &TextModel,
+    dev: &candle_core::Device,
+    steps: usize,
+) -> AnyResult<(bool, String)> {
+    use folio_glm45v::decoder::mrope::text_positions;
+    let t = 64;
+    let embeds = (Tensor::randn(0f32, 1f32, (1, t, model.hidden_size()), dev)? * 0.02)?
+        .to_dtype(model.dtype())?;
+    let positions = text_positions(1, 0, t, dev)?;
+    let next = |len: usize| -> AnyResult<Tensor> { Ok(text_positions(1, len, 1, dev)?) };
+    Ok(
+        match fused_vs_candle(model, &embeds, &positions, steps, &next) {
+            Ok(d) => (
+                d.layer0_rel_l2 <= BF16_PATHS_BAND && d.rel_l2.is_finite(),
+                format!(
+                    "layer-0 rel L2 {:.3e}, logits rel L2 {:.3e}",
+                    d.layer0_rel_l2, d.rel_l2
+                ),
+            ),
+            Err(e) => (false, format!("error: {e}")),
+        },
+    )
+}

@@ -342,3 +342,59 @@ pub fn memcpy_seconds(_src: &Tensor, _reps: usize) -> AnyResult<Option<Vec<f64>>
 }
 
 pub mod fused;
+
+/// One decoder forward of `embeds` at `pos`, returning the last position's logits.
+pub fn forward_last(
+    model: &folio_glm45v::decoder::text_model::TextModel,
+    embeds: &Tensor,
+    pos: &Tensor,
+    cache: &mut folio_glm45v::KvCache,
+) -> AnyResult<Tensor> {
+    use folio_glm45v::decoder::text_model::{DecoderInput, LogitsSelection, Record};
+    let input = DecoderInput {
+        embeds,
+        positions: pos,
+        logits: LogitsSelection::Last,
+        record: Record::default(),
+    };
+    Ok(model.forward(input, cache)?.logits.ok_or("no logits")?)
+}
+
+/// The process exit of an example: success, or its error printed after its name.
+pub fn exit_code(name: &str, result: AnyResult<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// 3-row M-RoPE positions of a page prompt: `pre` text tokens, an `h`×`w` merged image grid
+/// (temporal row constant, height and width rows walking the grid), then `post` text tokens that
+/// continue after the grid's largest position.
+pub fn page_positions(
+    pre: usize,
+    h: usize,
+    w: usize,
+    post: usize,
+) -> folio_glm45v::decoder::mrope::Positions3 {
+    let mut rows: [Vec<u32>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for p in 0..pre as u32 {
+        rows.iter_mut().for_each(|r| r.push(p));
+    }
+    let start = pre as u32;
+    for r in 0..h as u32 {
+        for c in 0..w as u32 {
+            rows[0].push(start);
+            rows[1].push(start + r);
+            rows[2].push(start + c);
+        }
+    }
+    let next = start + h.max(w) as u32;
+    for p in 0..post as u32 {
+        rows.iter_mut().for_each(|r| r.push(next + p));
+    }
+    folio_glm45v::decoder::mrope::Positions3 { rows }
+}

@@ -44,6 +44,27 @@ pub const FP8_SIGMA: f32 = 112.0;
 /// Standard deviation of log(scale) across output channels of the synthetic FP8 weights.
 pub const SCALE_SPREAD: f32 = 0.25;
 
+/// Shrinks a real-shape config to the CPU-sized model of tests and dry runs (hidden 64, 4/2
+/// heads of 32, 16 experts of 32, vocabulary 512): the same structure, layer count and routing.
+pub fn shrink_to_cpu_size(cfg: &mut TextConfig) {
+    cfg.vocab_size = 512;
+    cfg.hidden_size = 64;
+    cfg.num_attention_heads = 4;
+    cfg.num_key_value_heads = 2;
+    cfg.head_dim = Some(32);
+    cfg.intermediate_size = 96;
+    cfg.moe_intermediate_size = 32;
+    cfg.n_routed_experts = 16;
+    cfg.num_experts_per_tok = 4;
+    cfg.rope_parameters = Some(RopeParameters {
+        rope_type: Some("default".into()),
+        legacy_type: None,
+        rope_theta: Some(10_000.0),
+        partial_rotary_factor: Some(0.5),
+        mrope_section: Some(vec![2, 3, 3]),
+    });
+}
+
 /// GLM-4.5V's real `text_config` with `layers` decoder layers (layer 0 dense, the rest MoE).
 pub fn text_config(layers: usize) -> Result<TextConfig> {
     if layers == 0 {
@@ -408,23 +429,8 @@ mod tests {
     #[test]
     fn same_name_gives_the_same_tensor_and_a_small_model_runs() {
         let mut cfg = text_config(2).expect("config");
-        // Shrink to CPU size; the shapes logic is what is under test.
-        cfg.hidden_size = 64;
-        cfg.num_attention_heads = 4;
-        cfg.num_key_value_heads = 2;
-        cfg.head_dim = Some(32);
-        cfg.intermediate_size = 96;
-        cfg.moe_intermediate_size = 32;
-        cfg.n_routed_experts = 16;
-        cfg.num_experts_per_tok = 4;
-        cfg.vocab_size = 512;
-        cfg.rope_parameters = Some(RopeParameters {
-            rope_type: Some("default".into()),
-            legacy_type: None,
-            rope_theta: Some(10_000.0),
-            partial_rotary_factor: Some(0.5),
-            mrope_section: Some(vec![2, 3, 3]),
-        });
+        // The shapes logic is what is under test.
+        shrink_to_cpu_size(&mut cfg);
         let vb = var_builder(DType::F32, &Device::Cpu, 7).expect("vb");
         let model = TextModel::new(&cfg, vb.clone()).expect("model");
         let w = vb

@@ -141,31 +141,33 @@ mod tests {
         }
     }
 
+    /// A text block of `lines` inside `bbox`.
+    fn text_block(id: &str, [x0, y0, x1, y1]: [f32; 4], lines: Vec<Line>) -> Block {
+        Block {
+            lines,
+            ..Block::new(id, BlockKind::Text, BBox::new(x0, y0, x1, y1))
+        }
+    }
+
     #[test]
     fn boxes_on_one_baseline_join_across_blocks_and_skew() {
-        let a = Block {
-            lines: vec![
+        let a = text_block(
+            "p1-b1",
+            [80.0, 300.0, 1000.0, 350.0],
+            vec![
                 line("Date: 16/11/2022", 700.0, 310.0, 1000.0, 350.0),
                 line("Name: Rahul", 80.0, 300.0, 400.0, 340.0),
             ],
-            ..Block::new(
-                "p1-b1",
-                BlockKind::Text,
-                BBox::new(80.0, 300.0, 1000.0, 350.0),
-            )
-        };
+        );
         // A skewed handwritten line cut in two boxes, in another block, listed first.
-        let b = Block {
-            lines: vec![
+        let b = text_block(
+            "p1-b2",
+            [90.0, 400.0, 800.0, 460.0],
+            vec![
                 line("x 5 days", 620.0, 418.0, 800.0, 460.0),
                 line("Tab. Metformin 850 mg OD", 90.0, 400.0, 600.0, 442.0),
             ],
-            ..Block::new(
-                "p1-b2",
-                BlockKind::Text,
-                BBox::new(90.0, 400.0, 800.0, 460.0),
-            )
-        };
+        );
         let rows = rows(&[b, a]);
         let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
         assert_eq!(

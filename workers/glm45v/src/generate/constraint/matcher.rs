@@ -162,6 +162,29 @@ impl State {
         bytes.iter().all(|&b| self.step(s, b))
     }
 
+    /// Byte `b` after a value inside the container at `top`: its closing byte `close` pops it
+    /// when `can_close`; a `,` turns it into `comma` when `more` (the caller checked the comma and
+    /// that another member may follow).
+    fn after_value(
+        &mut self,
+        top: usize,
+        b: u8,
+        close: u8,
+        can_close: bool,
+        more: bool,
+        comma: Frame,
+    ) -> bool {
+        if b == close && can_close {
+            self.len -= 1;
+            return true;
+        }
+        if b == b',' && more {
+            self.frames[top] = comma;
+            return true;
+        }
+        false
+    }
+
     fn push(&mut self, f: Frame) -> bool {
         if self.len == MAX_DEPTH {
             return false;
@@ -445,19 +468,13 @@ impl State {
                             return self.push(Frame::Value(props[prop as usize].node));
                         }
                         ObjAt::Value => {
-                            if b == b'}' && !rest_required {
-                                self.len -= 1;
-                                return true;
-                            }
-                            if b == b',' && candidates(props, next) != 0 {
-                                self.frames[top] = Frame::Obj {
-                                    node,
-                                    next,
-                                    at: ObjAt::Comma,
-                                };
-                                return true;
-                            }
-                            return false;
+                            let comma = Frame::Obj {
+                                node,
+                                next,
+                                at: ObjAt::Comma,
+                            };
+                            let more = b == b',' && candidates(props, next) != 0;
+                            return self.after_value(top, b, b'}', !rest_required, more, comma);
                         }
                     }
                 }
@@ -485,19 +502,19 @@ impl State {
                             continue;
                         }
                         ArrAt::Value => {
-                            if b == b']' && count >= min {
-                                self.len -= 1;
-                                return true;
-                            }
-                            if b == b',' && count < max {
-                                self.frames[top] = Frame::Arr {
-                                    node,
-                                    count,
-                                    at: ArrAt::Comma,
-                                };
-                                return true;
-                            }
-                            return false;
+                            let comma = Frame::Arr {
+                                node,
+                                count,
+                                at: ArrAt::Comma,
+                            };
+                            return self.after_value(
+                                top,
+                                b,
+                                b']',
+                                count >= min,
+                                count < max,
+                                comma,
+                            );
                         }
                     }
                 }
