@@ -21,6 +21,7 @@ Outputs, per page ``<name>`` in ``--out-dir`` (default ``workers/ocr/tests/data/
 
     scripts/make_multicolumn.py                      # the committed test pages
     scripts/make_multicolumn.py --out-dir /tmp/mc --count 20 --seed 7   # more, for benchmarking
+    scripts/make_multicolumn.py --out-dir /tmp/a4 --count 10 --dpi 200  # A4 pages at 200 DPI
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ DPI = 150
 PAGE_W = round(8.27 * DPI)
 PAGE_H = round(11.69 * DPI)
 MARGIN = round(0.75 * DPI)
+
+
+def set_dpi(dpi: int) -> None:
+    """Render A4 pages at `dpi` (fonts, margins and gutters scale with it)."""
+    global DPI, PAGE_W, PAGE_H, MARGIN
+    DPI = dpi
+    PAGE_W = round(8.27 * DPI)
+    PAGE_H = round(11.69 * DPI)
+    MARGIN = round(0.75 * DPI)
 INK = 30
 PAPER = 240
 
@@ -299,7 +309,9 @@ def main() -> int:
     p.add_argument("--out-dir", default=os.path.join(root, "workers/ocr/tests/data/multicolumn"))
     p.add_argument("--count", type=int, default=0, help="random layouts instead of the committed four")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--dpi", type=int, default=DPI, help="A4 at this resolution (default 150)")
     args = p.parse_args()
+    set_dpi(args.dpi)
     os.makedirs(args.out_dir, exist_ok=True)
     layouts = generated(args.count, args.seed) if args.count else COMMITTED
     for layout in layouts:

@@ -13,7 +13,9 @@
 #   scripts/gpu/session.sh [STEP...]                  any steps, in the order given
 #
 # Steps: info parity bench vision-export pages hf vision report ort-part ort-install
-# bench-events-off. Every step runs under `timeout` (T_<STEP> seconds, defaults below) so one hang
+# bench-events-off glm-pages (issue 14: `glm_pages`, the worker loop with the full FP8 synthetic
+# model, on gpu-carry/pages from scripts/gpu/make-pages; needs ort-install and vision-export first
+# on the same machine; GLM_LAYERS (46), GLM_PAGES_ARGS, T_GLM_PAGES (420)). Every step runs under `timeout` (T_<STEP> seconds, defaults below) so one hang
 # cannot eat the call, and every step runs even when an earlier one fails; the exit status is the
 # first failure's. Calls 1..5 must be back to back on a warm machine (/tmp/chunks, /tmp/ortpy and
 # /tmp/folio-vision live outside the repository and are lost when the machine goes back).
@@ -50,6 +52,8 @@ T_VISION_EXPORT="${T_VISION_EXPORT:-170}"
 T_PAGES="${T_PAGES:-170}"
 T_HF="${T_HF:-150}"
 T_VISION="${T_VISION:-45}"
+T_GLM_PAGES="${T_GLM_PAGES:-420}"
+GLM_LAYERS="${GLM_LAYERS:-46}"
 
 if [[ "${DRY:-0}" == 1 ]]; then
   BIN_DIR="$ROOT/target/debug/examples"
@@ -154,6 +158,41 @@ pages() { # gpu_pages with Folio's vision tower on ORT's CUDA EP (the vision-exp
     --ort-lib /tmp/ortpy/onnxruntime/capi/libonnxruntime.so.1.31.1 --out "$OUT/pages.jsonl"
 }
 
+glm_pages() { # issue 14: the worker loop (glm_pages) on the full-size FP8 synthetic model, GPU busy sampled
+  local images=gpu-carry/pages
+  [[ -d $images ]] || images=$(mktemp -d)
+  [[ -n "$(ls "$images")" ]] || cp "$ROOT"/workers/ocr/tests/data/multicolumn/*.jpg "$images"/
+  local vision=/tmp/folio-vision/vision.fp16.onnx ort=/tmp/ortpy/onnxruntime/capi/libonnxruntime.so.1.31.1
+  if [[ "${DRY:-0}" == 1 ]]; then vision=""; ort="${FOLIO_RUNTIME_DIR:-$HOME/.cache/folio}/lib/libonnxruntime.so.1.31.1"; fi
+  (while :; do
+     echo "$(date +%s.%N) $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits 2>/dev/null)"
+     sleep 0.5
+   done) >"$OUT/gpu_util.txt" &
+  local smi=$! rc
+  env LD_LIBRARY_PATH="$(nv_libs)${LD_LIBRARY_PATH:-}" "$BIN_DIR/glm_pages" "${CPU_ARGS[@]}" "${TINY_PAGES[@]}" \
+    --layers "$GLM_LAYERS" --images "$images" ${vision:+--vision-onnx "$vision"} --ort-lib "$ort" \
+    --out "$OUT/glm_pages.jsonl" ${GLM_PAGES_ARGS:-}
+  rc=$?
+  kill "$smi" 2>/dev/null
+  # GPU busy %: mean utilization.gpu over the samples inside the run's window.
+  "$PY" - "$OUT/glm_pages.jsonl" "$OUT/gpu_util.txt" <<'PYEOF' | tee -a "$OUT/glm_pages.jsonl"
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if '"glm_pages"' in l]
+if runs:
+    r = runs[-1]
+    util = []
+    for line in open(sys.argv[2]):
+        parts = line.replace(",", " ").split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            t = float(parts[0])
+            if r["run_start"] <= t <= r["run_end"]:
+                util.append(int(parts[1]))
+    print(json.dumps({"kind": "gpu_busy", "samples": len(util),
+                      "gpu_busy_percent": sum(util) / len(util) if util else None}))
+PYEOF
+  return "$rc"
+}
+
 if [[ "${1:-}" == _fn ]]; then # internal: run one function of this script (see `step`)
   shift
   "$@"
@@ -188,6 +227,7 @@ for s in "${EXPANDED[@]}"; do
         --skip-vision --out "$OUT/hf.jsonl" $EXTRA_HF
       ;;
     vision) step vision "$T_VISION" vision_py torch ;;
+    glm-pages) step glm-pages "$T_GLM_PAGES" glm_pages ;;
     ort-part) step ort-part 60 ort_part ;;
     ort-install) step ort-install 120 ort_install ;;
     report) # this call's lines and those kept from earlier calls on this machine (distinct files)

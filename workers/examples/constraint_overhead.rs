@@ -8,18 +8,31 @@
 //! like a multilingual vocabulary's). Each run walks the chart and prescription schemas with
 //! random logits (seeded) to the stop id, timing every mask and commit separately, and splits
 //! the mask time into steps inside strings and steps at structural positions.
+//!
+//! A second table is the batch view (issue 14): `BATCH` (64) constrained sequences, half chart and
+//! half prescription, stepped together as the batch scheduler does. Per step: the masks worked out
+//! one after another on the decoding thread (what a step cost before), the same work with
+//! [`prepare_all`] on the other cores (what now runs beside the GPU's decoder step), and what is
+//! left after the step (applying the prepared masks, picking, committing), which the scheduler
+//! spreads over every core as this does.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use folio_glm45v::chat::tokenizer::GlmTokenizer;
-use folio_glm45v::generate::constraint::{ConstraintVocab, JsonSchemaConstraint, TokenConstraint};
+use folio_glm45v::generate::constraint::{
+    prepare_all, ConstraintVocab, JsonSchemaConstraint, TokenConstraint,
+};
 use folio_glm45v::Result;
 use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const GLM_VOCAB: usize = 151_552;
+/// Sequences stepped together in the batch view.
+const BATCH: usize = 64;
+/// Steps timed in the batch view.
+const BATCH_STEPS: usize = 40;
 
 fn main() -> Result<()> {
     let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
@@ -40,6 +53,14 @@ fn main() -> Result<()> {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for path in &paths {
         measure(path)?;
+    }
+    println!();
+    println!(
+        "| vocabulary | batch | threads | serial: mask + pick + commit, one thread, ms/step (p50) | prepare_all beside the step, ms/step (p50) | after the step: apply + pick + commit on all cores, ms/step (p50) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for path in &paths {
+        measure_batch(path)?;
     }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
@@ -104,6 +125,105 @@ fn measure(path: &Path) -> Result<()> {
         mean(&in_string),
         mean(&structural),
         mean(&commits),
+    );
+    Ok(())
+}
+
+/// `BATCH` constraints of the two schemas over `tok`, each with its own seeded logits.
+fn batch_of(
+    tok: &GlmTokenizer,
+    vocab: &std::sync::Arc<ConstraintVocab>,
+    stop: u32,
+) -> Result<Vec<(JsonSchemaConstraint, Vec<f32>)>> {
+    (0..BATCH)
+        .map(|i| {
+            let kind = [ProfileKind::Chart, ProfileKind::Prescription][i % 2];
+            let schema = Profile::new(kind).json_schema().expect("schema");
+            let mut c = JsonSchemaConstraint::with_vocab(vocab.clone(), &schema, &[stop])?;
+            c.set_max_tokens(400);
+            let mut rng = StdRng::seed_from_u64(1000 + i as u64);
+            let logits = (0..tok.vocab_size()).map(|_| rng.random::<f32>()).collect();
+            Ok((c, logits))
+        })
+        .collect()
+}
+
+/// Masks `logits` (prepared or not), picks the best allowed token and commits it.
+fn pick_and_commit(
+    c: &mut JsonSchemaConstraint,
+    base: &[f32],
+    logits: &mut Vec<f32>,
+    step: usize,
+) -> Result<()> {
+    logits.clear();
+    // Rotate the seeded logits each step, so the picks differ from step to step.
+    let k = (step * 7919) % base.len();
+    logits.extend_from_slice(&base[k..]);
+    logits.extend_from_slice(&base[..k]);
+    c.mask(logits)?;
+    let pick = (0..logits.len())
+        .filter(|&i| logits[i].is_finite())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .expect("a token is allowed") as u32;
+    c.commit(pick)
+}
+
+fn measure_batch(path: &Path) -> Result<()> {
+    let tok = GlmTokenizer::from_file(path)?;
+    let vocab = std::sync::Arc::new(ConstraintVocab::new(&tok)?);
+    let stop = tok.token_id("<|endoftext|>").unwrap_or(0);
+    let mut serial_batch = batch_of(&tok, &vocab, stop)?;
+    let mut overlapped = batch_of(&tok, &vocab, stop)?;
+    let (mut serial, mut prepare, mut left) = (Vec::new(), Vec::new(), Vec::new());
+    let mut logits = Vec::with_capacity(tok.vocab_size());
+    for step in 0..BATCH_STEPS {
+        let t = Instant::now();
+        for (c, base) in serial_batch.iter_mut() {
+            pick_and_commit(c, base, &mut logits, step)?;
+        }
+        serial.push(t.elapsed().as_secs_f64() * 1e3);
+
+        let t = Instant::now();
+        let mut refs: Vec<&mut dyn TokenConstraint> = overlapped
+            .iter_mut()
+            .map(|(c, _)| c as &mut dyn TokenConstraint)
+            .collect();
+        prepare_all(&mut refs);
+        prepare.push(t.elapsed().as_secs_f64() * 1e3);
+        // After the step the scheduler chooses on every core (`choose_all`): apply the prepared
+        // masks, pick, commit.
+        let t = Instant::now();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = overlapped.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = overlapped
+                .chunks_mut(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let mut logits = Vec::new();
+                        chunk
+                            .iter_mut()
+                            .try_for_each(|(c, base)| pick_and_commit(c, base, &mut logits, step))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().expect("no panic"))
+        })?;
+        left.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let p50 = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "| {} | {BATCH} | {} | {:.1} | {:.1} | {:.1} |",
+        path.file_name().map_or("?".into(), |n| n.to_string_lossy()),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        p50(&mut serial),
+        p50(&mut prepare),
+        p50(&mut left),
     );
     Ok(())
 }

@@ -1,9 +1,9 @@
-//! The consumer loop: take up to `max_batch` deliveries, run the engine, write each page's result at its
-//! deterministic key, settle the message, and assemble the document when its last page lands.
+//! The consumer loop: keep up to `max_batch` pages in flight, run the engine on each, write each page's
+//! result at its deterministic key, settle the message, and assemble the document when its last page lands.
 //!
 //! Nothing is acked before its outcome is durable: a result (or error record) is written first; when
 //! that write fails the message is requeued. On shutdown the loop stops taking deliveries and finishes
-//! the batch in hand; anything unsettled returns to the queue.
+//! the pages in hand; anything unsettled returns to the queue.
 //!
 //! An object-store outage does not spend a page's delivery budget: while the store answers with
 //! transient errors, the worker holds the page unsettled and retries the same call with backoff
@@ -17,6 +17,7 @@ use crate::metrics;
 use folio_results::{clock, page_markdown, to_bytes, try_assemble, Completion};
 use folio_schemas::{DocKeys, PageError, PageImage, PageJob, PageResult, SCHEMA_VERSION};
 use folio_transport::{Delivery, JobQueue, ObjectStore, TransportError};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,85 +109,69 @@ impl Worker {
     }
 
     /// Consume until `shutdown` is cancelled or the queue closes.
+    ///
+    /// Up to the engine's `max_batch` pages are in flight at once (the queue's prefetch is the
+    /// same number), each on its own path: fetch → engine → write → settle. A page that finishes
+    /// frees its slot for the next delivery at once, so an engine that batches internally (the
+    /// GLM decoder's continuous batching) always has the next pages to admit, and no page waits
+    /// for the slowest one of a batch. On shutdown the loop stops taking deliveries and finishes
+    /// the pages in hand; anything unsettled returns to the queue.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let max_batch = self.engine.max_batch().max(1);
-        let prefetch = u16::try_from(max_batch).unwrap_or(u16::MAX);
+        let limit = self.engine.max_batch().max(1);
+        let prefetch = u16::try_from(limit).unwrap_or(u16::MAX);
         let mut consumer = self
             .queue
             .consume(self.engine.kind(), prefetch)
             .await
             .map_err(WorkerError::Consume)?;
+        let mut in_flight = FuturesUnordered::new();
         loop {
-            let first = tokio::select! {
+            tokio::select! {
                 _ = shutdown.cancelled() => break,
-                next = consumer.next() => next,
-            };
-            let first = match first {
-                None => break,
-                Some(Ok(d)) => d,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "queue error; retrying shortly");
-                    tokio::time::sleep(self.config.retry_delay).await;
-                    continue;
-                }
-            };
-            let mut batch = vec![first];
-            while batch.len() < max_batch {
-                match consumer.try_next() {
-                    Some(d) => batch.push(d),
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                next = consumer.next(), if in_flight.len() < limit => match next {
                     None => break,
-                }
+                    Some(Ok(delivery)) => in_flight.push(self.process_page(delivery)),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "queue error; retrying shortly");
+                        tokio::time::sleep(self.config.retry_delay).await;
+                    }
+                },
             }
-            self.process_batch(batch).await;
         }
+        while in_flight.next().await.is_some() {}
         Ok(())
     }
 
-    async fn process_batch(&self, batch: Vec<Delivery>) {
-        let mut prepared = Vec::with_capacity(batch.len());
-        for delivery in batch {
-            if let Some(p) = self.prepare(delivery).await {
-                prepared.push(p);
-            }
-        }
-        if prepared.is_empty() {
+    /// One page from its delivery to its settlement.
+    async fn process_page(&self, delivery: Delivery) {
+        let Some(p) = self.prepare(delivery).await else {
             return;
-        }
-        let engine = self.engine.clone();
-        let inputs: Vec<PageInput> = prepared.iter().map(|p| p.input.clone()).collect();
-        let started = Instant::now();
-        let outputs = tokio::task::spawn_blocking(move || engine.run(&inputs)).await;
-        let elapsed = started.elapsed();
-        let outputs = match outputs {
-            Ok(outputs) if outputs.len() == prepared.len() => outputs,
-            Ok(outputs) => {
-                let msg = format!(
-                    "engine returned {} results for {} pages",
-                    outputs.len(),
-                    prepared.len()
-                );
-                prepared
-                    .iter()
-                    .map(|_| Err(EngineError::Transient(msg.clone())))
-                    .collect()
-            }
-            // A panic is an engine bug triggered by this input: retrying the same batch would panic
-            // again, so the pages are recorded as failed instead of looping to the delivery limit.
-            Err(panic) => {
-                let msg = format!("engine task failed: {panic}");
-                let failed = || EngineError::Permanent {
-                    code: "engine_panicked",
-                    message: msg.clone(),
-                };
-                prepared.iter().map(|_| Err(failed())).collect()
-            }
         };
-        let per_page = elapsed / u32::try_from(prepared.len()).unwrap_or(1);
-        for (p, output) in prepared.into_iter().zip(outputs) {
-            let span =
-                tracing::info_span!("page", document_id = %p.job.document_id, page = p.job.page);
-            self.finish(p, output, per_page).instrument(span).await;
-        }
+        let engine = self.engine.clone();
+        let input = p.input.clone();
+        let started = Instant::now();
+        let output =
+            tokio::task::spawn_blocking(move || engine.run(std::slice::from_ref(&input))).await;
+        let elapsed = started.elapsed();
+        let output = match output {
+            Ok(mut outputs) if outputs.len() == 1 => outputs
+                .pop()
+                .unwrap_or_else(|| Err(EngineError::Transient("engine returned no result".into()))),
+            Ok(outputs) => Err(EngineError::Transient(format!(
+                "engine returned {} results for 1 page",
+                outputs.len()
+            ))),
+            // A panic is an engine bug triggered by this input: retrying the same page would
+            // panic again, so the page is recorded as failed instead of looping to the delivery
+            // limit.
+            Err(panic) => Err(EngineError::Permanent {
+                code: "engine_panicked",
+                message: format!("engine task failed: {panic}"),
+            }),
+        };
+        let span = tracing::info_span!("page", document_id = %p.job.document_id, page = p.job.page);
+        self.finish(p, output, elapsed).instrument(span).await;
     }
 
     /// Decode the message and fetch the page image; settle what cannot go to the engine.

@@ -174,3 +174,65 @@ fn a_failing_request_fails_alone_and_the_others_are_answered() {
     let b = out.next().expect("b").expect("the last page is answered");
     assert_eq!(b.raw, expected_b.raw);
 }
+
+/// Continuous batching: pages arriving from several threads at different times join the one
+/// running batch (a later, short page finishes before an earlier, long one) and each reads the
+/// same as alone.
+#[test]
+fn pages_from_several_callers_join_the_running_batch() {
+    // Stops ignored: every answer is exactly its token budget, so the long page is long.
+    let generator = tiny_generator(None)
+        .with_max_batch(4)
+        .with_ignore_stop(true);
+    let document = Profile::new(ProfileKind::Document);
+    let long_page = page(200, 120, 4, 150);
+    let short_pages = [page(240, 140, 2, 60), page(160, 160, 6, 120)];
+    let long_req = request(&long_page, &document, 1_500);
+    let short_reqs: Vec<GenRequest> = short_pages
+        .iter()
+        .map(|p| request(p, &document, 6))
+        .collect();
+    let expected_long = alone(&generator, &long_req);
+    let expected_short: Vec<GenOutput> = short_reqs.iter().map(|r| alone(&generator, r)).collect();
+
+    let finished = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let (generator, finished) = (&generator, &finished);
+        let long_req = &long_req;
+        s.spawn(move || {
+            let out = generator.generate(std::slice::from_ref(long_req));
+            finished.lock().unwrap().push(("long", out));
+        });
+        // Let the long page start decoding before the short ones arrive.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        for (k, req) in short_reqs.iter().enumerate() {
+            s.spawn(move || {
+                let out = generator.generate(std::slice::from_ref(req));
+                finished
+                    .lock()
+                    .unwrap()
+                    .push((["short0", "short1"][k], out));
+            });
+        }
+    });
+    let finished = finished.into_inner().unwrap();
+    let order: Vec<&str> = finished.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        order.last(),
+        Some(&"long"),
+        "the long page retires last: {order:?}"
+    );
+    for (name, mut out) in finished {
+        let out = out.pop().expect("one answer").expect("answered");
+        let expected = match name {
+            "long" => &expected_long,
+            "short0" => &expected_short[0],
+            _ => &expected_short[1],
+        };
+        assert_eq!(out.raw, expected.raw, "{name}: same as alone");
+        assert!(
+            !out.truncated,
+            "{name}: an answer of exactly its budget is not a cut"
+        );
+    }
+}

@@ -327,3 +327,82 @@ async fn a_store_outage_is_ridden_out_without_spending_deliveries() {
     assert_eq!(setup.failures_left(), 0, "the failures happened");
     assert!(setup.queue.dead_letters(EngineKind::Ocr).is_empty());
 }
+
+/// Page 1 is slow: it waits until every other page has been through the engine. With `max_batch`
+/// pages in flight, each on its own, the others keep flowing through the free slots; a loop that
+/// ran fixed batches would hold pages 4–6 back until page 1 gave up.
+struct SlowFirstPage {
+    others_done: std::sync::Mutex<u32>,
+    changed: std::sync::Condvar,
+    first_saw: std::sync::Mutex<Option<u32>>,
+    max_in_engine: AtomicU32,
+    in_engine: AtomicU32,
+}
+
+impl Engine for SlowFirstPage {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Ocr
+    }
+    fn info(&self) -> EngineInfo {
+        TestEngine::echo().info()
+    }
+    fn max_batch(&self) -> usize {
+        3
+    }
+    fn run(&self, pages: &[PageInput]) -> Vec<Result<EngineOutput, EngineError>> {
+        let now = self.in_engine.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_engine.fetch_max(now, Ordering::SeqCst);
+        if pages.iter().any(|p| p.page == 1) {
+            let done = self.others_done.lock().unwrap();
+            let (done, _) = self
+                .changed
+                .wait_timeout_while(done, Duration::from_secs(10), |d| *d < 5)
+                .unwrap();
+            *self.first_saw.lock().unwrap() = Some(*done);
+        }
+        let out = TestEngine::echo().run(pages);
+        self.in_engine.fetch_sub(1, Ordering::SeqCst);
+        if pages.iter().all(|p| p.page != 1) {
+            *self.others_done.lock().unwrap() += pages.len() as u32;
+            self.changed.notify_all();
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_page_does_not_hold_back_the_others() {
+    let setup = Setup::new(0);
+    submit(setup.store.as_ref(), &setup.queue, "d5", 6, None).await;
+    let engine = Arc::new(SlowFirstPage {
+        others_done: std::sync::Mutex::new(0),
+        changed: std::sync::Condvar::new(),
+        first_saw: std::sync::Mutex::new(None),
+        max_in_engine: AtomicU32::new(0),
+        in_engine: AtomicU32::new(0),
+    });
+    run_until_done(
+        setup.store.clone(),
+        Arc::new(setup.queue.clone()),
+        engine.clone(),
+        config(Duration::ZERO),
+        &["d5"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let (doc, _) = document(setup.store.as_ref(), "d5").await;
+    assert_eq!(doc.status, DocumentStatus::Complete, "{:?}", doc.errors);
+    assert_eq!(
+        *engine.first_saw.lock().unwrap(),
+        Some(5),
+        "pages 2–6 went through the engine while page 1 was still in it"
+    );
+    assert!(
+        engine.max_in_engine.load(Ordering::SeqCst) <= 3,
+        "never more than max_batch"
+    );
+    assert!(
+        engine.max_in_engine.load(Ordering::SeqCst) >= 2,
+        "pages ran side by side"
+    );
+}

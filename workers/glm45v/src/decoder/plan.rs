@@ -81,6 +81,18 @@ pub fn plan(inp: PlanInputs) -> Result<MemoryPlan> {
     })
 }
 
+impl MemoryPlan {
+    /// The KV budget in tokens of all sequences decoded together (the scheduler's
+    /// `max_tokens_in_flight`).
+    pub fn max_tokens_in_flight(&self) -> usize {
+        let tokens = self
+            .kv_budget
+            .checked_div(self.inputs.kv_per_token)
+            .unwrap_or(u64::MAX);
+        usize::try_from(tokens).unwrap_or(usize::MAX)
+    }
+}
+
 impl std::fmt::Display for MemoryPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let i = &self.inputs;
@@ -126,6 +138,7 @@ mod tests {
         // 31 GiB / (184 KiB · 4096) = 43 pages.
         assert_eq!(p.pages_together, 43);
         assert!(p.to_string().contains("43 pages"), "{p}");
+        assert_eq!(p.max_tokens_in_flight() as u64, p.kv_budget / 188_416);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | [`config`] | typed settings, model directory checks |
 //! | [`run`] | the generator seam, generation → parse → stricter retry |
 //! | [`generator`] | the real checkpoint behind [`run::TextGenerator`] |
+//! | `decode_loop` | the decoder thread: continuous batching of every caller's requests |
 //! | [`layout_first`] | regions → crops → profiles → merge in reading order |
 //! | [`fallback`] | the lazily loaded `ocr` engine |
 //!
@@ -21,6 +22,7 @@
 //! `folio_glm45v::generate::constraint`.
 
 pub mod config;
+mod decode_loop;
 pub mod fallback;
 pub mod generator;
 pub mod layout_first;
@@ -137,14 +139,25 @@ impl Glm45vEngine {
             device: cfg.device.to_string(),
             profile: None,
         };
-        tracing::info!(model = %info.model, device = %info.device, "glm45v engine loaded");
+        // The memory plan (CUDA) bounds the pages decoded together and the KV budget; the
+        // configuration can only lower them.
+        let mut settings = EngineSettings::from(cfg);
+        let mut max_tokens_in_flight = cfg.max_tokens_in_flight;
+        if let Some(plan) = &glm.memory_plan {
+            settings.max_batch = settings.max_batch.min(plan.pages_together).max(1);
+            let planned = plan.max_tokens_in_flight();
+            max_tokens_in_flight = Some(max_tokens_in_flight.map_or(planned, |t| t.min(planned)));
+        }
+        tracing::info!(model = %info.model, device = %info.device,
+            pages_together = settings.max_batch, ?max_tokens_in_flight, "glm45v engine loaded");
         Ok(Self::new(
             Arc::new(
                 GlmGenerator::new(glm, cfg.seed)
-                    .with_max_tokens_in_flight(cfg.max_tokens_in_flight),
+                    .with_max_batch(settings.max_batch)
+                    .with_max_tokens_in_flight(max_tokens_in_flight),
             ),
             ocr,
-            EngineSettings::from(cfg),
+            settings,
             info,
         ))
     }

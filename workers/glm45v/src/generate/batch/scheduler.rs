@@ -20,6 +20,7 @@ use super::{BatchOptions, BatchRequest};
 use crate::decoder::kv_cache::KvCache;
 use crate::decoder::text_model::TextModel;
 use crate::error::{Error, Result};
+use crate::generate::constraint::{prepare_all, TokenConstraint};
 use crate::generate::{Flow, Generation};
 
 /// What one step finished: request id and its result.
@@ -87,6 +88,11 @@ impl<'m> Scheduler<'m> {
     /// Number of requests not yet admitted.
     pub fn waiting(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// Ids of the requests not yet admitted, oldest first.
+    pub fn waiting_ids(&self) -> impl Iterator<Item = RequestId> + '_ {
+        self.waiting.iter().map(|s| s.id)
     }
 
     /// Tokens reserved by the running sequences.
@@ -161,15 +167,33 @@ impl<'m> Scheduler<'m> {
         let rows: Vec<u32> = pos.iter().cycle().take(3 * n).copied().collect();
         let positions = Tensor::from_vec(rows, (3, n, 1), device)?;
         let logits = {
-            let mut caches: Vec<&mut KvCache> =
-                self.running.iter_mut().map(|s| &mut s.cache).collect();
-            self.model
-                .forward_ragged(&embeds, &positions, &mut caches)?
-                .to_vec2::<f32>()?
+            let mut caches: Vec<&mut KvCache> = Vec::with_capacity(n);
+            let mut constraints: Vec<&mut dyn TokenConstraint> = Vec::new();
+            for s in self.running.iter_mut() {
+                let (cache, constraint) = s.cache_and_constraint();
+                caches.push(cache);
+                constraints.extend(constraint);
+            }
+            let model = self.model;
+            // The next masks depend only on the tokens so far: they are worked out on other
+            // threads while this one drives the decoder step (off the critical path).
+            std::thread::scope(|scope| {
+                let masks = (!constraints.is_empty())
+                    .then(|| scope.spawn(move || prepare_all(&mut constraints)));
+                let logits = model
+                    .forward_ragged(&embeds, &positions, &mut caches)
+                    .and_then(|t| Ok(t.to_vec2::<f32>()?));
+                if let Some(Err(panic)) = masks.map(|h| h.join()) {
+                    std::panic::resume_unwind(panic);
+                }
+                logits
+            })?
         };
+        let mut logits = logits;
+        let picks = choose_all(&mut self.running, &mut logits);
         let mut still = Vec::with_capacity(n);
-        for (mut seq, mut row) in self.running.drain(..).zip(logits) {
-            let finished = seq.accept(&mut row, on_token);
+        for (mut seq, pick) in self.running.drain(..).zip(picks) {
+            let finished = pick.and_then(|token| seq.record(token, on_token));
             seq.out.decode_secs += start.elapsed().as_secs_f64();
             match finished {
                 Ok(false) => still.push(seq),
@@ -186,4 +210,48 @@ impl<'m> Scheduler<'m> {
         self.running = still;
         Ok(())
     }
+}
+
+/// Logit values below which choosing on one thread is cheaper than spreading the work.
+const PARALLEL_CHOICE_MIN: usize = 1 << 20;
+
+/// Each running sequence's next token from its row of `logits` ([`Sequence::choose`]: mask,
+/// penalty, argmax or sampling — several passes over the vocabulary each). At batch 64 over
+/// GLM's 151,552 ids that is tens of milliseconds on one thread, so large batches choose on
+/// every core; each sequence only touches its own sampler, constraint and row, so the picks
+/// are the same on any number of threads.
+fn choose_all(running: &mut [Sequence], logits: &mut [Vec<f32>]) -> Vec<Result<u32>> {
+    let width = logits.first().map_or(0, Vec::len);
+    if running.len() < 2 || running.len() * width < PARALLEL_CHOICE_MIN {
+        return running
+            .iter_mut()
+            .zip(logits.iter_mut())
+            .map(|(s, row)| s.choose(row))
+            .collect();
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(running.len());
+    let per_thread = running.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = running
+            .chunks_mut(per_thread)
+            .zip(logits.chunks_mut(per_thread))
+            .map(|(seqs, rows)| {
+                scope.spawn(move || {
+                    seqs.iter_mut()
+                        .zip(rows.iter_mut())
+                        .map(|(s, row)| s.choose(row))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }

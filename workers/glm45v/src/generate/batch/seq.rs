@@ -138,6 +138,15 @@ impl Sequence {
         })
     }
 
+    /// The KV cache and the constraint, borrowed apart (the decoder step writes the one while
+    /// other threads prepare the other's next mask).
+    pub fn cache_and_constraint(&mut self) -> (&mut KvCache, Option<&mut dyn TokenConstraint>) {
+        (
+            &mut self.cache,
+            self.constraint.as_deref_mut().map(|c| c as _),
+        )
+    }
+
     /// Chooses the next token from `logits` and records it; true when the sequence finished.
     /// `on_token` sees every kept token (the stop id is not kept).
     pub fn accept(
@@ -145,10 +154,25 @@ impl Sequence {
         logits: &mut [f32],
         on_token: &mut dyn FnMut(RequestId, u32) -> Flow,
     ) -> Result<bool> {
+        let token = self.choose(logits)?;
+        self.record(token, on_token)
+    }
+
+    /// The sampling half of [`Self::accept`]: mask, penalty and choice of the next token from
+    /// `logits` (its own sampler and constraint only, so sequences can choose on several threads).
+    pub fn choose(&mut self, logits: &mut [f32]) -> Result<u32> {
         self.pending = None;
-        let token = self
-            .sampler
-            .next_with(logits, self.constraint.as_deref_mut().map(|c| c as _))?;
+        self.sampler
+            .next_with(logits, self.constraint.as_deref_mut().map(|c| c as _))
+    }
+
+    /// The recording half of [`Self::accept`]: keeps `token` (unless it is a stop id); true when
+    /// the sequence finished.
+    pub fn record(
+        &mut self,
+        token: u32,
+        on_token: &mut dyn FnMut(RequestId, u32) -> Flow,
+    ) -> Result<bool> {
         if self.params.stop_ids.contains(&token) {
             self.out.finish = FinishReason::Stop(token);
             return Ok(true);

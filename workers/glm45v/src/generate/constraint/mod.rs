@@ -29,6 +29,10 @@ use schema::Schema;
 
 /// Restricts which tokens generation may choose.
 pub trait TokenConstraint: Send {
+    /// Works out the next step's allowed tokens ahead of time, so that [`Self::mask`] only
+    /// applies them. The batch scheduler calls it on other threads while the decoder step runs
+    /// (the mask depends on the tokens so far, not on the logits); the default does nothing.
+    fn prepare(&mut self) {}
     /// Sets every disallowed logit to -inf (ids past the vocabulary included).
     fn mask(&mut self, logits: &mut [f32]) -> Result<()>;
     /// Advances past the chosen `token` (an error when it was not allowed).
@@ -38,6 +42,21 @@ pub trait TokenConstraint: Send {
     /// Tells the constraint how many tokens generation may produce (stop id excluded), so it
     /// can complete in time. Generation calls it once before the first step.
     fn set_max_tokens(&mut self, _max_tokens: usize) {}
+}
+
+/// [`TokenConstraint::prepare`] for every constraint, spread over all cores but one (the one
+/// that drives the decoder step meanwhile).
+pub fn prepare_all(constraints: &mut [&mut dyn TokenConstraint]) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .max(1);
+    let per_thread = constraints.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for chunk in constraints.chunks_mut(per_thread) {
+            scope.spawn(move || chunk.iter_mut().for_each(|c| c.prepare()));
+        }
+    });
 }
 
 /// Output constrained to compact JSON valid under a JSON Schema, followed by a stop id.
@@ -50,6 +69,8 @@ pub struct JsonSchemaConstraint {
     max_tokens: Option<usize>,
     used: usize,
     allowed: Vec<bool>,
+    /// `allowed` is already the set of the current state ([`TokenConstraint::prepare`]).
+    prepared: bool,
 }
 
 impl JsonSchemaConstraint {
@@ -87,6 +108,7 @@ impl JsonSchemaConstraint {
             stop_ids: stop_ids.to_vec(),
             max_tokens: None,
             used: 0,
+            prepared: false,
         })
     }
 
@@ -141,8 +163,15 @@ impl JsonSchemaConstraint {
 }
 
 impl TokenConstraint for JsonSchemaConstraint {
+    fn prepare(&mut self) {
+        if !self.prepared {
+            self.fill_allowed();
+            self.prepared = true;
+        }
+    }
+
     fn mask(&mut self, logits: &mut [f32]) -> Result<()> {
-        self.fill_allowed();
+        self.prepare();
         let mut any = false;
         for (i, l) in logits.iter_mut().enumerate() {
             if self.allowed.get(i).copied().unwrap_or(false) {
@@ -192,6 +221,7 @@ impl TokenConstraint for JsonSchemaConstraint {
         }
         self.state = next;
         self.used += 1;
+        self.prepared = false;
         Ok(())
     }
 
@@ -201,5 +231,6 @@ impl TokenConstraint for JsonSchemaConstraint {
 
     fn set_max_tokens(&mut self, max_tokens: usize) {
         self.max_tokens = Some(max_tokens);
+        self.prepared = false;
     }
 }
