@@ -40,6 +40,10 @@ pub enum Error {
     /// The model does not fit the device's memory (the planner's numbers in the message).
     #[error("out of device memory: {0}")]
     DoesNotFit(String),
+    /// The decoder cannot be split over the asked number of ranks, or a collective failed
+    /// (a rank aborted, timed out, or sent a tensor of another shape).
+    #[error("parallel decoder: {0}")]
+    Parallel(String),
     /// The vision tower (ONNX model or ONNX Runtime) could not be loaded or failed to run.
     #[error("vision tower: {0}")]
     Vision(String),

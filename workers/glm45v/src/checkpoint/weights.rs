@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use crate::checkpoint::config::{read_json, QuantizationConfig};
 use crate::checkpoint::fp8::KEEP_SUFFIX;
+use crate::checkpoint::shard::{load_narrow, RankShard};
 use crate::error::{Error, Result};
 
 /// Name of the sharded-checkpoint index file.
@@ -40,6 +41,8 @@ pub struct Checkpoint {
     dir: PathBuf,
     files: Vec<PathBuf>,
     tensors: Arc<MmapedSafetensors>,
+    /// Set by [`Checkpoint::sharded`]: lookups may ask for one rank's shard (`shard.rs`).
+    shard: Option<RankShard>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for Checkpoint {
         f.debug_struct("Checkpoint")
             .field("dir", &self.dir)
             .field("files", &self.files)
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -96,7 +100,18 @@ impl Checkpoint {
             dir: dir.to_path_buf(),
             files,
             tensors: Arc::new(tensors),
+            shard: None,
         })
+    }
+
+    /// The same checkpoint whose `VarBuilder`s hand out `shard`'s part of any tensor asked for
+    /// with one dimension `world` times smaller than stored (`shard.rs`): what each rank of a
+    /// tensor-/expert-parallel decoder loads. The mapping is shared, not copied.
+    pub fn sharded(&self, shard: RankShard) -> Self {
+        Self {
+            shard: Some(shard),
+            ..self.clone()
+        }
     }
 
     /// The checkpoint directory.
@@ -154,6 +169,7 @@ impl Checkpoint {
         let backend = CheckpointBackend {
             tensors: self.tensors.clone(),
             keep_fp8,
+            shard: self.shard,
         };
         VarBuilder::from_backend(Box::new(backend), dtype, device.clone())
     }
@@ -207,6 +223,8 @@ pub struct CheckpointBackend {
     tensors: Arc<MmapedSafetensors>,
     /// `Some(modules to leave alone)` when FP8 weights stay FP8 (`quantization_config.ignore`).
     keep_fp8: Option<Arc<BTreeSet<String>>>,
+    /// The rank whose shards are handed out (`None`: whole tensors only).
+    shard: Option<RankShard>,
 }
 
 impl CheckpointBackend {
@@ -226,21 +244,44 @@ impl CheckpointBackend {
         self.stored_fp8(name) && !ignore.contains(module)
     }
 
-    fn load(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    /// The stored tensor `name` on `dev` as stored, whole or (`split = Some(dim)`) this rank's
+    /// chunk of `dim`, read from the mapping without the rest.
+    fn raw(&self, name: &str, dev: &Device, split: Option<usize>) -> candle_core::Result<Tensor> {
+        match (split, self.shard) {
+            (Some(dim), Some(shard)) => {
+                let view = self.tensors.get(name)?;
+                let dtype = DType::try_from(view.dtype())?;
+                load_narrow(view.data(), view.shape(), dtype, dim, shard, dev)
+                    .map_err(|e| candle_core::Error::Msg(format!("sharding `{name}`: {e}")))
+            }
+            _ => self.tensors.load(name, dev),
+        }
+    }
+
+    /// Loads `name` in `dtype` (whole, or this rank's chunk of dimension `split`).
+    fn load(
+        &self,
+        name: &str,
+        dtype: DType,
+        dev: &Device,
+        split: Option<usize>,
+    ) -> candle_core::Result<Tensor> {
         if !self.stored_fp8(name) {
-            return self.tensors.load(name, dev)?.to_dtype(dtype);
+            return self.raw(name, dev, split)?.to_dtype(dtype);
         }
         if dtype == DType::F8E4M3 {
             // Kept FP8: the stored bytes, copied from the mapped shard to the device as they are.
-            return self.tensors.load(name, dev);
+            return self.raw(name, dev, split);
         }
         // FP8 is dequantised on the host and the result moved: candle 0.11.1's CUDA build failed
         // here with CUDA_ERROR_NOT_FOUND on the H200 (docs/gpu-notes.md).
         let host = Device::Cpu;
-        let raw = self.tensors.load(name, &host)?;
+        let raw = self.raw(name, &host, split)?;
         // `X.weight` → `X.weight_scale`; the fused expert tensors `…_proj` → `…_proj_scale`.
+        // The scale ([.., out, 1]) follows a split of any dimension but the input one.
         let scale_name = format!("{name}_scale");
-        let scale = match self.tensors.load(&scale_name, &host) {
+        let scale_split = split.filter(|&d| d + 1 < raw.rank());
+        let scale = match self.raw(&scale_name, &host, scale_split) {
             Ok(s) => s,
             Err(_) if self.tensors.get(&format!("{name}_scale_inv")).is_ok() => {
                 candle_core::bail!(
@@ -265,19 +306,30 @@ impl SimpleBackend for CheckpointBackend {
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
         let stored = self.tensors.get(name)?;
-        if stored.shape() != s.dims() {
-            return Err(candle_core::Error::UnexpectedShape {
-                msg: format!("tensor `{name}` in the checkpoint"),
-                expected: s,
-                got: stored.shape().into(),
+        let split = match self.shard {
+            None if stored.shape() == s.dims() => None,
+            Some(shard) => match shard.split_dim(stored.shape(), s.dims()) {
+                Ok(split) => split,
+                Err(why) => candle_core::bail!(
+                    "tensor `{name}` in the checkpoint, rank {} of {}: {why}",
+                    shard.rank,
+                    shard.world
+                ),
+            },
+            None => {
+                return Err(candle_core::Error::UnexpectedShape {
+                    msg: format!("tensor `{name}` in the checkpoint"),
+                    expected: s,
+                    got: stored.shape().into(),
+                }
+                .bt())
             }
-            .bt());
-        }
-        self.load(name, dtype, dev)
+        };
+        self.load(name, dtype, dev, split)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.load(name, dtype, dev)
+        self.load(name, dtype, dev, None)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {

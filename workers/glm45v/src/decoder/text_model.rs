@@ -108,6 +108,20 @@ impl DecoderLayer {
     }
 }
 
+/// Where the decoder's tensors live: `model.language_model` (GLM-4.5V) or `model` (text-only).
+pub(crate) fn decoder_prefix(vb: &VarBuilder) -> Result<&'static str> {
+    if vb.contains_tensor("model.language_model.embed_tokens.weight") {
+        Ok("model.language_model")
+    } else if vb.contains_tensor("model.embed_tokens.weight") {
+        Ok("model")
+    } else {
+        Err(Error::Checkpoint(
+            "no `model.language_model.embed_tokens.weight` (nor `model.embed_tokens.weight`)"
+                .into(),
+        ))
+    }
+}
+
 /// The text decoder with its embedding and `lm_head`.
 #[derive(Debug, Clone)]
 pub struct TextModel {
@@ -128,17 +142,7 @@ impl TextModel {
     /// Builds the decoder from the checkpoint root `vb` (dtype and device come from `vb`).
     pub fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
-        let prefix = if vb.contains_tensor("model.language_model.embed_tokens.weight") {
-            "model.language_model"
-        } else if vb.contains_tensor("model.embed_tokens.weight") {
-            "model"
-        } else {
-            return Err(Error::Checkpoint(
-                "no `model.language_model.embed_tokens.weight` (nor `model.embed_tokens.weight`)"
-                    .into(),
-            ));
-        };
-        let vm = vb.pp(prefix);
+        let vm = vb.pp(decoder_prefix(&vb)?);
         let (v, h) = (cfg.vocab_size, cfg.hidden_size);
         let embed_tokens = embedding(v, h, vm.pp("embed_tokens"))?;
         let layers = (0..cfg.num_hidden_layers)

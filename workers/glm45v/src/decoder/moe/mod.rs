@@ -16,6 +16,9 @@
 //! `Gathered` (CUDA, f32/bf16; `moe/gather.rs`): device routing, each expert's rows packed on
 //! the device, two strided-batched GEMMs, and a gather-based combine (each token reads its k
 //! rows once; no scatter) — for prefill-sized batches.
+//! Expert parallelism (`decoder/parallel`): a block may hold a contiguous part of the experts
+//! ([`Moe::load_part`]); it still routes every token, runs only its experts (`Grouped` or
+//! `Batched`) and returns its partial sum, which the ranks add up with one all-reduce.
 //! Both checkpoint layouts load into stacked [E, 2I, H] / [E, H, I] tensors, dense or FP8 with
 //! per-row scales (`weights.rs`). FP8 experts stay FP8: the fused kernel widens them in
 //! registers (`kernels/fp8.cu`), `Gathered` and `Batched` widen the block's stacks for the call,
@@ -188,8 +191,11 @@ impl Expert {
 #[derive(Debug, Clone)]
 pub struct Moe {
     router: Router,
-    /// All experts' gate/up [E, 2I, H] and down [E, H, I] (dense or FP8).
+    /// The held experts' gate/up [E', 2I, H] and down [E', H, I] (dense or FP8): all E of
+    /// them, or one rank's part under expert parallelism.
     experts: ExpertWeights,
+    /// Global index of `experts`' first expert (0 unless expert-parallel).
+    first_expert: usize,
     shared: SwiGlu,
     kernel: MoeKernel,
 }
@@ -197,16 +203,41 @@ pub struct Moe {
 impl Moe {
     /// Loads router, experts (either layout) and the shared expert under `vb` (= `mlp`).
     pub fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
-        let (h, i) = (cfg.hidden_size, cfg.moe_intermediate_size);
+        let shared = cfg.moe_intermediate_size * cfg.n_shared_experts;
+        Self::load_part(cfg, vb, 0..cfg.n_routed_experts, shared)
+    }
+
+    /// One rank's part of the block (`decoder/parallel`): the router whole (every rank routes
+    /// every token the same way), the routed experts `experts` only, and a shared expert of
+    /// `shared_intermediate` rows (a tensor-parallel slice when `vb` is a sharded checkpoint's).
+    /// [`Moe::forward`] then returns this rank's partial sum: the held experts' contributions
+    /// for the tokens routed to them plus the shared slice's.
+    pub fn load_part(
+        cfg: &TextConfig,
+        vb: VarBuilder,
+        experts: std::ops::Range<usize>,
+        shared_intermediate: usize,
+    ) -> Result<Self> {
         let router = Router::new(cfg, vb.pp("gate"))?;
-        let experts = ExpertWeights::load(cfg, &vb.pp("experts"))?;
-        let shared = SwiGlu::new(h, i * cfg.n_shared_experts, vb.pp("shared_experts"))?;
+        let first_expert = experts.start;
+        let experts = ExpertWeights::load(cfg, &vb.pp("experts"), experts)?;
+        let shared = SwiGlu::new(
+            cfg.hidden_size,
+            shared_intermediate,
+            vb.pp("shared_experts"),
+        )?;
         Ok(Self {
             router,
             experts,
+            first_expert,
             shared,
             kernel: MoeKernel::default(),
         })
+    }
+
+    /// True when the block holds only part of the routed experts (expert parallelism).
+    fn is_partial(&self) -> Result<bool> {
+        Ok(self.experts.dims()?.0 != self.router.n_experts)
     }
 
     /// Chooses how the routed experts run from now on.
@@ -218,7 +249,10 @@ impl Moe {
     pub fn forward(&self, x: &Tensor, record: bool) -> Result<(Tensor, Option<RouterChoice>)> {
         let (b, t, h) = x.dims3()?;
         let flat = x.reshape((b * t, h))?;
+        let partial = self.is_partial()?;
         let kernel = match self.kernel {
+            // The device-routed kernels index the full expert stack: not with a part of it.
+            MoeKernel::Auto if partial => MoeKernel::Grouped,
             MoeKernel::Auto if self.fused_supported(&flat) && b * t <= FUSED_MAX_TOKENS => {
                 MoeKernel::Fused
             }
@@ -227,20 +261,31 @@ impl Moe {
             other => other,
         };
         if matches!(kernel, MoeKernel::Fused | MoeKernel::Gathered) {
+            if partial {
+                return Err(Error::InvalidInput(format!(
+                    "the {kernel:?} MoE kernel needs every expert; this block holds experts from {} of {} (expert parallel): use Grouped, Batched or Auto",
+                    self.first_expert, self.router.n_experts
+                )));
+            }
             let gathered = kernel == MoeKernel::Gathered;
             let (out, choice) = self.forward_fused(&flat, record, gathered)?;
             return Ok((out.reshape((b, t, h))?, choice));
         }
         let choice = self.router.route(&flat)?;
-        let (n_experts, _, _) = self.experts.dims()?;
+        let (held, _, _) = self.experts.dims()?;
         let inter = self.expert_inter()?;
-        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); n_experts];
-        let mut weights: Vec<Vec<f32>> = vec![Vec::new(); n_experts];
+        // Buckets of the held experts only (local index); tokens routed elsewhere are another
+        // rank's work.
+        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); held];
+        let mut weights: Vec<Vec<f32>> = vec![Vec::new(); held];
         for (slot, (&ex, &w)) in choice.experts.iter().zip(&choice.weights).enumerate() {
-            let bucket = ex as usize;
-            if bucket >= n_experts {
+            let ex = ex as usize;
+            if ex >= self.router.n_experts {
                 return Err(Error::InvalidInput(format!("router chose expert {ex}")));
             }
+            let Some(bucket) = ex.checked_sub(self.first_expert).filter(|&l| l < held) else {
+                continue;
+            };
             tokens[bucket].push((slot / choice.top_k) as u32);
             weights[bucket].push(w);
         }
@@ -251,7 +296,7 @@ impl Moe {
             return Ok((out.reshape((b, t, h))?, record.then_some(choice)));
         }
         let mut out = flat.zeros_like()?;
-        for ex in 0..n_experts {
+        for ex in 0..held {
             if tokens[ex].is_empty() {
                 continue;
             }
@@ -278,6 +323,11 @@ impl Moe {
     /// I of the routed experts (half the gate/up rows).
     fn expert_inter(&self) -> Result<usize> {
         Ok(self.experts.dims()?.1 / 2)
+    }
+
+    /// Bytes of the routed experts held on the device (all of them, or a rank's part).
+    pub fn expert_bytes(&self) -> usize {
+        self.experts.resident_bytes()
     }
 
     /// Bytes of the block's weights on the device (router, experts, shared expert).

@@ -9,6 +9,8 @@
 //! buffers allocated once for the whole block (`slice_set`), so loading holds at most one
 //! expert's tensor beside the block.
 
+use std::ops::Range;
+
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
@@ -31,13 +33,21 @@ pub enum ExpertWeights {
 }
 
 impl ExpertWeights {
-    /// Loads the experts under `ve` (= `mlp.experts`), either layout.
-    pub fn load(cfg: &TextConfig, ve: &VarBuilder) -> Result<Self> {
-        let (e, h, i) = (
-            cfg.n_routed_experts,
-            cfg.hidden_size,
-            cfg.moe_intermediate_size,
-        );
+    /// Loads the experts `experts` (all of them: `0..n_routed_experts`) under `ve`
+    /// (= `mlp.experts`), either layout, stacked from index 0. A part of the experts is what a
+    /// rank of the expert-parallel decoder holds (`decoder/parallel`): the per-expert layout
+    /// reads only those experts' tensors; the fused layout asks for `[E/world, ..]`, which a
+    /// sharded checkpoint answers with the rank's chunk (`checkpoint/shard.rs`), the same
+    /// contiguous range.
+    pub fn load(cfg: &TextConfig, ve: &VarBuilder, experts: Range<usize>) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.moe_intermediate_size);
+        if experts.is_empty() || experts.end > cfg.n_routed_experts {
+            return Err(Error::InvalidInput(format!(
+                "experts {experts:?} of {}",
+                cfg.n_routed_experts
+            )));
+        }
+        let e = experts.len();
         if ve.contains_tensor("gate_up_proj") {
             if fp8::keeps_fp8_named(ve, "gate_up_proj") {
                 let (gate_up, gate_up_scale) = fp8::load_pair(ve, "gate_up_proj", &[e, 2 * i, h])?;
@@ -54,9 +64,9 @@ impl ExpertWeights {
                 down: ve.get((e, h, i), "down_proj")?,
             });
         }
-        let fp8 = fp8::keeps_fp8(&ve.pp(0).pp("gate_proj"));
-        let gate_up = Stack::load(ve, e, &[("gate_proj", i), ("up_proj", i)], h, fp8)?;
-        let down = Stack::load(ve, e, &[("down_proj", h)], i, fp8)?;
+        let fp8 = fp8::keeps_fp8(&ve.pp(experts.start).pp("gate_proj"));
+        let gate_up = Stack::load(ve, &experts, &[("gate_proj", i), ("up_proj", i)], h, fp8)?;
+        let down = Stack::load(ve, &experts, &[("down_proj", h)], i, fp8)?;
         Ok(match (gate_up.scale, down.scale) {
             (Some(gate_up_scale), Some(down_scale)) => Self::Fp8 {
                 gate_up: gate_up.weight,
@@ -132,15 +142,16 @@ struct Stack {
 }
 
 impl Stack {
-    /// Writes `experts.{x}.{part}.weight` of every expert x into one buffer, the parts of an
-    /// expert one after the other (gate rows then up rows).
+    /// Writes `experts.{x}.{part}.weight` of every expert x of `range` into one buffer, the
+    /// parts of an expert one after the other (gate rows then up rows).
     fn load(
         ve: &VarBuilder,
-        experts: usize,
+        range: &Range<usize>,
         parts: &[(&str, usize)],
         cols: usize,
         fp8: bool,
     ) -> Result<Self> {
+        let experts = range.len();
         let per: usize = parts.iter().map(|p| p.1).sum();
         let dev = ve.device();
         let wdtype = if fp8 { DType::F8E4M3 } else { ve.dtype() };
@@ -150,15 +161,16 @@ impl Stack {
         } else {
             None
         };
-        for x in 0..experts {
-            let mut row = x * per;
+        for (slot, x) in range.clone().enumerate() {
+            let mut row = slot * per;
             for &(part, rows) in parts {
                 let vp = ve.pp(x).pp(part);
                 if fp8::keeps_fp8(&vp) != fp8 {
                     return Err(Error::Checkpoint(format!(
-                        "`{}.weight` is {}FP8 but expert 0's gate_proj is {}: mixed expert formats",
+                        "`{}.weight` is {}FP8 but expert {}'s gate_proj is {}: mixed expert formats",
                         vp.prefix(),
                         if fp8 { "not " } else { "" },
+                        range.start,
                         if fp8 { "FP8" } else { "not" }
                     )));
                 }
