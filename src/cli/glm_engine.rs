@@ -34,7 +34,8 @@ pub struct GlmArgs {
     /// Decoder precision: auto (bf16 compute, an FP8 checkpoint stays FP8), fp8, bf16 or f32.
     #[arg(long, env = "FOLIO_DTYPE", default_value = "auto", value_parser = parse_dtype)]
     pub dtype: Precision,
-    /// Pages (or layout regions) per engine call.
+    /// Pages in flight, decoded together (continuous batching: a page joins the running batch
+    /// as soon as a slot frees); on CUDA the memory plan lowers it to what the KV budget holds.
     #[arg(long, env = "FOLIO_MAX_BATCH", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_batch: u32,

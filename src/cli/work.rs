@@ -1,7 +1,7 @@
 //! `folio work --engine ocr|glm45v`: consume page jobs from RabbitMQ, run the engine, write results to S3.
 //!
 //! Serves `/healthz` (alive), `/readyz` (consuming) and `/metrics` (Prometheus) on `--metrics-listen`.
-//! SIGTERM: stop taking jobs, finish the batch in hand within `--shutdown-grace-secs`, exit; whatever
+//! SIGTERM: stop taking jobs, finish the pages in hand within `--shutdown-grace-secs`, exit; whatever
 //! is unsettled returns to the queue by itself when the connection closes.
 
 use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
@@ -29,7 +29,7 @@ pub struct WorkArgs {
     /// Address of the health and metrics endpoints.
     #[arg(long, env = "FOLIO_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     metrics_listen: SocketAddr,
-    /// On SIGTERM, how long the batch in hand may take before the worker exits anyway.
+    /// On SIGTERM, how long the pages in hand may take before the worker exits anyway.
     #[arg(long, env = "FOLIO_SHUTDOWN_GRACE_SECS", default_value_t = 50)]
     shutdown_grace_secs: u64,
     /// Intra-op threads of the models (0 = all cores). With several workers on one machine, give
@@ -109,7 +109,7 @@ async fn run_async(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliE
     };
     eprintln!("folio work: consuming engine `{}`", args.engine);
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutdown requested; finishing the batch in hand"),
+        _ = shutdown_signal() => tracing::info!("shutdown requested; finishing the pages in hand"),
         ended = &mut worker_task => {
             // The loop only ends by itself when consuming failed for good.
             shutdown.cancel();

@@ -23,6 +23,7 @@ use folio_glm45v::chat::tokenizer::GlmTokenizer;
 use folio_glm45v::generate::constraint::{
     prepare_all, ConstraintVocab, JsonSchemaConstraint, TokenConstraint,
 };
+use folio_glm45v::generate::{GenerationParams, Sampler};
 use folio_glm45v::Result;
 use folio_workers::engines::glm45v::profiles::{Profile, ProfileKind};
 use rand::rngs::StdRng;
@@ -37,9 +38,16 @@ const BATCH_STEPS: usize = 40;
 fn main() -> Result<()> {
     let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
     let dir = tempfile_dir();
-    let mut paths =
-        vec![PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("glm45v/tests/fixtures/tiny/tokenizer.json")];
+    // Where the fixture was at build time, else relative to the repository root (the binary
+    // also runs from another checkout on the GPU machine).
+    let built =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("glm45v/tests/fixtures/tiny/tokenizer.json");
+    let tiny = if built.is_file() {
+        built
+    } else {
+        PathBuf::from("workers/glm45v/tests/fixtures/tiny/tokenizer.json")
+    };
+    let mut paths = vec![tiny];
     if args.is_empty() {
         let synthetic = dir.join("synthetic-151552.json");
         write_synthetic(&synthetic, GLM_VOCAB);
@@ -129,12 +137,15 @@ fn measure(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// One sequence of the batch view: its constraint, its seeded logits, its sampler.
+type Seq = (JsonSchemaConstraint, Vec<f32>, Sampler);
+
 /// `BATCH` constraints of the two schemas over `tok`, each with its own seeded logits.
 fn batch_of(
     tok: &GlmTokenizer,
     vocab: &std::sync::Arc<ConstraintVocab>,
     stop: u32,
-) -> Result<Vec<(JsonSchemaConstraint, Vec<f32>)>> {
+) -> Result<Vec<Seq>> {
     (0..BATCH)
         .map(|i| {
             let kind = [ProfileKind::Chart, ProfileKind::Prescription][i % 2];
@@ -142,30 +153,24 @@ fn batch_of(
             let mut c = JsonSchemaConstraint::with_vocab(vocab.clone(), &schema, &[stop])?;
             c.set_max_tokens(400);
             let mut rng = StdRng::seed_from_u64(1000 + i as u64);
-            let logits = (0..tok.vocab_size()).map(|_| rng.random::<f32>()).collect();
-            Ok((c, logits))
+            let logits: Vec<f32> = (0..tok.vocab_size()).map(|_| rng.random::<f32>()).collect();
+            let sampler = Sampler::new(&GenerationParams::greedy(400, vec![]), &[], logits.len());
+            Ok((c, logits, sampler))
         })
         .collect()
 }
 
-/// Masks `logits` (prepared or not), picks the best allowed token and commits it.
-fn pick_and_commit(
-    c: &mut JsonSchemaConstraint,
-    base: &[f32],
-    logits: &mut Vec<f32>,
-    step: usize,
-) -> Result<()> {
+/// What the scheduler does for one sequence after the step ([`Sampler::next_with`], built at
+/// the model crate's optimisation level): mask (prepared or not), greedy pick, commit.
+fn pick_and_commit((c, base, sampler): &mut Seq, logits: &mut Vec<f32>, step: usize) -> Result<()> {
     logits.clear();
     // Rotate the seeded logits each step, so the picks differ from step to step.
     let k = (step * 7919) % base.len();
     logits.extend_from_slice(&base[k..]);
     logits.extend_from_slice(&base[..k]);
-    c.mask(logits)?;
-    let pick = (0..logits.len())
-        .filter(|&i| logits[i].is_finite())
-        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-        .expect("a token is allowed") as u32;
-    c.commit(pick)
+    sampler
+        .next_with(logits, Some(c as &mut dyn TokenConstraint))
+        .map(|_| ())
 }
 
 fn measure_batch(path: &Path) -> Result<()> {
@@ -178,15 +183,15 @@ fn measure_batch(path: &Path) -> Result<()> {
     let mut logits = Vec::with_capacity(tok.vocab_size());
     for step in 0..BATCH_STEPS {
         let t = Instant::now();
-        for (c, base) in serial_batch.iter_mut() {
-            pick_and_commit(c, base, &mut logits, step)?;
+        for seq in serial_batch.iter_mut() {
+            pick_and_commit(seq, &mut logits, step)?;
         }
         serial.push(t.elapsed().as_secs_f64() * 1e3);
 
         let t = Instant::now();
         let mut refs: Vec<&mut dyn TokenConstraint> = overlapped
             .iter_mut()
-            .map(|(c, _)| c as &mut dyn TokenConstraint)
+            .map(|(c, _, _)| c as &mut dyn TokenConstraint)
             .collect();
         prepare_all(&mut refs);
         prepare.push(t.elapsed().as_secs_f64() * 1e3);
@@ -203,7 +208,7 @@ fn measure_batch(path: &Path) -> Result<()> {
                         let mut logits = Vec::new();
                         chunk
                             .iter_mut()
-                            .try_for_each(|(c, base)| pick_and_commit(c, base, &mut logits, step))
+                            .try_for_each(|seq| pick_and_commit(seq, &mut logits, step))
                     })
                 })
                 .collect();

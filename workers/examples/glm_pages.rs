@@ -76,8 +76,15 @@ struct Opts {
     ort_lib: PathBuf,
 }
 
+/// The tiny fixture: where it was at build time, else relative to the repository root (the
+/// binary is built here and run from another checkout on the GPU machine).
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("glm45v/tests/fixtures/tiny")
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("glm45v/tests/fixtures/tiny");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("workers/glm45v/tests/fixtures/tiny")
+    }
 }
 
 fn main() -> std::process::ExitCode {

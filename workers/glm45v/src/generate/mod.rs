@@ -306,11 +306,6 @@ impl Sampler {
         let mut constraint = constraint;
         if let Some(c) = constraint.as_deref_mut() {
             c.mask(logits)?;
-            if !logits.iter().any(|l| *l > f32::NEG_INFINITY) {
-                return Err(Error::InvalidInput(
-                    "the token constraint allows no token".into(),
-                ));
-            }
         }
         if self.penalty != 1.0 {
             for (l, &s) in logits.iter_mut().zip(&self.seen) {
@@ -327,10 +322,20 @@ impl Sampler {
             Decoding::Greedy => argmax(logits),
             Decoding::Sample(p) => sample(logits, p, &mut self.rng),
         };
-        self.seen[token as usize] = true;
         if let Some(c) = constraint {
+            // Checked on the chosen token rather than by another pass over the vocabulary: the
+            // best (or a sampled) logit is -inf only when the constraint allowed nothing.
+            if logits
+                .get(token as usize)
+                .is_none_or(|l| *l == f32::NEG_INFINITY)
+            {
+                return Err(Error::InvalidInput(
+                    "the token constraint allows no token".into(),
+                ));
+            }
             c.commit(token)?;
         }
+        self.seen[token as usize] = true;
         Ok(token)
     }
 }
@@ -415,6 +420,40 @@ mod tests {
             top_k,
             seed,
         })
+    }
+
+    /// A constraint that allows nothing (its mask leaves every logit at -inf).
+    struct Nothing;
+
+    impl crate::generate::constraint::TokenConstraint for Nothing {
+        fn mask(&mut self, logits: &mut [f32]) -> Result<()> {
+            logits.iter_mut().for_each(|l| *l = f32::NEG_INFINITY);
+            Ok(())
+        }
+        fn commit(&mut self, _token: u32) -> Result<()> {
+            panic!("nothing may be committed")
+        }
+        fn is_complete(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_constraint_that_allows_nothing_is_an_error_greedy_or_sampled() {
+        let sampled = Decoding::Sample(SamplingParams {
+            temperature: 0.7,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 1,
+        });
+        for decoding in [Decoding::Greedy, sampled] {
+            let mut s = Sampler::new(&params(decoding, 1.0), &[], 4);
+            let mut logits = [0.5, 2.0, -1.0, 0.0];
+            let e = s
+                .next_with(&mut logits, Some(&mut Nothing))
+                .expect_err("no token is allowed");
+            assert!(e.to_string().contains("allows no token"), "{e}");
+        }
     }
 
     #[test]
