@@ -17,6 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tracing::Instrument;
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
@@ -105,7 +106,10 @@ async fn run_async(args: &SubmitArgs, client: &ApiClient) -> Result<Exit, CliErr
     let mut used = HashSet::new();
     for (file, id) in uploaded {
         let out_dir = output_dir(&root, file, &mut used);
-        let doc = wait_and_write(client, args, file, &id, &out_dir).await?;
+        let span = tracing::info_span!("submit", document_id = %id);
+        let doc = wait_and_write(client, args, file, &id, &out_dir)
+            .instrument(span)
+            .await?;
         if doc.status == DocumentStatus::Complete {
             eprintln!(
                 "{}: {} page(s) -> {}",

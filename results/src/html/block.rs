@@ -1,6 +1,6 @@
-//! One block's detail panel: kind, id, confidence, box, text, and what its kind carries — the
-//! table rebuilt from its cells (spans kept), chart axes and series, the formula, named fields
-//! (a prescription's patient and medications). Hidden until its box is selected.
+//! One block's detail panel: kind, id, confidence, box, what its kind carries — the table rebuilt
+//! from its cells (spans kept), chart axes and series, the formula, named fields (a
+//! prescription's patient and medications) — and its text. Hidden until its box is selected.
 
 use super::{kind_label, px};
 use folio_schemas::{Block, Chart, Table};
@@ -23,10 +23,6 @@ pub(super) fn detail(page: u32, n: usize, b: &Block) -> Markup {
                 dd { (px(b.bbox.x0())) ", " (px(b.bbox.y0())) " – " (px(b.bbox.x1())) ", " (px(b.bbox.y1())) }
                 @if !b.lines.is_empty() { dt { "Lines" } dd { (b.lines.len()) } }
             }
-            @if let Some(text) = b.text.as_deref().filter(|t| !t.trim().is_empty()) {
-                h4 { "Text" }
-                pre.text { (text) }
-            }
             @if let Some(table) = &b.table { (table_markup(table)) }
             @if let Some(chart) = &b.chart { (chart_markup(chart)) }
             @if let Some(formula) = &b.formula {
@@ -36,6 +32,10 @@ pub(super) fn detail(page: u32, n: usize, b: &Block) -> Markup {
             @if let Some(fields) = &b.fields {
                 h4 { "Fields" }
                 (fields_markup(fields))
+            }
+            @if let Some(text) = b.text.as_deref().filter(|t| !t.trim().is_empty()) {
+                h4 { "Text" }
+                pre.text { (text) }
             }
         }
     }

@@ -172,7 +172,7 @@ fn pages_in_order(doc: &DocumentResult) -> Vec<Item<'_>> {
 fn page_figure(page: &PageResult, src: Option<String>) -> Markup {
     let (w, h) = (page.image.width.max(1), page.image.height.max(1));
     // Numbers stay readable whatever the page's pixel size.
-    let font = (w.max(h) as f32 / 70.0).max(8.0);
+    let font = (w.max(h) as f32 / 50.0).max(12.0);
     html! {
         figure.page id={ "page-" (page.page) } data-page=(page.page) {
             figcaption {

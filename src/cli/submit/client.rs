@@ -160,9 +160,8 @@ impl ApiClient {
 /// A JSON answer's body as `T`.
 async fn json<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, CliError> {
     let body = response.bytes().await.map_err(transport_error)?;
-    serde_json::from_slice(&body).map_err(|e| {
-        CliError::internal(anyhow::anyhow!("the server's answer does not parse: {e}"))
-    })
+    serde_json::from_slice(&body)
+        .map_err(|e| CliError::internal(anyhow::anyhow!("the server's answer does not parse: {e}")))
 }
 
 /// The server could not be reached or the exchange broke off: try again later (5).
