@@ -5,14 +5,17 @@
 //!
 //! - [`assemble`]: `document.json` / `document.md` once every selected page is recorded.
 //! - [`markdown`]: blocks to Markdown.
+//! - [`html`]: the document viewer page (boxes over page images, block details, Markdown).
 //! - [`json`]: the one serialisation of every JSON object Folio stores.
 //! - [`clock`]: record timestamps in one fixed, sortable RFC 3339 form.
 
 pub mod assemble;
 pub mod clock;
+pub mod html;
 pub mod json;
 pub mod markdown;
 
 pub use assemble::{build_document, try_assemble, AssembleError, Completion};
+pub use html::{document_html, ImageSources};
 pub use json::to_bytes;
 pub use markdown::{document_markdown, page_markdown};

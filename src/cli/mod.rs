@@ -2,6 +2,7 @@
 
 mod ask;
 mod exit;
+mod files;
 mod glm_engine;
 mod ocr_engine;
 mod parse;
@@ -9,6 +10,7 @@ mod render;
 mod reprocess;
 mod serve;
 mod service;
+mod submit;
 mod telemetry;
 mod trigger;
 mod work;
@@ -41,12 +43,14 @@ pub struct Cli {
 pub enum Command {
     /// Ask GLM-4.5V about images: `--model DIR IMAGE... "prompt"` (answer, reasoning, boxes).
     Ask(ask::AskArgs),
-    /// Parse documents on this machine (no broker, no S3): FILE... to DIR/<stem>/document.{json,md}.
+    /// Parse documents on this machine (no broker, no S3): FILE... to DIR/<stem>/document.{json,md,html}.
     Parse(parse::ParseArgs),
     /// Rasterize a document's pages to PNG files DIR/00001.png… (what the service stores per page).
     Render(render::RenderArgs),
     /// Run the upload API: store documents in S3, enqueue one job per page on RabbitMQ.
     Serve(serve::ServeArgs),
+    /// Upload documents to a `folio serve`; with --wait, follow them and write their results.
+    Submit(submit::SubmitArgs),
     /// Run a worker: consume page jobs from RabbitMQ, run the engine, write results to S3.
     Work(work::WorkArgs),
     /// Submit objects that land in watched buckets (S3 events from RabbitMQ and webhooks).
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Parse(args) => parse::run(args, &runtime),
         Command::Render(args) => render::run(args, &runtime),
         Command::Serve(args) => serve::run(args, &runtime),
+        Command::Submit(args) => submit::run(args),
         Command::Work(args) => work::run(args, &runtime),
         Command::Trigger(args) => trigger::run(args, &runtime),
         Command::Reprocess(args) => reprocess::run(args, &runtime),

@@ -1,14 +1,15 @@
 //! `folio parse FILE... [-o DIR]`: the whole pipeline in one process — the same submit, queue, worker
 //! and assembly code as the service, with an in-process queue and a temporary folder as the bucket.
 //! `--engine glm45v --model DIR [--profile NAME]` runs GLM-4.5V embedded instead of the ocr engine;
-//! `--profile prescription|document|auto` picks the ocr engine's profile.
+//! `--profile prescription|document|auto` picks the ocr engine's profile. `--format html` (or
+//! `both`, the default) also writes `document.html`, the viewer with the page images embedded.
 
 use super::exit::ingest_exit;
+use super::files::{output_dir, read_input, worst, write_outputs, OutputFormat, RecordSource};
 use super::render::RasterArgs;
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
-use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use folio_api::submit::{accept, enqueue_pages, SubmitError, SubmitRequest};
 use folio_ingest::{IngestConfig, Ingestor, PageRange};
 use folio_schemas::{
@@ -26,13 +27,6 @@ use tokio_util::sync::CancellationToken;
 const TENANT: &str = "local";
 /// Deliveries per page before it is recorded as failed (queue and worker share it).
 const DELIVERY_LIMIT: u32 = 3;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Json,
-    Md,
-    Both,
-}
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {
@@ -127,7 +121,7 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
     let mut exit = Exit::Ok;
     let mut used_stems = HashSet::new();
     for file in &args.files {
-        let out_dir = args.output.join(unique_stem(file, &mut used_stems));
+        let out_dir = output_dir(&args.output, file, &mut used_stems);
         match parse_one(&mut pipeline, &args, file, &out_dir).await {
             Ok(doc) if doc.status == DocumentStatus::Complete => {
                 eprintln!(
@@ -210,14 +204,6 @@ fn check_profile(args: &ParseArgs) -> Result<(), CliError> {
     }
 }
 
-fn worst(a: Exit, b: Exit) -> Exit {
-    if (b as u8) > (a as u8) {
-        b
-    } else {
-        a
-    }
-}
-
 async fn parse_one(
     p: &mut Pipeline,
     args: &ParseArgs,
@@ -267,17 +253,12 @@ async fn parse_one(
         .await
         .map_err(CliError::internal)?;
     let doc: DocumentResult = serde_json::from_slice(&json).map_err(CliError::internal)?;
-    write_outputs(p, &keys, &doc, args.format, out_dir).await?;
+    let records = StoreRecords {
+        store: p.store.as_ref(),
+        keys: &keys,
+    };
+    write_outputs(&records, &json, &doc, args.format, out_dir).await?;
     Ok(doc)
-}
-
-fn read_input(file: &Path) -> Result<Vec<u8>, CliError> {
-    let rejected = |msg: String| CliError::new(Exit::InputRejected, anyhow::anyhow!(msg));
-    let meta = std::fs::metadata(file).map_err(|e| rejected(format!("cannot read: {e}")))?;
-    if meta.is_dir() {
-        return Err(rejected("is a directory, not a document".into()));
-    }
-    std::fs::read(file).map_err(|e| rejected(format!("cannot read: {e}")))
 }
 
 fn submit_error(e: SubmitError) -> CliError {
@@ -305,63 +286,31 @@ async fn wait_for_document(
     )))
 }
 
-async fn write_outputs(
-    p: &Pipeline,
-    keys: &DocKeys,
-    doc: &DocumentResult,
-    format: OutputFormat,
-    out_dir: &Path,
-) -> Result<(), CliError> {
-    let io = |e: std::io::Error, what: &Path| {
-        CliError::internal(anyhow::Error::new(e).context(format!("writing {}", what.display())))
-    };
-    std::fs::create_dir_all(out_dir).map_err(|e| io(e, out_dir))?;
-    if matches!(format, OutputFormat::Json | OutputFormat::Both) {
-        let json = p
-            .store
-            .get(&keys.document_json())
-            .await
-            .map_err(CliError::internal)?;
-        let path = out_dir.join("document.json");
-        std::fs::write(&path, &json).map_err(|e| io(e, &path))?;
-        let pages_dir = out_dir.join("pages");
-        std::fs::create_dir_all(&pages_dir).map_err(|e| io(e, &pages_dir))?;
-        let results = doc
-            .pages
-            .iter()
-            .map(|r| (keys.page_result(r.page), r.page, ""));
-        let errors = doc
-            .errors
-            .iter()
-            .map(|e| (keys.page_error(e.page), e.page, ".error"));
-        for (key, page, kind) in results.chain(errors) {
-            let bytes = p.store.get(&key).await.map_err(CliError::internal)?;
-            let path = pages_dir.join(format!("{page:05}{kind}.json"));
-            std::fs::write(&path, &bytes).map_err(|e| io(e, &path))?;
-        }
-    }
-    if matches!(format, OutputFormat::Md | OutputFormat::Both) {
-        let path = out_dir.join("document.md");
-        std::fs::write(&path, doc.markdown.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))
-            .map_err(CliError::internal)?;
-    }
-    Ok(())
+/// Records of a document in the run's local bucket.
+struct StoreRecords<'a> {
+    store: &'a dyn ObjectStore,
+    keys: &'a DocKeys,
 }
 
-/// `<stem>`, or `<stem>-2`, `<stem>-3`… when several inputs share a stem.
-fn unique_stem(file: &Path, used: &mut HashSet<String>) -> String {
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "document".into());
-    let mut candidate = stem.clone();
-    let mut n = 2;
-    while !used.insert(candidate.clone()) {
-        candidate = format!("{stem}-{n}");
-        n += 1;
+#[async_trait::async_trait]
+impl RecordSource for StoreRecords<'_> {
+    async fn page_record(&self, page: u32, failed: bool) -> Result<Vec<u8>, CliError> {
+        let key = if failed {
+            self.keys.page_error(page)
+        } else {
+            self.keys.page_result(page)
+        };
+        let bytes = self.store.get(&key).await.map_err(CliError::internal)?;
+        Ok(bytes.to_vec())
     }
-    candidate
+
+    async fn page_image(&self, page: u32) -> Result<Option<Vec<u8>>, CliError> {
+        match self.store.get(&self.keys.page_image(page)).await {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(CliError::internal(e)),
+        }
+    }
 }
 
 fn progress_bar(quiet: bool, pages: u64, file: &Path) -> ProgressBar {

@@ -9,8 +9,9 @@ use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
 use clap::Args;
 use folio_api::events::EventsEndpoint;
+use folio_api::http::links::LinkSigner;
 use folio_api::http::{
-    self, AllProbes, ApiKeys, AppState, ReadinessProbe, ServeConfig, StoreProbe,
+    self, AllProbes, ApiKeys, AppState, ConfigError, ReadinessProbe, ServeConfig, StoreProbe,
 };
 use folio_schemas::EngineKind;
 use folio_transport::{AmqpQueue, JobQueue};
@@ -55,6 +56,14 @@ pub struct ServeArgs {
     enqueue_attempts: u32,
     #[arg(long, env = "FOLIO_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
     request_timeout_secs: u64,
+    /// Secret that signs viewer links (`/v1/documents/{id}/view-link`): at least 32 bytes, the
+    /// same on every instance behind one address. Unset: a random one, so links only work on
+    /// this process until it restarts.
+    #[arg(long, env = "FOLIO_VIEW_SECRET", hide_env_values = true)]
+    view_secret: Option<String>,
+    /// Default lifetime of viewer links, in seconds (at most 86400).
+    #[arg(long, env = "FOLIO_VIEW_LINK_TTL_SECS", default_value_t = 900)]
+    view_link_ttl_secs: u64,
     /// Engines that have workers (requests for others get 400).
     #[arg(long, value_delimiter = ',', default_value = "ocr")]
     engines: Vec<EngineKind>,
@@ -97,6 +106,16 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
     config.max_concurrent_rasterizations = args.max_rasterizations;
     config.enqueue_attempts = args.enqueue_attempts;
     config.engines = args.engines.clone();
+    config.view_link_ttl = Duration::from_secs(args.view_link_ttl_secs);
+    match &args.view_secret {
+        Some(secret) => {
+            config.view_links = LinkSigner::new(secret.as_bytes())
+                .ok_or_else(|| CliError::new(Exit::Usage, ConfigError::ShortViewSecret))?;
+        }
+        None => tracing::warn!(
+            "no --view-secret (FOLIO_VIEW_SECRET): viewer links are signed with a random key and work on this process only"
+        ),
+    }
     config
         .validate()
         .map_err(|e| CliError::new(Exit::Usage, e))?;

@@ -5,6 +5,7 @@ use crate::http::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 
 /// The caller's tenant; every document route takes it, so no route can forget to authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,20 +15,24 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or(ApiError::Unauthorized)?;
-        let tenant = state
-            .config()
-            .api_keys
-            .tenant(key)
-            .ok_or(ApiError::Unauthorized)?;
-        tracing::Span::current().record("tenant", tenant);
-        Ok(Tenant(tenant.to_string()))
+        tenant_of(&parts.headers, state)
     }
+}
+
+/// The tenant of the request's `Authorization: Bearer` key.
+pub fn tenant_of(headers: &HeaderMap, state: &AppState) -> Result<Tenant, ApiError> {
+    let key = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .ok_or(ApiError::Unauthorized)?;
+    let tenant = state
+        .config()
+        .api_keys
+        .tenant(key)
+        .ok_or(ApiError::Unauthorized)?;
+    tracing::Span::current().record("tenant", tenant);
+    Ok(Tenant(tenant.to_string()))
 }
 
 /// The token of a `Bearer` authorization value (the scheme is case-insensitive).

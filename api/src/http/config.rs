@@ -1,6 +1,7 @@
 //! `ServeConfig`: every setting of the upload API, validated once. The binary fills it from its
 //! flags; nothing here reads the environment. API keys never appear in `Debug` output.
 
+use crate::http::links::LinkSigner;
 use folio_schemas::EngineKind;
 use folio_transport::valid_tenant;
 use sha2::{Digest, Sha256};
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 /// Default body limit: 100 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
+/// Longest lifetime of a viewer link: one day.
+pub const MAX_VIEW_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Default size above which an upload is spooled to a temporary file: 8 MiB.
 pub const DEFAULT_MEMORY_THRESHOLD: usize = 8 * 1024 * 1024;
 
@@ -55,6 +58,12 @@ pub struct ServeConfig {
     pub enqueue_backoff_max: Duration,
     /// On shutdown, how long background enqueueing may continue after the listener closes.
     pub shutdown_grace: Duration,
+    /// Signs viewer links (`GET /v1/documents/{id}/view-link`). Give every instance behind one
+    /// address the same secret; the default is a random one, so links work on this process only.
+    pub view_links: LinkSigner,
+    /// Lifetime of a viewer link when the request does not ask for one, and of the page-image
+    /// links inside a viewer opened with a bearer key.
+    pub view_link_ttl: Duration,
 }
 
 impl ServeConfig {
@@ -79,6 +88,8 @@ impl ServeConfig {
             enqueue_backoff: Duration::from_secs(1),
             enqueue_backoff_max: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            view_links: LinkSigner::random(),
+            view_link_ttl: Duration::from_secs(15 * 60),
         }
     }
 
@@ -98,6 +109,7 @@ impl ServeConfig {
             ("max_pending_documents", self.max_pending_documents == 0),
             ("request_timeout", self.request_timeout.is_zero()),
             ("enqueue_attempts", self.enqueue_attempts == 0),
+            ("view_link_ttl", self.view_link_ttl.is_zero()),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(name));
@@ -110,6 +122,9 @@ impl ServeConfig {
         }
         if self.engines.is_empty() {
             return Err(ConfigError::NoEngines);
+        }
+        if self.view_link_ttl > MAX_VIEW_LINK_TTL {
+            return Err(ConfigError::ViewLinkTtl(self.view_link_ttl.as_secs()));
         }
         Ok(())
     }
@@ -133,6 +148,13 @@ pub enum ConfigError {
     DuplicateKey,
     #[error("{0:?} is not `KEY=TENANT`")]
     BadKeySpec(String),
+    #[error("a viewer link lifetime of {0} s is longer than the most allowed ({max} s)", max = MAX_VIEW_LINK_TTL.as_secs())]
+    ViewLinkTtl(u64),
+    #[error(
+        "the view secret must be at least {} bytes",
+        crate::http::links::MIN_SECRET_LEN
+    )]
+    ShortViewSecret,
 }
 
 /// Shortest accepted API key.

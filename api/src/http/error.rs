@@ -17,6 +17,9 @@ pub enum ApiError {
     /// No `Authorization: Bearer` header, or a key we do not know.
     #[error("a valid `Authorization: Bearer <key>` header is required")]
     Unauthorized,
+    /// A signed viewer link that is malformed, not ours, for another document, or expired.
+    #[error(transparent)]
+    Link(#[from] crate::http::links::LinkError),
     /// No such document (or page) for this tenant; documents of other tenants are not found either.
     #[error("{0}")]
     NotFound(String),
@@ -66,6 +69,12 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Link(crate::http::links::LinkError::Expired) => {
+                (StatusCode::UNAUTHORIZED, "link_expired")
+            }
+            ApiError::Link(crate::http::links::LinkError::Invalid) => {
+                (StatusCode::UNAUTHORIZED, "link_invalid")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

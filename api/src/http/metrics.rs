@@ -34,6 +34,7 @@ pub const ENQUEUE_FAILURES: &str = "folio_enqueue_failures_total";
 pub const DOCUMENTS_IN_FLIGHT: &str = "folio_documents_in_flight";
 pub const DOCUMENTS_PENDING: &str = "folio_documents_pending";
 pub const ADMISSION_WAIT: &str = "folio_admission_wait_seconds";
+pub const VIEW_LINK_CHECKS: &str = "folio_view_link_checks_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -118,4 +119,9 @@ pub fn documents_pending(count: usize) {
 /// How long an upload waited for a pending-document slot; `admitted` or `overloaded`.
 pub fn admission_wait(outcome: &'static str, seconds: f64) {
     metrics::histogram!(ADMISSION_WAIT, "outcome" => outcome).record(seconds);
+}
+
+/// A viewer request presented a signed link: `ok`, `expired` or `invalid`.
+pub fn view_link_check(outcome: &'static str) {
+    metrics::counter!(VIEW_LINK_CHECKS, "outcome" => outcome).increment(1);
 }

@@ -6,10 +6,14 @@
 //! | `GET /v1/documents/{id}` | status from the store: pages total/done/failed, per-page state |
 //! | `GET /v1/documents/{id}/result?format=json\|md` | `document.json` / `document.md`; 409 while incomplete |
 //! | `GET /v1/documents/{id}/pages/{n}` | one page's result or error record; 409 while pending |
+//! | `GET /v1/documents/{id}/view` | the HTML viewer (boxes over page images); key or signed link |
+//! | `GET /v1/documents/{id}/pages/{n}/image` | the stored page image; key or signed link |
+//! | `GET /v1/documents/{id}/view-link` | a signed, short-lived link to the viewer |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations |
 //!
 //! Every document route authenticates (`Authorization: Bearer <key>` → tenant) and only sees the
-//! tenant's own prefix `{tenant}/docs/`. Errors are `{ "error": { "code", "message" } }`, with
+//! tenant's own prefix `{tenant}/docs/`; the viewer and its images also take a signed link
+//! ([`links`]) in place of the key, so a browser can open them. Errors are `{ "error": { "code", "message" } }`, with
 //! statuses from one table ([`error::ApiError::status_and_code`]).
 //!
 //! ```no_run
@@ -32,6 +36,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod links;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -40,6 +45,7 @@ pub mod server;
 pub mod state;
 pub mod status;
 pub mod upload;
+pub mod view;
 
 pub use config::{ApiKeys, ConfigError, ServeConfig};
 pub use error::ApiError;
@@ -75,6 +81,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/documents/{id}", get(status::get_status))
         .route("/v1/documents/{id}/result", get(status::get_result))
         .route("/v1/documents/{id}/pages/{page}", get(status::get_page))
+        .route(
+            "/v1/documents/{id}/pages/{page}/image",
+            get(view::get_page_image),
+        )
+        .route("/v1/documents/{id}/view", get(view::get_view))
+        .route("/v1/documents/{id}/view-link", get(view::get_view_link))
         .route("/v1/events/s3", crate::events::http::s3_route())
         .route(
             "/v1/events/seaweedfs",

@@ -7,6 +7,7 @@ use crate::http::error::{ErrorBody, ErrorDetail};
 use crate::http::ops::{self, HealthBody};
 use crate::http::status::{self, DocState, PageFailure, PageState, PageStatus, StatusResponse};
 use crate::http::upload::{self, UploadAccepted};
+use crate::http::view::{self, ViewLink};
 use folio_schemas::{DocumentResult, PageError, PageResult};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
@@ -32,6 +33,9 @@ const PLACEHOLDER: &str = "folio-schemas placeholder";
         status::get_status,
         status::get_result,
         status::get_page,
+        view::get_view,
+        view::get_view_link,
+        view::get_page_image,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -47,10 +51,12 @@ const PLACEHOLDER: &str = "folio-schemas placeholder";
         ErrorBody,
         ErrorDetail,
         HealthBody,
+        ViewLink,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "documents", description = "Upload documents and read their results"),
+        (name = "viewer", description = "See a document's blocks over its page images, in a browser"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -234,6 +240,9 @@ mod tests {
             "/v1/documents/{id}",
             "/v1/documents/{id}/result",
             "/v1/documents/{id}/pages/{page}",
+            "/v1/documents/{id}/pages/{page}/image",
+            "/v1/documents/{id}/view",
+            "/v1/documents/{id}/view-link",
             "/healthz",
             "/readyz",
             "/metrics",

@@ -178,7 +178,7 @@ pub fn valid_document_id(id: &str) -> bool {
 }
 
 /// The keys of `tenant`'s document `id`, or 404.
-fn doc_keys(tenant: &Tenant, id: &str) -> Result<DocKeys, ApiError> {
+pub(crate) fn doc_keys(tenant: &Tenant, id: &str) -> Result<DocKeys, ApiError> {
     tracing::Span::current().record("document_id", id);
     if !valid_document_id(id) {
         return Err(not_found(id));
@@ -186,11 +186,11 @@ fn doc_keys(tenant: &Tenant, id: &str) -> Result<DocKeys, ApiError> {
     Ok(DocKeys::new(&tenant.0, id))
 }
 
-fn not_found(id: &str) -> ApiError {
+pub(crate) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("document {id:?} not found"))
 }
 
-async fn read_manifest(
+pub(crate) async fn read_manifest(
     store: &dyn ObjectStore,
     keys: &DocKeys,
     id: &str,
@@ -406,7 +406,7 @@ pub async fn get_page(
     ))
 }
 
-fn incomplete(status: StatusResponse, message: &str) -> ApiError {
+pub(crate) fn incomplete(status: StatusResponse, message: &str) -> ApiError {
     ApiError::Incomplete {
         message: message.to_string(),
         status: Box::new(status),
@@ -414,7 +414,11 @@ fn incomplete(status: StatusResponse, message: &str) -> ApiError {
 }
 
 /// A stored object served as it is (no re-serialisation: the bytes are the store's).
-fn stored(body: Bytes, content_type: &'static str, page_state: Option<&'static str>) -> Response {
+pub(crate) fn stored(
+    body: Bytes,
+    content_type: &'static str,
+    page_state: Option<&'static str>,
+) -> Response {
     let mut response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         body,

@@ -9,10 +9,13 @@
 //! * [`assert_valid`]: a value checked against a committed JSON Schema (`schemas/json`).
 //! * [`built`]: inputs built byte by byte (bad files, EXIF, zips).
 //! * [`services`]: the RabbitMQ and S3 servers of `scripts/services/start`.
+//! * `browser` (feature `browser`): a headless Chromium to open pages in, as a person would.
 //!
 //! Everything panics with a message that says what to run when something is missing: a test
 //! that cannot find its inputs fails, it never passes silently.
 
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod built;
 pub mod services;
 
