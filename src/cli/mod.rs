@@ -12,6 +12,7 @@ mod service;
 mod telemetry;
 mod trigger;
 mod work;
+mod work_health;
 
 pub use exit::{CliError, Exit};
 

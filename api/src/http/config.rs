@@ -55,6 +55,9 @@ pub struct ServeConfig {
     pub enqueue_backoff_max: Duration,
     /// On shutdown, how long background enqueueing may continue after the listener closes.
     pub shutdown_grace: Duration,
+    /// Whether `/metrics` may carry tenant names (a `tenant` label); off by default, since
+    /// tenant names are customer names and metrics travel to places logs do not.
+    pub metrics_tenant_labels: bool,
 }
 
 impl ServeConfig {
@@ -79,6 +82,7 @@ impl ServeConfig {
             enqueue_backoff: Duration::from_secs(1),
             enqueue_backoff_max: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            metrics_tenant_labels: false,
         }
     }
 

@@ -32,6 +32,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
