@@ -54,7 +54,11 @@ async fn put_document(store: &dyn ObjectStore, tenant: &str, doc: &str) {
         .await
         .expect("manifest");
     store
-        .put(&keys.page_image(1), Bytes::from(png(40, 30, 250)), "image/png")
+        .put(
+            &keys.page_image(1),
+            Bytes::from(png(40, 30, 250)),
+            "image/png",
+        )
         .await
         .expect("page");
 }
@@ -174,7 +178,10 @@ async fn a_forged_job_naming_another_tenants_page_is_dead_lettered_as_invalid_jo
     let log = worker.proc.log();
     assert!(log.contains("invalid_job"), "{log}");
     assert!(!log.contains(SECRET_PROMPT), "the prompt is logged:\n{log}");
-    assert!(!log.contains(&victim_page), "a forged key is logged:\n{log}");
+    assert!(
+        !log.contains(&victim_page),
+        "a forged key is logged:\n{log}"
+    );
 }
 
 /// `GET /readyz` of a worker: status and body.
@@ -232,11 +239,21 @@ async fn worker_readyz_follows_the_broker_and_the_store() {
 /// `POST /v1/documents` with a raw PNG body and `headers` on top of the API key.
 async fn upload(api: &Api, key: &str, body: &[u8], headers: &[(&str, &str)]) -> Resp {
     let auth = format!("Bearer {key}");
-    let mut all = vec![("Authorization", auth.as_str()), ("Content-Type", "image/png")];
+    let mut all = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "image/png"),
+    ];
     all.extend_from_slice(headers);
-    request(&api.addr, "POST", "/v1/documents", &all, body, Framing::Length)
-        .await
-        .unwrap_or_else(|e| panic!("upload: {e}\n{}", api.proc.log()))
+    request(
+        &api.addr,
+        "POST",
+        "/v1/documents",
+        &all,
+        body,
+        Framing::Length,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("upload: {e}\n{}", api.proc.log()))
 }
 
 /// The document ids stored under `tenant`.
@@ -323,7 +340,10 @@ async fn metrics_name_no_tenant_unless_asked() {
         return;
     };
     let body = png(32, 32, 255);
-    for (labels, extra) in [(false, vec![]), (true, vec![("FOLIO_METRICS_TENANT_LABELS", "1")])] {
+    for (labels, extra) in [
+        (false, vec![]),
+        (true, vec![("FOLIO_METRICS_TENANT_LABELS", "1")]),
+    ] {
         let api = stack.serve(&extra);
         let r = upload(&api, &stack.key, &body, &[]).await;
         assert_eq!(r.status, 202, "{}", r.text());

@@ -285,7 +285,10 @@ mod tests {
         }
         assert!(c.try_next().is_none());
         assert_eq!(q.dead_letters(EngineKind::Ocr).len(), 1);
-        assert_eq!(q.dead_letter_reasons(EngineKind::Ocr)[0].1, "delivery_limit");
+        assert_eq!(
+            q.dead_letter_reasons(EngineKind::Ocr)[0].1,
+            "delivery_limit"
+        );
     }
 
     #[tokio::test]

@@ -141,7 +141,10 @@ mod tests {
         let cases: Vec<(fn(&mut PageJob), InvalidJob)> = vec![
             (|j| j.tenant = "../beta".into(), InvalidJob::Tenant),
             (|j| j.tenant = String::new(), InvalidJob::Tenant),
-            (|j| j.document_id = "d/../../beta".into(), InvalidJob::DocumentId),
+            (
+                |j| j.document_id = "d/../../beta".into(),
+                InvalidJob::DocumentId,
+            ),
             (|j| j.page = 0, InvalidJob::Page),
             (|j| j.page = 4, InvalidJob::Page),
             // Another tenant's page, named by key.

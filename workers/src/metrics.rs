@@ -25,5 +25,6 @@ pub fn document_assembled(engine: &'static str) {
 /// Page jobs dead-lettered as `invalid_job`, by the check they failed (see `job_check`; the
 /// label set is fixed, never a tenant or document).
 pub fn invalid_job(engine: &'static str, check: &'static str) {
-    metrics::counter!("folio_invalid_jobs_total", "engine" => engine, "check" => check).increment(1);
+    metrics::counter!("folio_invalid_jobs_total", "engine" => engine, "check" => check)
+        .increment(1);
 }

@@ -225,7 +225,11 @@ impl Worker {
             }
         };
         let span = tracing::info_span!("page", document_id = %job.document_id, page = job.page);
-        match self.manifest_check(&job, &keys).instrument(span.clone()).await {
+        match self
+            .manifest_check(&job, &keys)
+            .instrument(span.clone())
+            .await
+        {
             Ok(()) => {}
             Err(ManifestCheck::Invalid(why)) => {
                 self.reject(delivery, Some(&job), why)
@@ -379,7 +383,9 @@ impl Worker {
             .await;
         let bytes = match read {
             Ok(b) => b,
-            Err(e) if e.is_not_found() => return Err(ManifestCheck::Invalid(InvalidJob::NoManifest)),
+            Err(e) if e.is_not_found() => {
+                return Err(ManifestCheck::Invalid(InvalidJob::NoManifest))
+            }
             Err(e) => return Err(ManifestCheck::Store(e)),
         };
         let manifest: Manifest = serde_json::from_slice(&bytes)

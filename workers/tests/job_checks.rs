@@ -244,8 +244,7 @@ async fn forged_jobs_touch_nothing_outside_their_prefix_and_are_dead_lettered() 
     .await;
     let done = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(e) = events.recv().await {
-            if matches!(&e, WorkerEvent::DocumentDone { document_id, .. } if document_id == "d2")
-            {
+            if matches!(&e, WorkerEvent::DocumentDone { document_id, .. } if document_id == "d2") {
                 return true;
             }
         }

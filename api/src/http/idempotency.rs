@@ -68,7 +68,9 @@ impl IdempotencyKey {
         if !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
             return Err(bad("has characters other than visible ASCII"));
         }
-        Ok(Some(IdempotencyKey(String::from_utf8_lossy(bytes).into_owned())))
+        Ok(Some(IdempotencyKey(
+            String::from_utf8_lossy(bytes).into_owned(),
+        )))
     }
 
     /// The record's key: `{tenant}/idempotency/{sha256(key)}.json`.

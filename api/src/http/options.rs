@@ -354,9 +354,7 @@ mod tests {
         let e = q.set_field("password", "x".into()).unwrap_err();
         assert_eq!(e.status_and_code().1, "conflicting_option");
         let mut q = UploadQuery::default();
-        let e = q
-            .password_from_header(&headers(&[b"a", b"b"]))
-            .unwrap_err();
+        let e = q.password_from_header(&headers(&[b"a", b"b"])).unwrap_err();
         assert_eq!(e.status_and_code().1, "conflicting_option");
         let e = q
             .password_from_header(&headers(&[b"\xff\xfe"]))

@@ -5,8 +5,8 @@
 use crate::http::auth::Tenant;
 use crate::http::body::{read_multipart, read_raw, Received, Spool, StreamTarget};
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::metrics;
 use crate::http::idempotency::{self, Claim, IdempotencyKey, KeyRecord};
+use crate::http::metrics;
 use crate::http::options::{UploadOptions, UploadQuery};
 use crate::http::state::{AdmissionSlot, AppState, InFlightGuard};
 use crate::submit::{

@@ -136,7 +136,12 @@ async fn a_failed_upload_releases_its_key() {
             &[("Idempotency-Key", "k-2")],
         ))
         .await;
-    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text());
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad.text()
+    );
     assert!(!h.store.exists(&record_key("k-2")).await.unwrap());
     let good = h
         .send(raw_upload_with(

@@ -102,7 +102,9 @@ fn reason_of(headers: Option<&FieldTable>) -> String {
         headers
             .and_then(|h| h.inner().get(name))
             .and_then(|v| match v {
-                AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+                AMQPValue::LongString(s) => {
+                    Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                }
                 AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
                 _ => None,
             })

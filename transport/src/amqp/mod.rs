@@ -30,8 +30,8 @@ mod session;
 pub(crate) mod wire;
 
 pub use config::AmqpConfig;
-pub use dead_letter::{DeadLetter, REASON_HEADER};
 pub(crate) use config::{check_connection, debug_url, redact_url};
+pub use dead_letter::{DeadLetter, REASON_HEADER};
 
 use crate::queue::{JobConsumer, JobQueue};
 use crate::{ErrorKind, TransportError};
@@ -89,7 +89,10 @@ impl AmqpQueue {
     /// Whether at least one consumer of this queue is subscribed right now (for a worker's
     /// readiness: connected, topology declared, `basic.consume` answered, not lost since).
     pub fn is_consuming(&self) -> bool {
-        self.link.consumers.load(std::sync::atomic::Ordering::SeqCst) > 0
+        self.link
+            .consumers
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
     }
 
     /// Ready messages in the engine's queue (passive declare; unacked deliveries are not counted).
