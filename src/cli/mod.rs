@@ -14,6 +14,7 @@ mod submit;
 mod telemetry;
 mod trigger;
 mod work;
+mod work_health;
 
 pub use exit::{CliError, Exit};
 

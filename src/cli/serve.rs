@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Engines that have workers (requests for others get 400).
     #[arg(long, value_delimiter = ',', default_value = "ocr")]
     engines: Vec<EngineKind>,
+    /// Label metrics with tenant names (`FOLIO_METRICS_TENANT_LABELS=1`); off, `/metrics` carries
+    /// no tenant name.
+    #[arg(long, env = "FOLIO_METRICS_TENANT_LABELS", value_parser = clap::builder::BoolishValueParser::new())]
+    metrics_tenant_labels: bool,
     #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
@@ -116,6 +120,7 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
             "no --view-secret (FOLIO_VIEW_SECRET): viewer links are signed with a random key and work on this process only"
         ),
     }
+    config.metrics_tenant_labels = args.metrics_tenant_labels;
     config
         .validate()
         .map_err(|e| CliError::new(Exit::Usage, e))?;

@@ -1,13 +1,13 @@
 //! `folio work --engine ocr|glm45v`: consume page jobs from RabbitMQ, run the engine, write results to S3.
 //!
-//! Serves `/healthz` (alive), `/readyz` (consuming) and `/metrics` (Prometheus) on `--metrics-listen`.
+//! Serves `/healthz` (alive), `/readyz` (consuming, broker and store answering; see
+//! [`super::work_health`]) and `/metrics` (Prometheus) on `--metrics-listen`.
 //! SIGTERM: stop taking jobs, finish the pages in hand within `--shutdown-grace-secs`, exit; whatever
 //! is unsettled returns to the queue by itself when the connection closes.
 
 use super::service::{shutdown_signal, BrokerArgs, BucketArgs};
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
-use axum::routing::get;
 use clap::Args;
 use folio_schemas::EngineKind;
 use folio_workers::{Worker, WorkerConfig};
@@ -60,9 +60,14 @@ async fn run_async(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliE
         delivery_limit: args.broker.delivery_limit,
         ..WorkerConfig::default()
     };
+    let running = Arc::new(AtomicBool::new(false));
+    let readiness = super::work_health::Readiness {
+        queue: queue.clone(),
+        store: store.clone(),
+        engine: args.engine,
+        running: running.clone(),
+    };
     let worker = Worker::new(store, queue, engine, config);
-
-    let ready = Arc::new(AtomicBool::new(false));
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
@@ -74,26 +79,7 @@ async fn run_async(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliE
         })?;
     tracing::info!(addr = %listener.local_addr().map_err(CliError::internal)?, "health and metrics endpoints");
     let health = {
-        let ready = ready.clone();
-        let app = axum::Router::new()
-            .route("/healthz", get(|| async { "ok" }))
-            .route(
-                "/readyz",
-                get(move || {
-                    let ready = ready.load(Ordering::SeqCst);
-                    async move {
-                        if ready {
-                            (axum::http::StatusCode::OK, "ready")
-                        } else {
-                            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not consuming")
-                        }
-                    }
-                }),
-            )
-            .route(
-                "/metrics",
-                get(move || std::future::ready(metrics.render())),
-            );
+        let app = super::work_health::router(readiness, metrics);
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -104,7 +90,7 @@ async fn run_async(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliE
 
     let mut worker_task = {
         let shutdown = shutdown.clone();
-        ready.store(true, Ordering::SeqCst);
+        running.store(true, Ordering::SeqCst);
         tokio::spawn(async move { worker.run(shutdown).await })
     };
     eprintln!("folio work: consuming engine `{}`", args.engine);
@@ -121,7 +107,7 @@ async fn run_async(args: WorkArgs, runtime: &RuntimeLayout) -> Result<Exit, CliE
             };
         }
     }
-    ready.store(false, Ordering::SeqCst);
+    running.store(false, Ordering::SeqCst);
     shutdown.cancel();
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     let outcome = match tokio::time::timeout(grace, worker_task).await {

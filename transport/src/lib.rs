@@ -25,4 +25,4 @@ pub use local_store::LocalDirStore;
 pub use memory_queue::InProcessQueue;
 pub use queue::{Acker, Delivery, JobConsumer, JobQueue};
 pub use s3::{S3Config, S3Store};
-pub use store::{valid_tenant, ObjectStore, ObjectWriter};
+pub use store::{valid_document_id, valid_tenant, ObjectStore, ObjectWriter};

@@ -2,7 +2,8 @@
 //!
 //! One FIFO per engine; a consumer holds at most `prefetch` unsettled deliveries; `requeue` puts the
 //! job back at the tail with its redelivery count raised; past `delivery_limit` deliveries a requeued
-//! job is dead-lettered instead (kept in a list for inspection). A delivery dropped unsettled is
+//! job is dead-lettered instead (kept in a list for inspection, with why: `delivery_limit`,
+//! `rejected`, or the reason given to `dead_letter_because`). A delivery dropped unsettled is
 //! requeued, as a broker does for a dead consumer. Used by embedded mode (`folio parse`) and tests.
 
 use crate::queue::{Acker, Delivery, JobConsumer, JobQueue};
@@ -16,7 +17,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 #[derive(Debug, Default)]
 struct EngineQueue {
     ready: VecDeque<(PageJob, u32)>,
-    dead: Vec<PageJob>,
+    dead: Vec<(PageJob, String)>,
 }
 
 #[derive(Debug)]
@@ -38,7 +39,7 @@ impl Shared {
         let q = queues.entry(engine).or_default();
         if redeliveries + 1 >= self.delivery_limit {
             tracing::warn!(document_id = %job.document_id, page = job.page, "delivery limit reached; dead-lettered");
-            q.dead.push(job);
+            q.dead.push((job, "delivery_limit".into()));
         } else {
             q.ready.push_back((job, redeliveries + 1));
         }
@@ -73,6 +74,14 @@ impl InProcessQueue {
 
     /// Jobs that were dead-lettered.
     pub fn dead_letters(&self, engine: EngineKind) -> Vec<PageJob> {
+        self.dead_letter_reasons(engine)
+            .into_iter()
+            .map(|(job, _)| job)
+            .collect()
+    }
+
+    /// Jobs that were dead-lettered, each with why.
+    pub fn dead_letter_reasons(&self, engine: EngineKind) -> Vec<(PageJob, String)> {
         self.shared
             .lock()
             .get(&engine)
@@ -196,14 +205,18 @@ impl Acker for MemoryAcker {
         Ok(())
     }
 
-    async fn dead_letter(mut self: Box<Self>) -> Result<(), TransportError> {
+    async fn dead_letter(self: Box<Self>) -> Result<(), TransportError> {
+        self.dead_letter_because("rejected").await
+    }
+
+    async fn dead_letter_because(mut self: Box<Self>, reason: &str) -> Result<(), TransportError> {
         if let Some((job, _)) = self.job.take() {
             self.shared
                 .lock()
                 .entry(self.engine)
                 .or_default()
                 .dead
-                .push(job);
+                .push((job, reason.to_string()));
         }
         Ok(())
     }
@@ -272,6 +285,30 @@ mod tests {
         }
         assert!(c.try_next().is_none());
         assert_eq!(q.dead_letters(EngineKind::Ocr).len(), 1);
+        assert_eq!(
+            q.dead_letter_reasons(EngineKind::Ocr)[0].1,
+            "delivery_limit"
+        );
+    }
+
+    #[tokio::test]
+    async fn dead_letters_keep_their_reason() {
+        let q = InProcessQueue::new(3);
+        q.publish(&job(1)).await.unwrap();
+        q.publish(&job(2)).await.unwrap();
+        let mut c = q.consume(EngineKind::Ocr, 2).await.unwrap();
+        c.try_next().unwrap().dead_letter().await.unwrap();
+        let d = c.try_next().unwrap();
+        d.dead_letter_because("invalid_job").await.unwrap();
+        let reasons: Vec<(u32, String)> = q
+            .dead_letter_reasons(EngineKind::Ocr)
+            .into_iter()
+            .map(|(j, r)| (j.page, r))
+            .collect();
+        assert_eq!(
+            reasons,
+            [(1, "rejected".to_string()), (2, "invalid_job".to_string())]
+        );
     }
 
     #[tokio::test]

@@ -36,6 +36,8 @@ pub trait Acker: Send + Sync {
     async fn ack(self: Box<Self>) -> Result<(), TransportError>;
     async fn requeue(self: Box<Self>) -> Result<(), TransportError>;
     async fn dead_letter(self: Box<Self>) -> Result<(), TransportError>;
+    /// Park it with a reason the dead-letter queue keeps (see [`Delivery::dead_letter_because`]).
+    async fn dead_letter_because(self: Box<Self>, reason: &str) -> Result<(), TransportError>;
 }
 
 /// One received message.
@@ -73,5 +75,12 @@ impl Delivery {
 
     pub async fn dead_letter(self) -> Result<(), TransportError> {
         self.acker.dead_letter().await
+    }
+
+    /// Park the message in the dead-letter queue with `reason` (a short code such as
+    /// `invalid_job`) kept beside it: on RabbitMQ the header `x-folio-reason`, where a plain
+    /// [`Delivery::dead_letter`] only gets the broker's `x-first-death-reason: rejected`.
+    pub async fn dead_letter_because(self, reason: &str) -> Result<(), TransportError> {
+        self.acker.dead_letter_because(reason).await
     }
 }

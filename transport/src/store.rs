@@ -116,9 +116,42 @@ pub fn valid_tenant(tenant: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Whether `id` can name a document: `[A-Za-z0-9_-]{1,128}`. Folio makes UUIDs, but ids arrive
+/// in URLs and in page jobs from the broker; anything else must never reach a store key (no `/`,
+/// no `..`), so this is the one check for the API and the workers.
+pub fn valid_document_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tenant_tests {
-    use super::valid_tenant;
+    use super::{valid_document_id, valid_tenant};
+
+    #[test]
+    fn document_ids_are_key_safe() {
+        for ok in [
+            "0190b4c2-7f4e-7a1b-9c3d-1234567890ab",
+            "d1",
+            &"d".repeat(128),
+        ] {
+            assert!(valid_document_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            "d1/../x",
+            "d 1",
+            "é",
+            "d%2f",
+            &"d".repeat(129),
+        ] {
+            assert!(!valid_document_id(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn tenants_are_short_safe_names() {

@@ -4,6 +4,7 @@
 //! - [`engines`]: adapters from the model crates (`folio-ocr`, later `folio-glm45v`) to [`Engine`].
 //! - [`Worker`]: the consumer loop (batching, result writing, settlement, completion).
 //! - [`disposition`]: the pure failure policy (retry, record, dead-letter).
+//! - [`job_check`]: the checks a page job passes before the worker uses any key it names.
 //!
 //! Assembly (`document.json` / `document.md`) and Markdown rendering live in `folio-results`,
 //! shared with the API.
@@ -11,6 +12,7 @@
 pub mod disposition;
 pub mod engine;
 pub mod engines;
+pub mod job_check;
 pub mod metrics;
 pub mod worker;
 

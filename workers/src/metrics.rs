@@ -21,3 +21,10 @@ pub fn poison_message(engine: &'static str) {
 pub fn document_assembled(engine: &'static str) {
     metrics::counter!("folio_documents_assembled_total", "engine" => engine).increment(1);
 }
+
+/// Page jobs dead-lettered as `invalid_job`, by the check they failed (see `job_check`; the
+/// label set is fixed, never a tenant or document).
+pub fn invalid_job(engine: &'static str, check: &'static str) {
+    metrics::counter!("folio_invalid_jobs_total", "engine" => engine, "check" => check)
+        .increment(1);
+}

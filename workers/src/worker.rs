@@ -1,6 +1,9 @@
 //! The consumer loop: keep up to `max_batch` pages in flight, run the engine on each, write each page's
 //! result at its deterministic key, settle the message, and assemble the document when its last page lands.
 //!
+//! No job is trusted: before any key it names is used, [`crate::job_check`] checks its ids, its
+//! image key and its manifest; a job that fails is dead-lettered with reason `invalid_job`.
+//!
 //! Nothing is acked before its outcome is durable: a result (or error record) is written first; when
 //! that write fails the message is requeued. On shutdown the loop stops taking deliveries and finishes
 //! the pages in hand; anything unsettled returns to the queue.
@@ -13,9 +16,10 @@
 
 use crate::disposition::{disposition, error_code, Disposition, Failure};
 use crate::engine::{Engine, EngineError, EngineOutput, PageInput};
+use crate::job_check::{check_job, check_manifest, InvalidJob, INVALID_JOB};
 use crate::metrics;
 use folio_results::{clock, page_markdown, to_bytes, try_assemble, Completion};
-use folio_schemas::{DocKeys, PageError, PageImage, PageJob, PageResult, SCHEMA_VERSION};
+use folio_schemas::{DocKeys, Manifest, PageError, PageImage, PageJob, PageResult, SCHEMA_VERSION};
 use folio_transport::{Delivery, JobQueue, ObjectStore, TransportError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
@@ -63,6 +67,18 @@ pub enum WorkerEvent {
         tenant: String,
         document_id: String,
     },
+    /// A job failed a check of [`crate::job_check`] and was dead-lettered (`invalid_job`);
+    /// `document_id` when it is a valid id.
+    JobRejected {
+        document_id: Option<String>,
+        check: &'static str,
+    },
+}
+
+/// Why the manifest check did not pass.
+enum ManifestCheck {
+    Invalid(InvalidJob),
+    Store(TransportError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +202,33 @@ impl Worker {
                 return None;
             }
         };
+        let keys = match check_job(&job) {
+            Ok(keys) => keys,
+            Err(why) => {
+                self.reject(delivery, None, why).await;
+                return None;
+            }
+        };
         let span = tracing::info_span!("page", document_id = %job.document_id, page = job.page);
+        match self
+            .manifest_check(&job, &keys)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(()) => {}
+            Err(ManifestCheck::Invalid(why)) => {
+                self.reject(delivery, Some(&job), why)
+                    .instrument(span)
+                    .await;
+                return None;
+            }
+            Err(ManifestCheck::Store(e)) => {
+                self.fail(delivery, &job, Failure::Transient(e.to_string()))
+                    .instrument(span)
+                    .await;
+                return None;
+            }
+        }
         let bytes = match self
             .store_call("reading the page image", || self.store.get(&job.image_key))
             .instrument(span.clone())
@@ -316,6 +358,45 @@ impl Worker {
             warnings: output.warnings,
             finished_at: Some(clock::now()),
         }
+    }
+
+    /// Check 3 of [`crate::job_check`]: the manifest under the job's own prefix vouches for it.
+    async fn manifest_check(&self, job: &PageJob, keys: &DocKeys) -> Result<(), ManifestCheck> {
+        let key = keys.manifest();
+        let read = self
+            .store_call("reading the manifest", || self.store.get(&key))
+            .await;
+        let bytes = match read {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                return Err(ManifestCheck::Invalid(InvalidJob::NoManifest))
+            }
+            Err(e) => return Err(ManifestCheck::Store(e)),
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|_| ManifestCheck::Invalid(InvalidJob::NoManifest))?;
+        check_manifest(job, &manifest).map_err(ManifestCheck::Invalid)
+    }
+
+    /// Dead-letter a job that failed a check of [`crate::job_check`], with reason `invalid_job`;
+    /// nothing is written for it. `job` only once its ids passed the syntax check: only those
+    /// are logged (by the span), never its keys or prompt.
+    async fn reject(&self, delivery: Delivery, job: Option<&PageJob>, why: InvalidJob) {
+        let engine = self.engine.kind().as_str();
+        metrics::invalid_job(engine, why.check());
+        tracing::error!(
+            check = why.check(),
+            reason = %why,
+            attempt = delivery.attempt(),
+            "invalid page job; dead-lettered ({INVALID_JOB})"
+        );
+        if let Err(e) = delivery.dead_letter_because(INVALID_JOB).await {
+            tracing::warn!(error = %e, "dead-lettering the invalid job failed; the broker returns it");
+        }
+        self.emit(WorkerEvent::JobRejected {
+            document_id: job.map(|j| j.document_id.clone()),
+            check: why.check(),
+        });
     }
 
     /// Apply the failure policy: requeue, or record the error and dead-letter.

@@ -103,6 +103,11 @@ impl<'a> Spool<'a> {
         self.streaming.is_some()
     }
 
+    /// SHA-256 (hex) of the bytes received so far.
+    pub fn sha256_so_far(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
     /// Bytes held in memory (at most the threshold).
     pub fn memory_bytes(&self) -> usize {
         self.buf.len()

@@ -64,6 +64,9 @@ pub struct ServeConfig {
     /// Lifetime of a viewer link when the request does not ask for one, and of the page-image
     /// links inside a viewer opened with a bearer key.
     pub view_link_ttl: Duration,
+    /// Whether `/metrics` may carry tenant names (a `tenant` label); off by default, since
+    /// tenant names are customer names and metrics travel to places logs do not.
+    pub metrics_tenant_labels: bool,
 }
 
 impl ServeConfig {
@@ -90,6 +93,7 @@ impl ServeConfig {
             shutdown_grace: Duration::from_secs(30),
             view_links: LinkSigner::random(),
             view_link_ttl: Duration::from_secs(15 * 60),
+            metrics_tenant_labels: false,
         }
     }
 

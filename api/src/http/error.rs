@@ -55,6 +55,13 @@ pub enum ApiError {
     /// Our bug or an unexpected state; the detail is logged only.
     #[error("internal error: {0}")]
     Internal(String),
+    /// An `Idempotency-Key` reused for another upload (422) or held by one still running (409).
+    #[error("{message}")]
+    Idempotency {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -89,6 +96,7 @@ impl ApiError {
             ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Http { status, .. } => (*status, bare_status_code(*status)),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Idempotency { status, code, .. } => (*status, code),
         }
     }
 

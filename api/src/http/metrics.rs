@@ -107,8 +107,15 @@ pub fn enqueue_failure(outcome: &'static str) {
     metrics::counter!(ENQUEUE_FAILURES, "outcome" => outcome).increment(1);
 }
 
-pub fn documents_in_flight(tenant: &str, count: usize) {
-    metrics::gauge!(DOCUMENTS_IN_FLIGHT, "tenant" => tenant.to_string()).set(count as f64);
+/// Documents in flight: of one tenant (label `tenant`, only with `FOLIO_METRICS_TENANT_LABELS=1`:
+/// tenant names are customer names), else of all tenants together, without a label.
+pub fn documents_in_flight(tenant: Option<&str>, count: usize) {
+    match tenant {
+        Some(t) => {
+            metrics::gauge!(DOCUMENTS_IN_FLIGHT, "tenant" => t.to_string()).set(count as f64)
+        }
+        None => metrics::gauge!(DOCUMENTS_IN_FLIGHT).set(count as f64),
+    }
 }
 
 /// Documents accepted whose pages are not all enqueued yet (all tenants).

@@ -37,6 +37,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod links;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

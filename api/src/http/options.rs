@@ -2,6 +2,7 @@
 //! once into [`UploadOptions`] (engine, DPI, page selection, prompt profile, password).
 
 use crate::http::error::ApiError;
+use axum::http::HeaderMap;
 use folio_ingest::PageRange;
 use folio_schemas::{EngineKind, JobOptions, OCR_PROFILES};
 use serde::Deserialize;
@@ -35,14 +36,51 @@ pub struct UploadQuery {
     /// Free prompt for the `question` profile.
     #[debug(with = crate::redact::text_len)]
     pub prompt: Option<String>,
-    /// Password of an encrypted PDF.
+    /// Password of an encrypted PDF: only as the multipart field `password` or the header
+    /// [`PASSWORD_HEADER`]; in the query (where proxies and access logs keep it) it is refused
+    /// with 400 `password_in_query`.
     #[debug(with = crate::redact::secret)]
+    #[param(ignore)]
     pub password: Option<String>,
     /// Original file name, kept in the manifest (multipart uploads use the part's file name).
     pub filename: Option<String>,
 }
 
+/// The header that carries the password of an encrypted PDF with a raw-body upload.
+pub const PASSWORD_HEADER: &str = "x-folio-pdf-password";
+
 impl UploadQuery {
+    /// Refuse a password in the query string; take it from [`PASSWORD_HEADER`] instead (a
+    /// multipart `password` field is read later, and conflicts with the header).
+    pub fn password_from_header(&mut self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.password.is_some() {
+            return Err(ApiError::bad_request(
+                "password_in_query",
+                "the PDF password must not be in the URL (proxies and access logs keep it): \
+                 send it in the `X-Folio-Pdf-Password` header, or as the multipart field `password`",
+            ));
+        }
+        let mut values = headers.get_all(PASSWORD_HEADER).iter();
+        let Some(value) = values.next() else {
+            return Ok(());
+        };
+        if values.next().is_some() {
+            return Err(ApiError::bad_request(
+                "conflicting_option",
+                "the X-Folio-Pdf-Password header is given more than once",
+            ));
+        }
+        let password = std::str::from_utf8(value.as_bytes()).map_err(|_| {
+            ApiError::bad_request(
+                "bad_password_header",
+                "the X-Folio-Pdf-Password header is not UTF-8; send such a password as the \
+                 multipart field `password`",
+            )
+        })?;
+        self.password = Some(password.to_string());
+        Ok(())
+    }
+
     /// The names accepted as multipart text fields (the same as the query parameters).
     pub const FIELDS: &'static [&'static str] = &[
         "engine", "dpi", "pages", "profile", "prompt", "password", "filename",
@@ -288,6 +326,43 @@ mod tests {
         );
         q.set_field("pages", "1".into()).unwrap();
         assert_eq!(q.pages.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn the_password_comes_from_the_header_never_the_query() {
+        let headers = |values: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(
+                    PASSWORD_HEADER,
+                    axum::http::HeaderValue::from_bytes(v).unwrap(),
+                );
+            }
+            h
+        };
+        let mut q = UploadQuery {
+            password: Some("pw".into()),
+            ..Default::default()
+        };
+        let e = q.password_from_header(&headers(&[])).unwrap_err();
+        assert_eq!(e.status_and_code().1, "password_in_query");
+        assert!(e.to_string().contains("X-Folio-Pdf-Password"));
+        let mut q = UploadQuery::default();
+        q.password_from_header(&headers(&[b"s3cret"])).unwrap();
+        assert_eq!(q.password.as_deref(), Some("s3cret"));
+        // And then the multipart field conflicts with it.
+        let e = q.set_field("password", "x".into()).unwrap_err();
+        assert_eq!(e.status_and_code().1, "conflicting_option");
+        let mut q = UploadQuery::default();
+        let e = q.password_from_header(&headers(&[b"a", b"b"])).unwrap_err();
+        assert_eq!(e.status_and_code().1, "conflicting_option");
+        let e = q
+            .password_from_header(&headers(&[b"\xff\xfe"]))
+            .unwrap_err();
+        assert_eq!(e.status_and_code().1, "bad_password_header");
+        let mut q = UploadQuery::default();
+        q.password_from_header(&headers(&[])).unwrap();
+        assert_eq!(q.password, None);
     }
 
     #[test]

@@ -57,7 +57,10 @@ impl AppState {
             dpi: config.default_dpi,
             ..ingestor.config().clone()
         });
-        let in_flight = InFlight::new(config.max_in_flight_per_tenant);
+        let in_flight = InFlight::new(
+            config.max_in_flight_per_tenant,
+            config.metrics_tenant_labels,
+        );
         let rasterizations = Arc::new(Semaphore::new(config.max_concurrent_rasterizations));
         let admission = Admission::new(config.max_pending_documents);
         Ok(AppState {
@@ -185,13 +188,17 @@ impl Admission {
 pub struct InFlight {
     counts: Arc<Mutex<HashMap<String, usize>>>,
     limit: usize,
+    /// Whether the gauge is per tenant ([`crate::http::ServeConfig::metrics_tenant_labels`]);
+    /// otherwise it is the total, without a tenant name.
+    tenant_labels: bool,
 }
 
 impl InFlight {
-    fn new(limit: usize) -> Self {
+    fn new(limit: usize, tenant_labels: bool) -> Self {
         InFlight {
             counts: Arc::new(Mutex::new(HashMap::new())),
             limit,
+            tenant_labels,
         }
     }
 
@@ -203,10 +210,11 @@ impl InFlight {
             return None;
         }
         *count += 1;
-        metrics::documents_in_flight(tenant, *count);
+        report(&counts, tenant, self.tenant_labels);
         Some(InFlightGuard {
             counts: self.counts.clone(),
             tenant: tenant.to_string(),
+            tenant_labels: self.tenant_labels,
         })
     }
 
@@ -221,6 +229,16 @@ impl InFlight {
 pub struct InFlightGuard {
     counts: Arc<Mutex<HashMap<String, usize>>>,
     tenant: String,
+    tenant_labels: bool,
+}
+
+/// The in-flight gauge after `tenant`'s count changed: that tenant's, or the total.
+fn report(counts: &HashMap<String, usize>, tenant: &str, tenant_labels: bool) {
+    if tenant_labels {
+        metrics::documents_in_flight(Some(tenant), counts.get(tenant).copied().unwrap_or(0));
+    } else {
+        metrics::documents_in_flight(None, counts.values().sum());
+    }
 }
 
 impl Drop for InFlightGuard {
@@ -228,10 +246,10 @@ impl Drop for InFlightGuard {
         let mut counts = lock(&self.counts);
         if let Some(count) = counts.get_mut(&self.tenant) {
             *count = count.saturating_sub(1);
-            metrics::documents_in_flight(&self.tenant, *count);
             if *count == 0 {
                 counts.remove(&self.tenant);
             }
+            report(&counts, &self.tenant, self.tenant_labels);
         }
     }
 }
@@ -247,7 +265,7 @@ mod tests {
 
     #[test]
     fn in_flight_is_bounded_per_tenant_and_released_on_drop() {
-        let f = InFlight::new(2);
+        let f = InFlight::new(2, false);
         let a = f.try_acquire("a").unwrap();
         let _b = f.try_acquire("a").unwrap();
         assert!(f.try_acquire("a").is_none());

@@ -168,14 +168,8 @@ pub fn build_status(
     }
 }
 
-/// Document ids are ours (UUIDv7) but arrive in URLs: anything that is not `[A-Za-z0-9_-]{1,128}`
-/// cannot name a document and must never reach a store key.
-pub fn valid_document_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+/// Document ids are ours (UUIDv7) but arrive in URLs: the one check lives next to the tenant's.
+pub use folio_transport::valid_document_id;
 
 /// The keys of `tenant`'s document `id`, or 404.
 pub(crate) fn doc_keys(tenant: &Tenant, id: &str) -> Result<DocKeys, ApiError> {

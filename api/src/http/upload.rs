@@ -5,8 +5,9 @@
 use crate::http::auth::Tenant;
 use crate::http::body::{read_multipart, read_raw, Received, Spool, StreamTarget};
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::idempotency::{self, Claim, IdempotencyKey, KeyRecord};
 use crate::http::metrics;
-use crate::http::options::UploadQuery;
+use crate::http::options::{UploadOptions, UploadQuery};
 use crate::http::state::{AdmissionSlot, AppState, InFlightGuard};
 use crate::submit::{
     self, accept, accept_stored, enqueue_pages, Accepted, NeverEnqueued, StoredRequest,
@@ -17,7 +18,7 @@ use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use folio_schemas::DocKeys;
+use folio_schemas::{DocKeys, Manifest};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::Instrument;
@@ -40,7 +41,16 @@ pub struct UploadAccepted {
     post,
     path = "/v1/documents",
     tag = "documents",
-    params(UploadQuery),
+    params(
+        UploadQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII \
+            characters (a UUID). A retried upload with the same key (same tenant, within 24 h, \
+            same body and options) answers 200 with the document the first one made; another \
+            body or other options with the key get 422 `idempotency_key_reused`."),
+        ("X-Folio-Pdf-Password" = Option<String>, Header, description = "Password of an \
+            encrypted PDF (or the multipart field `password`). A `password` query parameter is \
+            refused with 400 `password_in_query`."),
+    ),
     request_body(
         description = "The file as the raw body (any Content-Type; the type is detected from the \
             bytes: PDF, PNG, JPEG, TIFF, WebP, BMP), or `multipart/form-data` with a `file` part \
@@ -53,14 +63,21 @@ pub struct UploadAccepted {
         )
     ),
     responses(
+        (status = 200, description = "Replayed: an earlier upload with this Idempotency-Key made \
+            this document", body = UploadAccepted, headers(("Location" = String, description = "The status URL"),
+            ("Idempotent-Replayed" = String, description = "`true`"))),
         (status = 202, description = "Stored; pages are being rasterized and enqueued",
             body = UploadAccepted, headers(("Location" = String, description = "The status URL"))),
-        (status = 400, description = "Bad option or malformed form", body = ErrorBody),
+        (status = 400, description = "Bad option or malformed form; a password in the query \
+            (`password_in_query`); a malformed Idempotency-Key (`bad_idempotency_key`)", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 408, description = "The request took longer than the server's timeout", body = ErrorBody),
+        (status = 409, description = "An upload with this Idempotency-Key is still being processed \
+            (`idempotency_key_in_use`); retry", body = ErrorBody),
         (status = 413, description = "Larger than the body limit", body = ErrorBody),
         (status = 415, description = "Not a supported file type", body = ErrorBody),
-        (status = 422, description = "Corrupt, encrypted, no pages, bad page selection, too many pages", body = ErrorBody),
+        (status = 422, description = "Corrupt, encrypted, no pages, bad page selection, too many \
+            pages; an Idempotency-Key reused for another upload (`idempotency_key_reused`)", body = ErrorBody),
         (status = 429, description = "Too many documents of this tenant in flight", body = ErrorBody),
         (status = 503, description = "Object store or queue unavailable (`unavailable`), or too many \
             documents waiting to be enqueued for longer than the admission wait (`overloaded`)", body = ErrorBody),
@@ -79,7 +96,12 @@ pub async fn upload(
     let result =
         receive_and_accept(&state, &tenant, query, request, &document_id, &mut received).await;
     match result {
-        Ok((accepted, guard, slot)) => {
+        Ok(Outcome::Replayed(manifest)) => {
+            metrics::upload("replayed", received);
+            tracing::info!(document_id = %manifest.document_id, "upload replayed (Idempotency-Key)");
+            replayed(&manifest)
+        }
+        Ok(Outcome::Accepted(accepted, guard, slot)) => {
             metrics::upload("accepted", received);
             let pages = accepted.manifest.pages.len() as u32;
             spawn_enqueue(&state, accepted, guard, slot);
@@ -105,6 +127,33 @@ pub async fn upload(
     }
 }
 
+/// What an upload led to.
+enum Outcome {
+    Accepted(Accepted, InFlightGuard, AdmissionSlot),
+    /// An earlier upload with the same `Idempotency-Key` made this document.
+    Replayed(Manifest),
+}
+
+/// 200 with the document an earlier upload with the same `Idempotency-Key` made.
+fn replayed(manifest: &Manifest) -> Result<Response, ApiError> {
+    let status_url = format!("/v1/documents/{}", manifest.document_id);
+    let location = HeaderValue::from_str(&status_url)
+        .map_err(|e| ApiError::Internal(format!("status URL header: {e}")))?;
+    let body = UploadAccepted {
+        document_id: manifest.document_id.clone(),
+        status_url,
+        pages: manifest.pages.len() as u32,
+    };
+    let headers = [
+        (header::LOCATION, location),
+        (
+            header::HeaderName::from_static(idempotency::REPLAYED_HEADER),
+            HeaderValue::from_static("true"),
+        ),
+    ];
+    Ok((StatusCode::OK, headers, Json(body)).into_response())
+}
+
 async fn receive_and_accept(
     state: &AppState,
     tenant: &Tenant,
@@ -112,8 +161,10 @@ async fn receive_and_accept(
     request: Request,
     document_id: &str,
     received: &mut u64,
-) -> Result<(Accepted, InFlightGuard, AdmissionSlot), ApiError> {
+) -> Result<Outcome, ApiError> {
     let Query(mut query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    query.password_from_header(request.headers())?;
+    let idempotency_key = IdempotencyKey::from_headers(request.headers())?;
     let config = state.config();
     let multipart = is_multipart(&request);
     let overhead = if multipart { MULTIPART_OVERHEAD } else { 0 };
@@ -161,6 +212,42 @@ async fn receive_and_accept(
         read?;
         (options, None)
     };
+    let claim = match &idempotency_key {
+        None => None,
+        Some(key) => {
+            let record = KeyRecord {
+                document_id: document_id.to_string(),
+                fingerprint: idempotency::fingerprint(&spool.sha256_so_far(), &options),
+                created_unix: idempotency::now_unix(),
+            };
+            let store = state.store().as_ref();
+            match idempotency::claim(store, &tenant.0, key, record, config.request_timeout).await? {
+                Claim::Claimed(claimed) => Some(claimed),
+                // The spool is dropped: a streamed copy of this body is aborted.
+                Claim::Replay(manifest) => return Ok(Outcome::Replayed(manifest)),
+            }
+        }
+    };
+    let accepted = store_and_accept(state, tenant, document_id, spool, options, part_name).await;
+    match (accepted, claim) {
+        (Ok(accepted), _) => Ok(Outcome::Accepted(accepted, guard, slot)),
+        (Err(e), Some(claimed)) => {
+            claimed.release(state.store().as_ref()).await;
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Finish receiving (a streamed upload is completed in the store) and accept the document.
+async fn store_and_accept(
+    state: &AppState,
+    tenant: &Tenant,
+    document_id: &str,
+    spool: Spool<'_>,
+    options: UploadOptions,
+    part_name: Option<String>,
+) -> Result<Accepted, ApiError> {
     let streamed = spool.is_streaming();
     // Finished only now that the options are known good: an upload refused before this point
     // is aborted in the store when the spool is dropped.
@@ -197,7 +284,7 @@ async fn receive_and_accept(
             accept_stored(store, state.ingestor(), request).await?
         }
     };
-    Ok((accepted, guard, slot))
+    Ok(accepted)
 }
 
 fn is_multipart(request: &Request) -> bool {

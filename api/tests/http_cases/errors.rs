@@ -95,8 +95,8 @@ async fn file_errors_have_their_status_and_ingest_code() {
         (
             fixture("encrypted_aes256.pdf"),
             "?password=wrong",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wrong_password",
+            StatusCode::BAD_REQUEST,
+            "password_in_query",
         ),
         (
             fixture("zero_pages.pdf"),
@@ -144,15 +144,23 @@ async fn file_errors_have_their_status_and_ingest_code() {
             reply.text()
         );
     }
-    // The right password opens it.
-    let id = h
-        .upload_ok(
+    // The password goes in a header: a wrong one is 422, the right one opens it.
+    let with_password = |password: &str| {
+        raw_upload_with(
             KEY_ACME,
             fixture("encrypted_aes256.pdf"),
-            &format!("?password={FIXTURE_PASSWORD}&dpi=72"),
+            "?dpi=72",
+            &[("X-Folio-Pdf-Password", password)],
         )
-        .await;
-    assert!(!id.is_empty());
+    };
+    let wrong = h.send(with_password("wrong")).await;
+    assert_eq!(
+        (wrong.status, wrong.error_code().as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "wrong_password")
+    );
+    let right = h.send(with_password(FIXTURE_PASSWORD)).await;
+    assert_eq!(right.status, StatusCode::ACCEPTED, "{}", right.text());
+    h.state.wait_background().await;
     // Nothing refused left anything in flight.
     assert_eq!(h.state.in_flight().count("acme"), 0);
 }

@@ -1,4 +1,5 @@
 //! The rest of the HTTP API tests, split by subject (one test binary: `http_api`).
 
 mod errors;
+mod hardening;
 mod service;

@@ -233,12 +233,24 @@ impl Harness {
 }
 
 pub fn raw_upload(key: &str, bytes: Vec<u8>, query: &str) -> Request<Body> {
-    Request::post(format!("/v1/documents{query}"))
+    raw_upload_with(key, bytes, query, &[])
+}
+
+/// [`raw_upload`] with more `headers` (`Idempotency-Key`, `X-Folio-Pdf-Password`...).
+pub fn raw_upload_with(
+    key: &str,
+    bytes: Vec<u8>,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
+    let mut b = Request::post(format!("/v1/documents{query}"))
         .header(header::AUTHORIZATION, format!("Bearer {key}"))
         .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, bytes.len())
-        .body(Body::from(bytes))
-        .unwrap()
+        .header(header::CONTENT_LENGTH, bytes.len());
+    for (name, value) in headers {
+        b = b.header(*name, *value);
+    }
+    b.body(Body::from(bytes)).unwrap()
 }
 
 /// A `multipart/form-data` upload with a `file` part and text `fields`.

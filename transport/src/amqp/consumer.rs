@@ -10,6 +10,7 @@
 //! is closed.
 
 use super::backoff::reconnect_delay;
+use super::dead_letter;
 use super::errors::amqp_error;
 use super::session::{declare_topology, Link};
 use super::wire::{consume, open_channel, redeliveries, Settle};
@@ -18,6 +19,8 @@ use crate::{ErrorKind, TransportError};
 use async_trait::async_trait;
 use folio_schemas::{EngineKind, PageJob};
 use futures_util::StreamExt;
+use lapin::types::ShortString;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -121,13 +124,14 @@ async fn pump(
         };
         failures = 0;
         tracing::info!(queue, prefetch, connection = session.id, "consuming");
+        let counted = Subscribed::new(&link);
         let lost = loop {
             tokio::select! {
                 _ = tx.closed() => break None,
                 _ = closed(&mut shutdown) => break None,
                 item = consumer.next() => match item {
                     Some(Ok(d)) => {
-                        if tx.send(Ok(to_delivery(d, &queue))).await.is_err() {
+                        if tx.send(Ok(to_delivery(d, &queue, &link, engine))).await.is_err() {
                             break None;
                         }
                     }
@@ -139,6 +143,7 @@ async fn pump(
                 },
             }
         };
+        drop(counted);
         match lost {
             None => {
                 // Closing the channel returns the deliveries nobody will settle to the queue.
@@ -157,7 +162,28 @@ async fn pump(
     }
 }
 
-fn to_delivery(d: lapin::message::Delivery, queue: &str) -> Delivery {
+/// Counts this consumer as subscribed (see `AmqpQueue::is_consuming`) while it lives.
+struct Subscribed<'a>(&'a Link);
+
+impl<'a> Subscribed<'a> {
+    fn new(link: &'a Link) -> Self {
+        link.consumers.fetch_add(1, Ordering::SeqCst);
+        Subscribed(link)
+    }
+}
+
+impl Drop for Subscribed<'_> {
+    fn drop(&mut self) {
+        self.0.consumers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn to_delivery(
+    d: lapin::message::Delivery,
+    queue: &str,
+    link: &Arc<Link>,
+    engine: EngineKind,
+) -> Delivery {
     let job = serde_json::from_slice::<PageJob>(&d.data).map_err(|e| {
         format!(
             "message {} on {queue} is not a page job ({} bytes): {e}",
@@ -166,24 +192,55 @@ fn to_delivery(d: lapin::message::Delivery, queue: &str) -> Delivery {
         )
     });
     let redeliveries = redeliveries(d.properties.headers().as_ref(), d.redelivered);
-    let acker = AmqpAcker(Settle::new(d.acker));
+    let acker = AmqpAcker {
+        settle: Settle::new(d.acker),
+        link: link.clone(),
+        engine,
+        message_id: d.properties.message_id().clone(),
+        body: d.data,
+    };
     Delivery::new(job, redeliveries, Box::new(acker))
 }
 
-/// Settles one delivery on the channel it came from (dropped unsettled: requeued).
-struct AmqpAcker(Settle);
+/// Settles one delivery on the channel it came from (dropped unsettled: requeued). Keeps the
+/// body for a dead letter with a reason (see [`super::dead_letter`]).
+struct AmqpAcker {
+    settle: Settle,
+    link: Arc<Link>,
+    engine: EngineKind,
+    message_id: Option<ShortString>,
+    body: Vec<u8>,
+}
 
 #[async_trait]
 impl Acker for AmqpAcker {
     async fn ack(mut self: Box<Self>) -> Result<(), TransportError> {
-        self.0.ack().await
+        self.settle.ack().await
     }
 
     async fn requeue(mut self: Box<Self>) -> Result<(), TransportError> {
-        self.0.requeue().await
+        self.settle.requeue().await
     }
 
     async fn dead_letter(mut self: Box<Self>) -> Result<(), TransportError> {
-        self.0.dead_letter("dead-letter").await
+        self.settle.dead_letter("dead-letter").await
+    }
+
+    async fn dead_letter_because(mut self: Box<Self>, reason: &str) -> Result<(), TransportError> {
+        let parked = dead_letter::republish(
+            &self.link,
+            self.engine,
+            &self.body,
+            self.message_id.as_ref(),
+            reason,
+        )
+        .await;
+        match parked {
+            Ok(()) => self.settle.ack().await,
+            Err(e) => {
+                tracing::warn!(error = %e, reason, "cannot park the dead letter with its reason; rejecting it plainly");
+                self.settle.dead_letter("dead-letter").await
+            }
+        }
     }
 }

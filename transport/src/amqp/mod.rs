@@ -23,20 +23,22 @@
 pub(crate) mod backoff;
 mod config;
 mod consumer;
+mod dead_letter;
 pub(crate) mod errors;
+mod publish;
 mod session;
 pub(crate) mod wire;
 
 pub use config::AmqpConfig;
 pub(crate) use config::{check_connection, debug_url, redact_url};
+pub use dead_letter::{DeadLetter, REASON_HEADER};
 
 use crate::queue::{JobConsumer, JobQueue};
 use crate::{ErrorKind, TransportError};
 use async_trait::async_trait;
-use errors::{amqp_error, timed_out};
+use errors::timed_out;
 use folio_schemas::{EngineKind, PageJob};
-use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Confirmation};
+use lapin::BasicProperties;
 use session::Link;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -84,6 +86,15 @@ impl AmqpQueue {
         self.link.is_connected()
     }
 
+    /// Whether at least one consumer of this queue is subscribed right now (for a worker's
+    /// readiness: connected, topology declared, `basic.consume` answered, not lost since).
+    pub fn is_consuming(&self) -> bool {
+        self.link
+            .consumers
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+    }
+
     /// Ready messages in the engine's queue (passive declare; unacked deliveries are not counted).
     pub async fn queue_depth(&self, engine: EngineKind) -> Result<u32, TransportError> {
         self.depth(&self.link.config.queue(engine)).await
@@ -109,6 +120,16 @@ impl AmqpQueue {
         tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| timed_out(format!("reading the depth of {queue}"), timeout))?
+    }
+
+    /// Up to `max` messages of the engine's dead-letter queue, each with why it is there; they
+    /// stay in the queue (read, then returned). For operators' tools and tests.
+    pub async fn peek_dead_letters(
+        &self,
+        engine: EngineKind,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, TransportError> {
+        dead_letter::peek(&self.link, engine, max).await
     }
 
     /// Delete this prefix's exchanges and queues (with their messages). For tests and tooling;
@@ -143,69 +164,20 @@ impl JobQueue for AmqpQueue {
         })?;
         let cfg = &self.link.config;
         let engine = job.options.engine;
-        let exchange = cfg.exchange();
         let message_id = format!("{}:{}", job.document_id, job.page);
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(short(&message_id)?);
-        let options = BasicPublishOptions {
-            mandatory: true,
-            immediate: false,
-        };
-        let session = self.link.try_session().await.map_err(|no| no.error)?;
-        if session.connection.status().blocked() {
-            // The broker blocks publishers during a memory or disk alarm: fail now, not at the
-            // confirm timeout.
-            return Err(TransportError::new(
-                ErrorKind::Unavailable,
-                format!("RabbitMQ is blocking publishers (memory or disk alarm); job {message_id} not published"),
-            ));
-        }
-        let confirmed = async {
-            session
-                .publish
-                .basic_publish(
-                    short(&exchange)?,
-                    short(engine.as_str())?,
-                    options,
-                    &body,
-                    properties,
-                )
-                .await
-                .map_err(|e| amqp_error(format!("publishing {message_id}"), e))?
-                .await
-                .map_err(|e| amqp_error(format!("confirm of {message_id}"), e))
-        };
-        let confirmation = tokio::time::timeout(cfg.publish_timeout, confirmed)
-            .await
-            .map_err(|_| timed_out(format!("publishing {message_id}"), cfg.publish_timeout))?
-            .map_err(|mut e| {
-                // A channel error (say the exchange was deleted) closed the publishing channel; the
-                // next publish opens a new one and declares the topology again: transient.
-                if e.kind == ErrorKind::NotFound {
-                    e.kind = ErrorKind::Unavailable;
-                }
-                e
-            })?;
-        match confirmation {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(returned)) => Err(TransportError::new(
-                ErrorKind::Invalid,
-                format!(
-                    "job {message_id} is unroutable: {exchange} has no queue bound to `{engine}` ({} {})",
-                    returned.reply_code, returned.reply_text
-                ),
-            )),
-            Confirmation::Nack(_) => Err(TransportError::new(
-                ErrorKind::Unavailable,
-                format!("the broker refused job {message_id} (negative confirm)"),
-            )),
-            Confirmation::NotRequested => Err(TransportError::new(
-                ErrorKind::Unavailable,
-                format!("job {message_id} was published without a confirm (channel not in confirm mode)"),
-            )),
-        }
+        publish::confirmed(
+            &self.link,
+            &cfg.exchange(),
+            engine.as_str(),
+            &body,
+            properties,
+            &format!("job {message_id}"),
+        )
+        .await
     }
 
     async fn consume(

@@ -16,7 +16,7 @@ use folio_schemas::EngineKind;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,8 @@ pub(crate) struct Link {
     pub(crate) config: AmqpConfig,
     state: tokio::sync::Mutex<LinkState>,
     next_id: AtomicU64,
+    /// Consumers subscribed right now (for readiness).
+    pub(crate) consumers: AtomicUsize,
 }
 
 impl Link {
@@ -60,6 +62,7 @@ impl Link {
             config,
             state: tokio::sync::Mutex::new(LinkState::default()),
             next_id: AtomicU64::new(1),
+            consumers: AtomicUsize::new(0),
         }
     }
 
