@@ -55,6 +55,8 @@ pub struct ServeConfig {
     pub enqueue_backoff_max: Duration,
     /// On shutdown, how long background enqueueing may continue after the listener closes.
     pub shutdown_grace: Duration,
+    /// Completion webhooks: per-tenant secrets, allowed networks, delivery timings.
+    pub callbacks: crate::callbacks::CallbackConfig,
 }
 
 impl ServeConfig {
@@ -79,6 +81,7 @@ impl ServeConfig {
             enqueue_backoff: Duration::from_secs(1),
             enqueue_backoff_max: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            callbacks: crate::callbacks::CallbackConfig::default(),
         }
     }
 
@@ -111,6 +114,7 @@ impl ServeConfig {
         if self.engines.is_empty() {
             return Err(ConfigError::NoEngines);
         }
+        self.callbacks.validate()?;
         Ok(())
     }
 }
@@ -133,6 +137,8 @@ pub enum ConfigError {
     DuplicateKey,
     #[error("{0:?} is not `KEY=TENANT`")]
     BadKeySpec(String),
+    #[error(transparent)]
+    Callbacks(#[from] crate::callbacks::CallbackConfigError),
 }
 
 /// Shortest accepted API key.

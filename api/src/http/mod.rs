@@ -6,6 +6,8 @@
 //! | `GET /v1/documents/{id}` | status from the store: pages total/done/failed, per-page state |
 //! | `GET /v1/documents/{id}/result?format=json\|md` | `document.json` / `document.md`; 409 while incomplete |
 //! | `GET /v1/documents/{id}/pages/{n}` | one page's result or error record; 409 while pending |
+//! | `DELETE /v1/documents/{id}[?purge=true]` | cancel (`cancel`): workers skip the pages left; purge deletes the data |
+//! | `GET /v1/documents/{id}/events` | live progress, Server-Sent Events from the progress log (`progress`) |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations |
 //!
 //! Every document route authenticates (`Authorization: Bearer <key>` → tenant) and only sees the
@@ -30,12 +32,14 @@
 
 pub mod auth;
 pub mod body;
+pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod options;
+pub mod progress;
 pub mod server;
 pub mod state;
 pub mod status;
@@ -72,7 +76,11 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .route("/v1/documents", post(upload::upload))
-        .route("/v1/documents/{id}", get(status::get_status))
+        .route(
+            "/v1/documents/{id}",
+            get(status::get_status).delete(cancel::cancel),
+        )
+        .route("/v1/documents/{id}/events", get(progress::events))
         .route("/v1/documents/{id}/result", get(status::get_result))
         .route("/v1/documents/{id}/pages/{page}", get(status::get_page))
         .route("/v1/events/s3", crate::events::http::s3_route())

@@ -3,8 +3,10 @@
 //! document and `schemas/json/*.schema.json` cannot disagree. Committed as
 //! `schemas/json/openapi.json`; a test fails when it drifts.
 
+use crate::http::cancel::{self, CancelResponse};
 use crate::http::error::{ErrorBody, ErrorDetail};
 use crate::http::ops::{self, HealthBody};
+use crate::http::progress;
 use crate::http::status::{self, DocState, PageFailure, PageState, PageStatus, StatusResponse};
 use crate::http::upload::{self, UploadAccepted};
 use folio_schemas::{DocumentResult, PageError, PageResult};
@@ -32,6 +34,8 @@ const PLACEHOLDER: &str = "folio-schemas placeholder";
         status::get_status,
         status::get_result,
         status::get_page,
+        cancel::cancel,
+        progress::events,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -39,6 +43,7 @@ const PLACEHOLDER: &str = "folio-schemas placeholder";
     ),
     components(schemas(
         UploadAccepted,
+        CancelResponse,
         StatusResponse,
         PageStatus,
         PageState,

@@ -55,7 +55,10 @@ pub struct UploadAccepted {
     responses(
         (status = 202, description = "Stored; pages are being rasterized and enqueued",
             body = UploadAccepted, headers(("Location" = String, description = "The status URL"))),
-        (status = 400, description = "Bad option or malformed form", body = ErrorBody),
+        (status = 400, description = "Bad option or malformed form; a `callback_url` that is \
+            malformed (`bad_callback_url`), not allowed (`callback_forbidden`), unresolvable \
+            (`callback_unresolvable`), or for a tenant without a callback secret \
+            (`callback_unavailable`)", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 408, description = "The request took longer than the server's timeout", body = ErrorBody),
         (status = 413, description = "Larger than the body limit", body = ErrorBody),
@@ -161,6 +164,10 @@ async fn receive_and_accept(
         read?;
         (options, None)
     };
+    let callback_url = options.callback_url.clone();
+    if let Some(url) = &callback_url {
+        crate::callbacks::check(&config.callbacks, &tenant.0, url).await?;
+    }
     let streamed = spool.is_streaming();
     // Finished only now that the options are known good: an upload refused before this point
     // is aborted in the store when the spool is dropped.
@@ -197,6 +204,10 @@ async fn receive_and_accept(
             accept_stored(store, state.ingestor(), request).await?
         }
     };
+    if let Some(url) = &callback_url {
+        // Before any page is enqueued: the document cannot end without seeing it.
+        crate::callbacks::register(store, &tenant.0, document_id, url).await?;
+    }
     Ok((accepted, guard, slot))
 }
 
