@@ -139,7 +139,10 @@ mod tests {
             Err(CallbackConfigError::BadTenant(_))
         ));
         let e = c.insert_spec("no-equals-sign-secret").unwrap_err();
-        assert!(!e.to_string().contains("no-equals-sign"), "the spec is not echoed: {e}");
+        assert!(
+            !e.to_string().contains("no-equals-sign"),
+            "the spec is not echoed: {e}"
+        );
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
     }
 

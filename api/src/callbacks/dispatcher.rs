@@ -72,9 +72,7 @@ impl Dispatcher {
         let keys = self.store.list(CALLBACK_OUTBOX_PREFIX).await?;
         let steps = futures_util::stream::iter(keys)
             .map(|key| async move {
-                let Some((tenant, document_id, round)) = parse_outbox_key(&key) else {
-                    return None;
-                };
+                let (tenant, document_id, round) = parse_outbox_key(&key)?;
                 let span = tracing::info_span!("callback", %tenant, %document_id, round);
                 match self
                     .handle(&key, &tenant, &document_id, round)
