@@ -12,7 +12,9 @@ use bytes::Bytes;
 use folio_ingest::stream::{PageSource, PageStream};
 use folio_ingest::{IngestError, Ingestor, MediaType, PageRange, SourceSummary};
 use folio_results::{clock, to_bytes, try_assemble, AssembleError, Completion};
-use folio_schemas::{DocKeys, JobOptions, Manifest, PageError, PageJob, SCHEMA_VERSION};
+use folio_schemas::{
+    DocKeys, JobOptions, Manifest, PageError, PageJob, ProgressKind, SCHEMA_VERSION,
+};
 use folio_transport::{JobQueue, ObjectStore, TransportError};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -267,6 +269,12 @@ pub async fn record_never_enqueued(
                 "application/json",
             )
             .await?;
+        let logged = ProgressKind::Page {
+            page,
+            ok: false,
+            code: Some(why.code.into()),
+        };
+        folio_results::progress::append(store, &keys, logged).await?;
     }
     assemble_if_complete(store, manifest).await
 }

@@ -1,15 +1,17 @@
 //! Document completion: once every selected page has a result or an error record, write
-//! `document.md` and then `document.json` (the completion marker).
+//! `document.md` and then `document.json` (the completion marker), then end the document
+//! ([`crate::ending`]: the end logged, the completion webhook queued).
 //!
 //! Assembly reads only what is in the store and never the clock, so assembling twice — e.g. by two
 //! workers that finished the last two pages at once, or a worker and the API — writes the same
 //! bytes. `completed_at` is the latest `finished_at` of the page records, not the time of assembly.
 
 use crate::clock;
+use crate::ending::{end_document, Ending};
 use crate::json::to_bytes;
 use crate::markdown::document_markdown;
 use folio_schemas::{
-    DocKeys, DocumentResult, DocumentStatus, Manifest, PageError, PageResult, ResultKey,
+    DocKeys, DocumentResult, DocumentStatus, EndStatus, Manifest, PageError, PageResult, ResultKey,
     SourceInfo, SCHEMA_VERSION,
 };
 use folio_transport::{ObjectStore, TransportError};
@@ -134,6 +136,14 @@ pub async fn try_assemble(
     store
         .put(&keys.document_json(), to_bytes(&doc), "application/json")
         .await?;
+    let (pages_done, pages_failed) = (doc.pages.len() as u32, doc.errors.len() as u32);
+    let ending = Ending {
+        status: EndStatus::from_counts(pages_done, pages_failed),
+        pages_total: total as u32,
+        pages_done,
+        pages_failed,
+    };
+    end_document(store, tenant, document_id, ending).await?;
     Ok(Completion::Assembled(Box::new(doc)))
 }
 

@@ -9,18 +9,24 @@
 //! - [`page`]: [`PageResult`], the structured output for one page (blocks with boxes, tables, charts).
 //! - [`document`]: [`DocumentResult`], all pages assembled, and [`PageError`], the record of a page
 //!   that could not be processed.
+//! - [`lifecycle`]: the progress log, how a document ends, cancel, completion webhooks.
 //! - [`prescription`]: [`Prescription`], the record both engines put in a prescription block's
 //!   `fields`.
 
 pub mod document;
 pub mod job;
 pub mod keys;
+pub mod lifecycle;
 pub mod page;
 pub mod prescription;
 
 pub use document::{DocumentResult, DocumentStatus, PageError, SourceInfo};
 pub use job::{EngineKind, JobOptions, Manifest, PageJob, OCR_PROFILES};
 pub use keys::{DocKeys, ResultKey};
+pub use lifecycle::{
+    CallbackNotice, CallbackPayload, CallbackRegistration, CancelRecord, DeliveryAttempt,
+    DeliveryOutcome, EndStatus, ProgressEvent, ProgressKind, Round,
+};
 pub use page::{
     BBox, Block, BlockKind, Chart, ChartAxis, ChartPoint, ChartSeries, EngineInfo, Formula, Line,
     PageImage, PageResult, Table, TableCell,

@@ -3,6 +3,7 @@
 mod ask;
 mod exit;
 mod files;
+mod gc;
 mod glm_engine;
 mod ocr_engine;
 mod parse;
@@ -58,6 +59,8 @@ pub enum Command {
     Trigger(trigger::TriggerArgs),
     /// Process a whole prefix again (new engine or profile), resumably: s3://BUCKET/PREFIX.
     Reprocess(reprocess::ReprocessArgs),
+    /// Delete documents older than the retention (--days / FOLIO_RETENTION_DAYS); --dry-run lists them.
+    Gc(gc::GcArgs),
 }
 
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Work(args) => work::run(args, &runtime),
         Command::Trigger(args) => trigger::run(args, &runtime),
         Command::Reprocess(args) => reprocess::run(args, &runtime),
+        Command::Gc(args) => gc::run(args),
     }
 }
 

@@ -1,13 +1,15 @@
 //! `folio serve`: the upload API over RabbitMQ + S3 (routes in `folio_api::http`). With `--rules`
 //! and a webhook secret it also serves the event webhooks (`/v1/events/s3`,
 //! `/v1/events/seaweedfs`) as `folio trigger --listen` does; without, they answer 404
-//! `events_disabled`.
+//! `events_disabled`. Every replica also delivers completion webhooks from the store's outbox
+//! (`folio_api::callbacks`).
 
 use super::service::{service_ingestor, shutdown_signal, BrokerArgs, BucketArgs};
 use super::trigger::{build_trigger, EventsArgs};
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
 use clap::Args;
+use folio_api::callbacks::{CallbackConfig, Dispatcher};
 use folio_api::events::EventsEndpoint;
 use folio_api::http::links::LinkSigner;
 use folio_api::http::{
@@ -72,11 +74,63 @@ pub struct ServeArgs {
     #[arg(long, env = "FOLIO_METRICS_TENANT_LABELS", value_parser = clap::builder::BoolishValueParser::new())]
     metrics_tenant_labels: bool,
     #[command(flatten)]
+    callbacks: CallbackArgs,
+    #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
     bucket: BucketArgs,
     #[command(flatten)]
     events: EventsArgs,
+}
+
+/// Completion webhooks (`callback_url`): signing secrets, allowed networks, timings.
+#[derive(Debug, Args)]
+struct CallbackArgs {
+    /// Callback signing secrets as comma-separated `tenant=secret` pairs (≥ 16 characters);
+    /// a tenant without one cannot ask for callbacks.
+    #[arg(
+        long,
+        env = "FOLIO_CALLBACK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    callback_secrets: Vec<String>,
+    /// Networks or addresses callbacks may reach although they are not public (loopback,
+    /// private, link-local), comma-separated: `127.0.0.1,10.0.0.0/8`.
+    #[arg(long, env = "FOLIO_CALLBACK_ALLOW", value_delimiter = ',')]
+    callback_allow: Vec<String>,
+    /// Time limit of one delivery attempt.
+    #[arg(long, env = "FOLIO_CALLBACK_TIMEOUT_SECS", default_value_t = 10)]
+    callback_timeout_secs: u64,
+    /// Wait after the first failed attempt (doubled after each, at most 10 minutes).
+    #[arg(long, env = "FOLIO_CALLBACK_RETRY_SECS", default_value_t = 10)]
+    callback_retry_secs: u64,
+    /// No attempt starts later than this after the document ended.
+    #[arg(long, env = "FOLIO_CALLBACK_GIVE_UP_SECS", default_value_t = 3600)]
+    callback_give_up_secs: u64,
+    /// How often the outbox of pending callbacks is read.
+    #[arg(long, env = "FOLIO_CALLBACK_POLL_MS", default_value_t = 2000)]
+    callback_poll_ms: u64,
+}
+
+impl CallbackArgs {
+    fn config(&self) -> Result<CallbackConfig, CliError> {
+        let mut config = CallbackConfig::default();
+        for spec in &self.callback_secrets {
+            config
+                .insert_spec(spec)
+                .map_err(|e| CliError::new(Exit::Usage, e))?;
+        }
+        config.allow =
+            folio_api::callbacks::target::parse_allow(&self.callback_allow).map_err(|e| {
+                CliError::new(Exit::Usage, anyhow::anyhow!("FOLIO_CALLBACK_ALLOW: {e}"))
+            })?;
+        config.timeout = Duration::from_secs(self.callback_timeout_secs);
+        config.first_retry = Duration::from_secs(self.callback_retry_secs);
+        config.give_up_after = Duration::from_secs(self.callback_give_up_secs);
+        config.poll = Duration::from_millis(self.callback_poll_ms);
+        Ok(config)
+    }
 }
 
 /// The broker is ready when its connection is up.
@@ -121,6 +175,7 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
         ),
     }
     config.metrics_tenant_labels = args.metrics_tenant_labels;
+    config.callbacks = args.callbacks.config()?;
     config
         .validate()
         .map_err(|e| CliError::new(Exit::Usage, e))?;
@@ -161,11 +216,16 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
             shutdown_signal().await;
             stop.cancel();
         });
+        // Completion webhooks: this replica delivers from the store's outbox.
+        let dispatcher = Dispatcher::new(store.clone(), config.callbacks.clone());
+        let dispatching = tokio::spawn(dispatcher.run(shutdown.clone()));
         let state = AppState::new(config, store, queue, ingestor, readiness)
             .map_err(|e| CliError::new(Exit::Internal, e))?;
-        http::serve(state, events, shutdown)
+        http::serve(state, events, shutdown.clone())
             .await
             .map_err(|e| CliError::new(Exit::Internal, e))?;
+        shutdown.cancel();
+        let _ = dispatching.await;
         Ok(Exit::Ok)
     })
 }

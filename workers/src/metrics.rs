@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Page outcomes: `ok`, `failed`, `retried`.
+/// Page outcomes: `ok`, `failed`, `retried`, `cancelled` (skipped: its document was cancelled).
 pub fn page_finished(engine: &'static str, outcome: &'static str) {
     metrics::counter!("folio_pages_total", "engine" => engine, "outcome" => outcome).increment(1);
 }

@@ -13,13 +13,19 @@
 //! (for up to [`WorkerConfig::outage_wait`]); only then does the failure policy apply. Otherwise a
 //! short outage would push every page in hand past the queue's delivery limit, and the broker would
 //! dead-letter a page whose error record could not be written either.
+//!
+//! Before a page goes to the engine its document's cancel marker is checked: a cancelled
+//! document's pages are acked without running the engine. After a page's record is written,
+//! its entry is appended to the document's progress log (`folio_results::progress`).
 
 use crate::disposition::{disposition, error_code, Disposition, Failure};
 use crate::engine::{Engine, EngineError, EngineOutput, PageInput};
 use crate::job_check::{check_job, check_manifest, InvalidJob, INVALID_JOB};
 use crate::metrics;
-use folio_results::{clock, page_markdown, to_bytes, try_assemble, Completion};
-use folio_schemas::{DocKeys, Manifest, PageError, PageImage, PageJob, PageResult, SCHEMA_VERSION};
+use folio_results::{clock, page_markdown, progress, to_bytes, try_assemble, Completion};
+use folio_schemas::{
+    DocKeys, Manifest, PageError, PageImage, PageJob, PageResult, ProgressKind, SCHEMA_VERSION,
+};
 use folio_transport::{Delivery, JobQueue, ObjectStore, TransportError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
@@ -229,6 +235,26 @@ impl Worker {
                 return None;
             }
         }
+        let cancelled = DocKeys::new(&job.tenant, &job.document_id).cancelled();
+        match self
+            .store_call("checking for a cancel", || self.store.exists(&cancelled))
+            .instrument(span.clone())
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => {
+                // Cancelled documents' pages are settled without running the engine.
+                span.in_scope(|| tracing::info!("document cancelled; page skipped"));
+                metrics::page_finished(engine, "cancelled");
+                let _ = delivery.ack().await;
+                return None;
+            }
+            Err(e) => {
+                let f = Failure::Transient(format!("checking for a cancel: {e}"));
+                self.fail(delivery, &job, f).instrument(span).await;
+                return None;
+            }
+        }
         let bytes = match self
             .store_call("reading the page image", || self.store.get(&job.image_key))
             .instrument(span.clone())
@@ -310,6 +336,11 @@ impl Worker {
                 Failure::Transient(format!("writing the result: {e}")),
             )
             .await;
+            return;
+        }
+        if let Err(e) = self.log_page(&p.job, true, None).await {
+            let f = Failure::Transient(format!("logging the page's progress: {e}"));
+            self.fail(p.delivery, &p.job, f).await;
             return;
         }
         if !self.complete_if_last(&p.job).await {
@@ -437,6 +468,12 @@ impl Worker {
                     let _ = delivery.requeue().await;
                     return;
                 }
+                if let Err(e) = self.log_page(job, false, Some(record.code.clone())).await {
+                    tracing::warn!(error = %e, "cannot log the page's progress; requeueing");
+                    tokio::time::sleep(self.config.retry_delay).await;
+                    let _ = delivery.requeue().await;
+                    return;
+                }
                 if !self.complete_if_last(job).await {
                     tokio::time::sleep(self.config.retry_delay).await;
                     let _ = delivery.requeue().await;
@@ -485,6 +522,25 @@ impl Worker {
                 true
             }
         }
+    }
+
+    /// Append the page's entry to the document's progress log (after its record is durable).
+    async fn log_page(
+        &self,
+        job: &PageJob,
+        ok: bool,
+        code: Option<String>,
+    ) -> Result<u64, TransportError> {
+        let keys = DocKeys::new(&job.tenant, &job.document_id);
+        let kind = ProgressKind::Page {
+            page: job.page,
+            ok,
+            code,
+        };
+        self.store_call("logging the page's progress", || {
+            progress::append(self.store.as_ref(), &keys, kind.clone())
+        })
+        .await
     }
 
     /// A store call, retried in place while the store is unreachable (see the module docs).

@@ -41,6 +41,10 @@ pub struct Rule {
     pub profile: Option<String>,
     #[serde(default)]
     pub dpi: Option<u32>,
+    /// Completion webhook of the documents this rule submits (see `crate::callbacks`; the
+    /// target is checked again before each delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 fn default_engine() -> EngineKind {
@@ -109,6 +113,13 @@ impl RuleSet {
                     "bucket {:?} is not a bucket name",
                     rule.bucket
                 )));
+            }
+            if let Some(Err(e)) = rule
+                .callback_url
+                .as_deref()
+                .map(crate::callbacks::Target::parse)
+            {
+                return Err(invalid(e.to_string()));
             }
             if let Some(dpi) = rule.dpi.filter(|d| !(36..=1200).contains(d)) {
                 return Err(invalid(format!("dpi {dpi} is outside 36..=1200")));

@@ -342,6 +342,11 @@ impl Trigger {
             Err(e) => return Err(TriggerError::new("accepting the object", e)),
         };
         let document_id = accepted.manifest.document_id.clone();
+        if let Some(url) = &rule.callback_url {
+            crate::callbacks::register(self.store.as_ref(), &rule.tenant, &document_id, url)
+                .await
+                .map_err(|e| TriggerError::new("registering the callback", e))?;
+        }
         let selected = accepted.manifest.pages.len();
         let pages = match enqueue_pages(
             self.store.clone(),

@@ -67,6 +67,8 @@ pub struct ServeConfig {
     /// Whether `/metrics` may carry tenant names (a `tenant` label); off by default, since
     /// tenant names are customer names and metrics travel to places logs do not.
     pub metrics_tenant_labels: bool,
+    /// Completion webhooks: per-tenant secrets, allowed networks, delivery timings.
+    pub callbacks: crate::callbacks::CallbackConfig,
 }
 
 impl ServeConfig {
@@ -94,6 +96,7 @@ impl ServeConfig {
             view_links: LinkSigner::random(),
             view_link_ttl: Duration::from_secs(15 * 60),
             metrics_tenant_labels: false,
+            callbacks: crate::callbacks::CallbackConfig::default(),
         }
     }
 
@@ -130,6 +133,7 @@ impl ServeConfig {
         if self.view_link_ttl > MAX_VIEW_LINK_TTL {
             return Err(ConfigError::ViewLinkTtl(self.view_link_ttl.as_secs()));
         }
+        self.callbacks.validate()?;
         Ok(())
     }
 }
@@ -159,6 +163,8 @@ pub enum ConfigError {
         crate::http::links::MIN_SECRET_LEN
     )]
     ShortViewSecret,
+    #[error(transparent)]
+    Callbacks(#[from] crate::callbacks::CallbackConfigError),
 }
 
 /// Shortest accepted API key.

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// Answers made by the framework or a layer for a bare status (timeouts, unknown routes...).
     #[error("{message}")]
     Http { status: StatusCode, message: String },
+    /// The request conflicts with the document's state (e.g. cancelling a finished document).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// Our bug or an unexpected state; the detail is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -92,6 +95,7 @@ impl ApiError {
             }
             ApiError::Transport(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Incomplete { .. } => (StatusCode::CONFLICT, "incomplete"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TenantBusy { .. } => (StatusCode::TOO_MANY_REQUESTS, "tenant_busy"),
             ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Http { status, .. } => (*status, bare_status_code(*status)),
@@ -149,6 +153,12 @@ impl From<SubmitError> for ApiError {
             SubmitError::Transport(e) => ApiError::Transport(e),
             SubmitError::Internal(m) => ApiError::Internal(m),
         }
+    }
+}
+
+impl From<crate::callbacks::RegisterError> for ApiError {
+    fn from(e: crate::callbacks::RegisterError) -> Self {
+        ApiError::bad_request(e.code(), e.to_string())
     }
 }
 

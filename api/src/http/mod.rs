@@ -9,6 +9,8 @@
 //! | `GET /v1/documents/{id}/view` | the HTML viewer (boxes over page images); key or signed link |
 //! | `GET /v1/documents/{id}/pages/{n}/image` | the stored page image; key or signed link |
 //! | `GET /v1/documents/{id}/view-link` | a signed, short-lived link to the viewer |
+//! | `DELETE /v1/documents/{id}[?purge=true]` | cancel (`cancel`): workers skip the pages left; purge deletes the data |
+//! | `GET /v1/documents/{id}/events` | live progress, Server-Sent Events from the progress log (`progress`) |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations |
 //!
 //! Every document route authenticates (`Authorization: Bearer <key>` → tenant) and only sees the
@@ -34,6 +36,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod links;
@@ -42,6 +45,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod options;
+pub mod progress;
 pub mod server;
 pub mod state;
 pub mod status;
@@ -79,7 +83,11 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .route("/v1/documents", post(upload::upload))
-        .route("/v1/documents/{id}", get(status::get_status))
+        .route(
+            "/v1/documents/{id}",
+            get(status::get_status).delete(cancel::cancel),
+        )
+        .route("/v1/documents/{id}/events", get(progress::events))
         .route("/v1/documents/{id}/result", get(status::get_result))
         .route("/v1/documents/{id}/pages/{page}", get(status::get_page))
         .route(

@@ -3,8 +3,10 @@
 //! document and `schemas/json/*.schema.json` cannot disagree. Committed as
 //! `schemas/json/openapi.json`; a test fails when it drifts.
 
+use crate::http::cancel::{self, CancelResponse};
 use crate::http::error::{ErrorBody, ErrorDetail};
 use crate::http::ops::{self, HealthBody};
+use crate::http::progress;
 use crate::http::status::{self, DocState, PageFailure, PageState, PageStatus, StatusResponse};
 use crate::http::upload::{self, UploadAccepted};
 use crate::http::view::{self, ViewLink};
@@ -36,6 +38,8 @@ const PLACEHOLDER: &str = "folio-schemas placeholder";
         view::get_view,
         view::get_view_link,
         view::get_page_image,
+        cancel::cancel,
+        progress::events,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -43,6 +47,7 @@ const PLACEHOLDER: &str = "folio-schemas placeholder";
     ),
     components(schemas(
         UploadAccepted,
+        CancelResponse,
         StatusResponse,
         PageStatus,
         PageState,

@@ -1,5 +1,5 @@
 //! Upload options: read from the query string and/or multipart fields as raw text, then checked
-//! once into [`UploadOptions`] (engine, DPI, page selection, prompt profile, password).
+//! once into [`UploadOptions`] (engine, DPI, page selection, prompt profile, password, callback).
 
 use crate::http::error::ApiError;
 use axum::http::HeaderMap;
@@ -44,6 +44,9 @@ pub struct UploadQuery {
     pub password: Option<String>,
     /// Original file name, kept in the manifest (multipart uploads use the part's file name).
     pub filename: Option<String>,
+    /// `http`/`https` URL POSTed a signed JSON when the document ends (needs a callback secret
+    /// for the tenant; loopback, private and link-local hosts are refused).
+    pub callback_url: Option<String>,
 }
 
 /// The header that carries the password of an encrypted PDF with a raw-body upload.
@@ -83,7 +86,14 @@ impl UploadQuery {
 
     /// The names accepted as multipart text fields (the same as the query parameters).
     pub const FIELDS: &'static [&'static str] = &[
-        "engine", "dpi", "pages", "profile", "prompt", "password", "filename",
+        "engine",
+        "dpi",
+        "pages",
+        "profile",
+        "prompt",
+        "password",
+        "filename",
+        "callback_url",
     ];
 
     /// Set option `name` from a multipart field; an option given twice (query and field, or two
@@ -97,6 +107,7 @@ impl UploadQuery {
             "prompt" => &mut self.prompt,
             "password" => &mut self.password,
             "filename" => &mut self.filename,
+            "callback_url" => &mut self.callback_url,
             other => {
                 return Err(ApiError::bad_request(
                     "unknown_field",
@@ -201,6 +212,7 @@ impl UploadQuery {
             pages,
             password: self.password.clone().filter(|p| !p.is_empty()),
             file_name: self.filename.as_deref().and_then(clean_file_name),
+            callback_url: self.callback_url.clone().filter(|u| !u.is_empty()),
         })
     }
 }
@@ -213,6 +225,8 @@ pub struct UploadOptions {
     #[debug(with = crate::redact::secret)]
     pub password: Option<String>,
     pub file_name: Option<String>,
+    /// Checked against the tenant's callback settings by the upload handler.
+    pub callback_url: Option<String>,
 }
 
 /// The last path component, without control characters, at most 255 bytes; `None` if empty.
@@ -250,6 +264,7 @@ mod tests {
             prompt: Some("What is the total?".into()),
             password: Some("pw".into()),
             filename: Some("C:\\scans\\a.pdf".into()),
+            callback_url: Some("https://hooks.example.com/folio".into()),
         })
         .unwrap();
         assert_eq!(o.job.engine, EngineKind::Glm45v);

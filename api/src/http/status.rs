@@ -1,5 +1,5 @@
 //! Reading a document back: its status (from the store itself — manifest, `results/` listing,
-//! completion marker; no database), its assembled result, and single page results.
+//! completion marker, cancel marker; no database), its assembled result, and single page results.
 
 use crate::http::auth::Tenant;
 use crate::http::error::{ApiError, ErrorBody};
@@ -10,7 +10,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use folio_schemas::{DocKeys, Manifest, PageError, ResultKey};
+use folio_schemas::{CancelRecord, DocKeys, Manifest, PageError, ResultKey};
 use folio_transport::ObjectStore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +26,8 @@ pub enum DocState {
     Complete,
     /// Assembled; some pages failed (see their `error`).
     Partial,
+    /// Cancelled (`DELETE /v1/documents/{id}`): pages not yet processed are skipped.
+    Cancelled,
 }
 
 /// Where one page stands.
@@ -35,6 +37,8 @@ pub enum PageState {
     Pending,
     Done,
     Failed,
+    /// Never processed: the document was cancelled first.
+    Skipped,
 }
 
 /// Why a page failed (from its error record).
@@ -78,6 +82,28 @@ pub struct StatusResponse {
     /// (`document.json`'s `completed_at`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
+    /// RFC 3339 time of the cancel, when the document was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<String>,
+    /// Whether the stored pages and results were deleted (`?purge=true`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub purged: bool,
+}
+
+impl StatusResponse {
+    /// The status of a cancelled document: pages not recorded were skipped.
+    pub fn cancelled(mut self, record: &CancelRecord) -> Self {
+        self.status = DocState::Cancelled;
+        self.completed_at = None;
+        self.cancelled_at = Some(record.cancelled_at.clone());
+        self.purged = record.purged;
+        for p in &mut self.pages {
+            if p.state == PageState::Pending {
+                p.state = PageState::Skipped;
+            }
+        }
+        self
+    }
 }
 
 /// What the status needs of `document.json`, the completion marker.
@@ -164,7 +190,10 @@ pub fn build_status(
             DocState::Complete | DocState::Partial => {
                 assembled.and_then(|a| a.completed_at.clone())
             }
+            DocState::Cancelled => None,
         },
+        cancelled_at: None,
+        purged: false,
     }
 }
 
@@ -244,12 +273,25 @@ pub async fn load_status(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(build_status(
-        manifest,
-        &results,
-        &errors,
-        assembled.as_ref(),
-    ))
+    let status = build_status(manifest, &results, &errors, assembled.as_ref());
+    Ok(match read_cancel(store, keys).await? {
+        Some(record) => status.cancelled(&record),
+        None => status,
+    })
+}
+
+/// The document's cancel record, when it was cancelled.
+pub async fn read_cancel(
+    store: &dyn ObjectStore,
+    keys: &DocKeys,
+) -> Result<Option<CancelRecord>, ApiError> {
+    match store.get(&keys.cancelled()).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            ApiError::Internal(format!("{} is not a cancel record: {e}", keys.cancelled()))
+        }),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[utoipa::path(

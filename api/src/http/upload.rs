@@ -69,7 +69,10 @@ pub struct UploadAccepted {
         (status = 202, description = "Stored; pages are being rasterized and enqueued",
             body = UploadAccepted, headers(("Location" = String, description = "The status URL"))),
         (status = 400, description = "Bad option or malformed form; a password in the query \
-            (`password_in_query`); a malformed Idempotency-Key (`bad_idempotency_key`)", body = ErrorBody),
+            (`password_in_query`); a malformed Idempotency-Key (`bad_idempotency_key`); a `callback_url` that is \
+            malformed (`bad_callback_url`), not allowed (`callback_forbidden`), unresolvable \
+            (`callback_unresolvable`), or for a tenant without a callback secret \
+            (`callback_unavailable`)", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 408, description = "The request took longer than the server's timeout", body = ErrorBody),
         (status = 409, description = "An upload with this Idempotency-Key is still being processed \
@@ -212,6 +215,10 @@ async fn receive_and_accept(
         read?;
         (options, None)
     };
+    if let Some(url) = &options.callback_url {
+        // Checked before the key is claimed: a refused target is a 400, nothing recorded.
+        crate::callbacks::check(&config.callbacks, &tenant.0, url).await?;
+    }
     let claim = match &idempotency_key {
         None => None,
         Some(key) => {
@@ -248,6 +255,7 @@ async fn store_and_accept(
     options: UploadOptions,
     part_name: Option<String>,
 ) -> Result<Accepted, ApiError> {
+    let callback_url = options.callback_url.clone();
     let streamed = spool.is_streaming();
     // Finished only now that the options are known good: an upload refused before this point
     // is aborted in the store when the spool is dropped.
@@ -284,6 +292,10 @@ async fn store_and_accept(
             accept_stored(store, state.ingestor(), request).await?
         }
     };
+    if let Some(url) = &callback_url {
+        // Before any page is enqueued: the document cannot end without seeing it.
+        crate::callbacks::register(store, &tenant.0, document_id, url).await?;
+    }
     Ok(accepted)
 }
 

@@ -339,6 +339,10 @@ impl Reprocessor {
             self.folio.delete(&keys.document_json()).await?;
             self.folio.delete(&keys.document_md()).await?;
         }
+        // A new round: the document is no longer cancelled, and it will end (and call its
+        // callback) again.
+        self.folio.delete(&keys.cancelled()).await?;
+        folio_results::progress::start_round(self.folio.as_ref(), keys).await?;
         for &p in pages {
             if d.results.contains(&p) {
                 self.folio.delete(&keys.page_result(p)).await?;
