@@ -6,6 +6,7 @@ mod glm_engine;
 mod ocr_engine;
 mod parse;
 mod render;
+mod render_pool;
 mod reprocess;
 mod serve;
 mod service;
@@ -53,6 +54,9 @@ pub enum Command {
     Trigger(trigger::TriggerArgs),
     /// Process a whole prefix again (new engine or profile), resumably: s3://BUCKET/PREFIX.
     Reprocess(reprocess::ReprocessArgs),
+    /// A render process of the pool (started by `serve` and `parse`, not by hand).
+    #[command(name = "__render", hide = true)]
+    RenderProcess(render_pool::RenderChildArgs),
 }
 
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Work(args) => work::run(args, &runtime),
         Command::Trigger(args) => trigger::run(args, &runtime),
         Command::Reprocess(args) => reprocess::run(args, &runtime),
+        Command::RenderProcess(args) => render_pool::run_render_child(args),
     }
 }
 

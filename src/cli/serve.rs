@@ -3,6 +3,7 @@
 //! `/v1/events/seaweedfs`) as `folio trigger --listen` does; without, they answer 404
 //! `events_disabled`.
 
+use super::render_pool::RenderPoolArgs;
 use super::service::{service_ingestor, shutdown_signal, BrokerArgs, BucketArgs};
 use super::trigger::{build_trigger, EventsArgs};
 use super::{CliError, Exit};
@@ -64,6 +65,8 @@ pub struct ServeArgs {
     bucket: BucketArgs,
     #[command(flatten)]
     events: EventsArgs,
+    #[command(flatten)]
+    render: RenderPoolArgs,
 }
 
 /// The broker is ready when its connection is up.
@@ -100,7 +103,9 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
     config
         .validate()
         .map_err(|e| CliError::new(Exit::Usage, e))?;
-    let ingestor = service_ingestor(runtime, args.max_pages);
+    let ingestor = args
+        .render
+        .attach(service_ingestor(runtime, args.max_pages), runtime)?;
     let rules = events_rules(&args.events)?;
 
     let rt = super::ocr_engine::tokio_runtime()?;

@@ -8,12 +8,14 @@
 //! * [`fixture`]: the small committed ingest fixtures (`ingest/tests/fixtures`).
 //! * [`assert_valid`]: a value checked against a committed JSON Schema (`schemas/json`).
 //! * [`built`]: inputs built byte by byte (bad files, EXIF, zips).
+//! * [`hostile_pdf`]: PDFs that are expensive to render (render-limit tests).
 //! * [`services`]: the RabbitMQ and S3 servers of `scripts/services/start`.
 //!
 //! Everything panics with a message that says what to run when something is missing: a test
 //! that cannot find its inputs fails, it never passes silently.
 
 pub mod built;
+pub mod hostile_pdf;
 pub mod services;
 
 use std::path::{Path, PathBuf};
