@@ -43,7 +43,11 @@ fn heavy() -> Vec<u8> {
 fn children(pid: u32) -> Vec<u32> {
     let mut kids = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
@@ -62,7 +66,9 @@ fn children(pid: u32) -> Vec<u32> {
 
 fn kill(pids: &[u32]) {
     for pid in pids {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
     }
 }
 
@@ -165,7 +171,10 @@ async fn a_render_process_killed_mid_document_costs_that_document_only() {
     let pdf = hostile_pdf::heavy_shared_xobject(400, 20_000, 1);
     let upload = api.post_pdf(&pdf);
     let killer = async {
-        wait_for(60, "a render process", || async { (!children(serve_pid).is_empty()).then_some(()) }).await;
+        wait_for(60, "a render process", || async {
+            (!children(serve_pid).is_empty()).then_some(())
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(800)).await;
         kill(&children(serve_pid));
     };

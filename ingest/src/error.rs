@@ -219,7 +219,8 @@ fn page_suffix(page: Option<u32>) -> String {
 
 /// " (after page 3)" or nothing.
 fn after(page: Option<u32>) -> String {
-    page.map(|p| format!(" (after page {p})")).unwrap_or_default()
+    page.map(|p| format!(" (after page {p})"))
+        .unwrap_or_default()
 }
 
 /// ": detail" or nothing.

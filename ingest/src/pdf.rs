@@ -262,7 +262,11 @@ fn fit(w_pt: f64, h_pt: f64, dpi: u32, max_pixels: u64) -> Option<(u32, u32, u32
 }
 
 /// Pixel size and DPI page `page` is rendered at, or `PageTooLarge` when no DPI fits the budget.
-fn fitted(doc: &PdfDocument<'_>, page: u32, cfg: &IngestConfig) -> Result<(u32, u32, u32), IngestError> {
+fn fitted(
+    doc: &PdfDocument<'_>,
+    page: u32,
+    cfg: &IngestConfig,
+) -> Result<(u32, u32, u32), IngestError> {
     let (w_pt, h_pt) = page_size(doc, page)?;
     fit(w_pt, h_pt, cfg.dpi, cfg.max_page_pixels).ok_or_else(|| {
         let (width, height, _) =

@@ -50,7 +50,11 @@ impl RenderPoolArgs {
     }
 
     /// `ingestor`, rasterizing PDFs in a pool of `folio __render` processes.
-    pub fn attach(&self, ingestor: Ingestor, runtime: &RuntimeLayout) -> Result<Ingestor, CliError> {
+    pub fn attach(
+        &self,
+        ingestor: Ingestor,
+        runtime: &RuntimeLayout,
+    ) -> Result<Ingestor, CliError> {
         let program = std::env::current_exe().map_err(|e| {
             CliError::internal(anyhow::Error::new(e).context("locating the folio binary"))
         })?;

@@ -155,9 +155,10 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
     events.validate().map_err(|e| usage(e.into()))?;
     let auth = args.events.auth();
     let config = args.events.trigger_config(args.max_object_bytes);
-    let ingestor = args
-        .render
-        .attach(super::service::service_ingestor(runtime, args.max_pages), runtime)?;
+    let ingestor = args.render.attach(
+        super::service::service_ingestor(runtime, args.max_pages),
+        runtime,
+    )?;
 
     let rt = super::ocr_engine::tokio_runtime()?;
     rt.block_on(async move {

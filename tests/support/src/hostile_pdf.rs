@@ -139,7 +139,10 @@ pub fn nested_forms(depth: usize, fanout: usize) -> Vec<u8> {
             let draws: String = (0..fanout)
                 .map(|i| format!("q 1 0 0 1 {} 0 cm /F Do Q\n", i % 3))
                 .collect();
-            (format!("/Resources << /XObject << /F {next} 0 R >> >>"), draws)
+            (
+                format!("/Resources << /XObject << /F {next} 0 R >> >>"),
+                draws,
+            )
         } else {
             (String::new(), "10 10 m 500 800 l S\n".to_owned())
         };
@@ -215,6 +218,9 @@ mod tests {
                 .expect("startxref");
             assert!(pdf[startxref..].starts_with(b"xref\n"));
         }
-        assert!(flate_bomb(64).len() < 64 * 1024, "two Flate layers keep it small");
+        assert!(
+            flate_bomb(64).len() < 64 * 1024,
+            "two Flate layers keep it small"
+        );
     }
 }
