@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 const LIMITS: &[(&str, &str)] = &[
     ("FOLIO_RENDER_PROCESSES", "2"),
     ("FOLIO_RENDER_TIMEOUT_SECS", "4"),
-    ("FOLIO_RENDER_MEMORY_MIB", "512"),
+    ("FOLIO_RENDER_MEMORY_MIB", "256"),
 ];
 
 /// Forms 24 deep, each drawing the next twice: 16 million line draws.
