@@ -110,20 +110,30 @@ async fn hostile_pdfs_are_refused_with_their_limit_and_the_api_keeps_serving() {
         return;
     };
     let mut api = stack.serve(LIMITS);
-    let cases: [(&str, Vec<u8>, &str); 3] = [
-        ("deep form nesting", nested(), "render_timeout"),
-        ("a heavy XObject on 400 pages", heavy(), "render_timeout"),
+    // Deep nesting builds millions of form objects: the time or the memory limit, whichever the
+    // machine reaches first (256 MiB here on a loaded 2-core box: memory).
+    let cases: [(&str, Vec<u8>, &[&str]); 3] = [
+        (
+            "deep form nesting",
+            nested(),
+            &["render_timeout", "render_too_large"],
+        ),
+        ("a heavy XObject on 400 pages", heavy(), &["render_timeout"]),
         (
             "a 14,400 pt square page",
             hostile_pdf::huge_page(14_400.0, 14_400.0),
-            "render_too_large",
+            &["render_too_large"],
         ),
     ];
-    for (what, pdf, code) in cases {
+    for (what, pdf, codes) in cases {
         let started = Instant::now();
         let r = api.post_pdf(&pdf).await;
         assert_eq!(r.status, 422, "{what}: {}", r.text());
-        assert_eq!(r.error_code(), code, "{what}: {}", r.text());
+        assert!(
+            codes.contains(&r.error_code().as_str()),
+            "{what}: {}",
+            r.text()
+        );
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{what}: answered after {:?}",
@@ -149,6 +159,7 @@ async fn hostile_pdfs_are_refused_with_their_limit_and_the_api_keeps_serving() {
 
     let metrics = api.get("/metrics").await.text();
     for reason in ["timeout", "too_large"] {
+        // Both limits were hit at least once (the heavy XObject, the huge page).
         let line = format!("folio_render_failures_total{{reason=\"{reason}\"}}");
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }
