@@ -93,6 +93,41 @@ pub enum IngestError {
     #[error("the page consumer failed: {0}")]
     Sink(String),
 
+    /// The render process went past the per-document wall-time limit and was stopped.
+    #[error("rendering took longer than the {limit_secs} s limit for one document{at}; the document is too expensive to render", at = after(*after_page))]
+    RenderTimeout {
+        limit_secs: u64,
+        /// The last page rendered before the limit hit, if any.
+        after_page: Option<u32>,
+    },
+
+    /// The document needs more memory than a render process may use.
+    #[error("rendering{at} needs more memory than the {limit_mib} MiB limit of a render process{detail}", at = page_suffix(*page), detail = detail_suffix(detail))]
+    RenderTooLarge {
+        limit_mib: u64,
+        page: Option<u32>,
+        detail: String,
+    },
+
+    /// The render process died while working on this document (a renderer crash); only this
+    /// document is affected.
+    #[error("the renderer crashed on this document{at} ({how}); other documents are not affected", at = after(*after_page))]
+    RenderCrashed {
+        /// The last page rendered before the crash, if any.
+        after_page: Option<u32>,
+        how: String,
+    },
+
+    /// An error the render process reported, carried across the process boundary with its
+    /// code, message and class.
+    #[error("{message}")]
+    Remote {
+        code: &'static str,
+        message: String,
+        input: bool,
+        runtime: bool,
+    },
+
     /// Reading or writing outside the decoders failed.
     #[error("{context}: {source}")]
     Io {
@@ -120,6 +155,10 @@ impl IngestError {
             IngestError::RuntimeMissing { .. } => "runtime_missing",
             IngestError::RuntimeInvalid { .. } => "runtime_invalid",
             IngestError::Render { .. } => "render_failed",
+            IngestError::RenderTimeout { .. } => "render_timeout",
+            IngestError::RenderTooLarge { .. } => "render_too_large",
+            IngestError::RenderCrashed { .. } => "render_crashed",
+            IngestError::Remote { code, .. } => *code,
             IngestError::Sink(_) => "sink",
             IngestError::Io { .. } => "io",
         }
@@ -140,6 +179,10 @@ impl IngestError {
                 | IngestError::PageOutOfRange { .. }
                 | IngestError::InvalidPageRange { .. }
                 | IngestError::TooManyPages { .. }
+                | IngestError::RenderTimeout { .. }
+                | IngestError::RenderTooLarge { .. }
+                | IngestError::RenderCrashed { .. }
+                | IngestError::Remote { input: true, .. }
         )
     }
 
@@ -148,7 +191,9 @@ impl IngestError {
     pub fn is_runtime_error(&self) -> bool {
         matches!(
             self,
-            IngestError::RuntimeMissing { .. } | IngestError::RuntimeInvalid { .. }
+            IngestError::RuntimeMissing { .. }
+                | IngestError::RuntimeInvalid { .. }
+                | IngestError::Remote { runtime: true, .. }
         )
     }
 
@@ -170,6 +215,52 @@ impl IngestError {
 /// " page 3" or nothing.
 fn page_suffix(page: Option<u32>) -> String {
     page.map(|p| format!(" page {p}")).unwrap_or_default()
+}
+
+/// " (after page 3)" or nothing.
+fn after(page: Option<u32>) -> String {
+    page.map(|p| format!(" (after page {p})"))
+        .unwrap_or_default()
+}
+
+/// ": detail" or nothing.
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+/// Every code [`IngestError::code`] can return, so a code read back from the render process
+/// becomes the same `&'static str` (an unknown one is `render_failed`).
+pub(crate) fn known_code(code: &str) -> &'static str {
+    const CODES: &[&str] = &[
+        "empty_file",
+        "unsupported_type",
+        "unsupported_feature",
+        "corrupt_file",
+        "encrypted_pdf",
+        "wrong_password",
+        "no_pages",
+        "page_too_large",
+        "page_out_of_range",
+        "invalid_page_range",
+        "too_many_pages",
+        "runtime_missing",
+        "runtime_invalid",
+        "render_failed",
+        "render_timeout",
+        "render_too_large",
+        "render_crashed",
+        "sink",
+        "io",
+    ];
+    CODES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("render_failed")
 }
 
 /// Pixels as megapixels for messages: "900", "50", "0.3", "12.5".

@@ -38,6 +38,7 @@ mod pdf;
 mod pixels;
 pub mod png;
 mod raster;
+pub mod render_pool;
 mod sniff;
 pub mod stream;
 mod tiff;
@@ -46,6 +47,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::IngestError;
 pub use page_range::PageRange;
+pub use render_pool::{RenderCommand, RenderLimits, RenderPool};
 pub use sniff::{sniff, MediaType};
 
 /// Default rendering resolution for PDF pages.
@@ -113,6 +115,8 @@ pub struct RasterPage {
 #[derive(Debug, Clone)]
 pub struct Ingestor {
     cfg: IngestConfig,
+    /// Where PDFs are validated and rendered; in this process when `None`.
+    pool: Option<RenderPool>,
 }
 
 impl Ingestor {
@@ -126,7 +130,27 @@ impl Ingestor {
         }
         cfg.max_page_pixels = cfg.max_page_pixels.max(1);
         cfg.max_pages = cfg.max_pages.max(1);
-        Ingestor { cfg }
+        Ingestor { cfg, pool: None }
+    }
+
+    /// The same ingestor, validating and rendering PDFs in `pool`'s render processes
+    /// (see [`render_pool`]).
+    pub fn with_render_pool(mut self, pool: RenderPool) -> Ingestor {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// The render pool PDFs go through, if any.
+    pub fn render_pool(&self) -> Option<&RenderPool> {
+        self.pool.as_ref()
+    }
+
+    /// The same ingestor (same render pool) with another configuration.
+    pub fn with_config(&self, cfg: IngestConfig) -> Ingestor {
+        Ingestor {
+            pool: self.pool.clone(),
+            ..Ingestor::new(cfg)
+        }
     }
 
     /// The effective configuration.
@@ -136,7 +160,7 @@ impl Ingestor {
 
     /// The same ingestor rendering PDFs at another DPI (e.g. a per-request option).
     pub fn with_dpi(&self, dpi: u32) -> Ingestor {
-        Ingestor::new(IngestConfig {
+        self.with_config(IngestConfig {
             dpi,
             ..self.cfg.clone()
         })
@@ -153,7 +177,7 @@ impl Ingestor {
     ) -> Result<SourceSummary, IngestError> {
         let media_type = sniff(bytes)?;
         let page_count = match media_type {
-            MediaType::Pdf => pdf::page_count(pdf::PdfSource::Bytes(bytes), password, &self.cfg)?,
+            MediaType::Pdf => self.pdf_page_count(pdf::PdfSource::Bytes(bytes), password)?,
             MediaType::Tiff => tiff::page_count(bytes, &self.cfg)?,
             _ => {
                 raster::check_header(bytes, media_type, &self.cfg)?;
@@ -195,7 +219,10 @@ impl Ingestor {
             pdf::PdfSource::File(path) => sniff(&read_head(path)?)?,
         };
         if media_type == MediaType::Pdf {
-            return pdf::rasterize(source, password, pages, &self.cfg, on_page);
+            return match &self.pool {
+                Some(pool) => pool.rasterize(source, password, pages, &self.cfg, on_page),
+                None => pdf::rasterize(source, password, pages, &self.cfg, &pdf::no_guard, on_page),
+            };
         }
         let read;
         let bytes = match source {
@@ -228,7 +255,7 @@ impl Ingestor {
     ) -> Result<SourceSummary, IngestError> {
         match sniff(&read_head(path)?)? {
             MediaType::Pdf => {
-                let page_count = pdf::page_count(pdf::PdfSource::File(path), password, &self.cfg)?;
+                let page_count = self.pdf_page_count(pdf::PdfSource::File(path), password)?;
                 Ok(SourceSummary {
                     media_type: MediaType::Pdf,
                     page_count,
@@ -247,6 +274,21 @@ impl Ingestor {
         on_page: &mut dyn FnMut(RasterPage) -> Result<(), IngestError>,
     ) -> Result<(), IngestError> {
         self.rasterize_source(pdf::PdfSource::File(path), password, pages, on_page)
+    }
+}
+
+impl Ingestor {
+    /// Validate a PDF: in a render process when there is a pool (every page loaded, under its
+    /// limits), here otherwise (page count and sizes).
+    fn pdf_page_count(
+        &self,
+        source: pdf::PdfSource<'_>,
+        password: Option<&str>,
+    ) -> Result<u32, IngestError> {
+        match &self.pool {
+            Some(pool) => pool.inspect(source, password, &self.cfg),
+            None => pdf::page_count(source, password, &self.cfg),
+        }
     }
 }
 

@@ -85,12 +85,46 @@ pub(crate) fn page_count(
     Ok(count)
 }
 
+/// Checks a page's bitmap before PDFium allocates it: `(page, width, height, dpi)`. The render
+/// process refuses pages whose bitmap would not fit its memory limit with it.
+pub(crate) type BitmapGuard<'a> = &'a dyn Fn(u32, u32, u32, u32) -> Result<(), IngestError>;
+
+/// No check beyond the pixel budget (rendering in the calling process).
+pub(crate) fn no_guard(_: u32, _: u32, _: u32, _: u32) -> Result<(), IngestError> {
+    Ok(())
+}
+
+/// [`page_count`], and then every page loaded, which makes PDFium parse its content (form
+/// XObjects included), and its bitmap checked by `guard`: what a render process does to
+/// validate a document, so that a content bomb fails validation under the process's limits.
+pub(crate) fn inspect_pages(
+    source: PdfSource<'_>,
+    password: Option<&str>,
+    cfg: &IngestConfig,
+    guard: BitmapGuard<'_>,
+) -> Result<u32, IngestError> {
+    let pdfium = pdfium(&cfg.pdfium_lib)?;
+    let doc = open(pdfium, source, password)?;
+    let count = checked_count(&doc, cfg)?;
+    for page in 1..=count {
+        let (width, height, dpi) = fitted(&doc, page, cfg)?;
+        guard(page, width, height, dpi)?;
+        let loaded = doc
+            .pages()
+            .get(page_index(page)?)
+            .map_err(|e| IngestError::corrupt(PDF, format!("page {page}: {}", describe(&e))))?;
+        drop(loaded);
+    }
+    Ok(count)
+}
+
 /// Render `pages` (empty = all) one at a time, handing each to `on_page`.
 pub(crate) fn rasterize(
     source: PdfSource<'_>,
     password: Option<&str>,
     pages: &[u32],
     cfg: &IngestConfig,
+    guard: BitmapGuard<'_>,
     on_page: &mut dyn FnMut(RasterPage) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let pdfium = pdfium(&cfg.pdfium_lib)?;
@@ -98,7 +132,7 @@ pub(crate) fn rasterize(
     let count = checked_count(&doc, cfg)?;
     for page in resolve_pages(pages, count)? {
         let started = Instant::now();
-        let raster = render(&doc, page, cfg)?;
+        let raster = render(&doc, page, cfg, guard)?;
         tracing::debug!(
             page,
             width = raster.image.width(),
@@ -227,19 +261,34 @@ fn fit(w_pt: f64, h_pt: f64, dpi: u32, max_pixels: u64) -> Option<(u32, u32, u32
     Some((w, h, d))
 }
 
-fn render(doc: &PdfDocument<'_>, page: u32, cfg: &IngestConfig) -> Result<RasterPage, IngestError> {
+/// Pixel size and DPI page `page` is rendered at, or `PageTooLarge` when no DPI fits the budget.
+fn fitted(
+    doc: &PdfDocument<'_>,
+    page: u32,
+    cfg: &IngestConfig,
+) -> Result<(u32, u32, u32), IngestError> {
     let (w_pt, h_pt) = page_size(doc, page)?;
-    let Some((width, height, dpi)) = fit(w_pt, h_pt, cfg.dpi, cfg.max_page_pixels) else {
+    fit(w_pt, h_pt, cfg.dpi, cfg.max_page_pixels).ok_or_else(|| {
         let (width, height, _) =
             fit(w_pt, h_pt, cfg.dpi, u64::MAX).unwrap_or((u32::MAX, u32::MAX, 0));
-        return Err(IngestError::PageTooLarge {
+        IngestError::PageTooLarge {
             format: PDF,
             page: Some(page),
             width,
             height,
             limit_pixels: cfg.max_page_pixels,
-        });
-    };
+        }
+    })
+}
+
+fn render(
+    doc: &PdfDocument<'_>,
+    page: u32,
+    cfg: &IngestConfig,
+    guard: BitmapGuard<'_>,
+) -> Result<RasterPage, IngestError> {
+    let (width, height, dpi) = fitted(doc, page, cfg)?;
+    guard(page, width, height, dpi)?;
     if dpi < cfg.dpi {
         tracing::info!(
             page,

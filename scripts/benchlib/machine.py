@@ -29,7 +29,8 @@ def runtime_dir() -> str:
 
 
 def folio_binary() -> str:
-    return os.path.join(repo_root(), "target", "release", "folio")
+    """`$FOLIO_BENCH_BINARY` (e.g. a debug build, reported as such), else the release build."""
+    return os.environ.get("FOLIO_BENCH_BINARY") or os.path.join(repo_root(), "target", "release", "folio")
 
 
 def _read(path: str) -> str:

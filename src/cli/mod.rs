@@ -8,6 +8,7 @@ mod glm_engine;
 mod ocr_engine;
 mod parse;
 mod render;
+mod render_pool;
 mod reprocess;
 mod serve;
 mod service;
@@ -61,6 +62,9 @@ pub enum Command {
     Reprocess(reprocess::ReprocessArgs),
     /// Delete documents older than the retention (--days / FOLIO_RETENTION_DAYS); --dry-run lists them.
     Gc(gc::GcArgs),
+    /// A render process of the pool (started by `serve` and `parse`, not by hand).
+    #[command(name = "__render", hide = true)]
+    RenderProcess(render_pool::RenderChildArgs),
 }
 
 pub fn run(cli: Cli) -> Result<Exit, CliError> {
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Trigger(args) => trigger::run(args, &runtime),
         Command::Reprocess(args) => reprocess::run(args, &runtime),
         Command::Gc(args) => gc::run(args),
+        Command::RenderProcess(args) => render_pool::run_render_child(args),
     }
 }
 

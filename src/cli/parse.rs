@@ -61,6 +61,8 @@ pub struct ParseArgs {
     prompt: Option<String>,
     #[command(flatten)]
     glm: super::glm_engine::GlmArgs,
+    #[command(flatten)]
+    render: super::render_pool::RenderPoolArgs,
 }
 
 /// Everything one run shares.
@@ -115,7 +117,7 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
     let mut pipeline = Pipeline {
         store,
         queue,
-        ingestor: Ingestor::new(ingest_cfg),
+        ingestor: args.render.attach(Ingestor::new(ingest_cfg), runtime)?,
         events,
     };
     let mut exit = Exit::Ok;
@@ -238,7 +240,14 @@ async fn parse_one(
         accepted,
         |_| {},
     );
-    let wait = wait_for_document(&mut p.events, &manifest.document_id, &bar);
+    let keys = DocKeys::new(TENANT, &manifest.document_id);
+    let wait = wait_for_document(
+        &mut p.events,
+        p.store.as_ref(),
+        &keys,
+        &manifest.document_id,
+        &bar,
+    );
     let (enqueued, done) = tokio::join!(enqueue, wait);
     bar.finish_and_clear();
     if let Err(e) = enqueued {
@@ -246,7 +255,6 @@ async fn parse_one(
         tracing::warn!(error = %e, "some pages could not be enqueued");
     }
     done?;
-    let keys = DocKeys::new(TENANT, &manifest.document_id);
     let json = p
         .store
         .get(&keys.document_json())
@@ -268,17 +276,30 @@ fn submit_error(e: SubmitError) -> CliError {
     }
 }
 
-/// Wait until the worker reports the document assembled, advancing the bar per page.
+/// Wait until the document is assembled, advancing the bar per page: the worker reports it, or
+/// (when pages failed to render and the submit side wrote their error records last, so that it
+/// assembled the document itself) `document.json` appears in the store.
 async fn wait_for_document(
     events: &mut UnboundedReceiver<WorkerEvent>,
+    store: &dyn ObjectStore,
+    keys: &DocKeys,
     document_id: &str,
     bar: &ProgressBar,
 ) -> Result<(), CliError> {
-    while let Some(event) = events.recv().await {
-        match event {
-            WorkerEvent::PageDone { document_id: d, .. } if d == document_id => bar.inc(1),
-            WorkerEvent::DocumentDone { document_id: d, .. } if d == document_id => return Ok(()),
-            _ => {}
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(WorkerEvent::PageDone { document_id: d, .. }) if d == document_id => bar.inc(1),
+                Some(WorkerEvent::DocumentDone { document_id: d, .. }) if d == document_id => return Ok(()),
+                Some(_) => {}
+                None => break,
+            },
+            _ = poll.tick() => {
+                if store.exists(&keys.document_json()).await.map_err(CliError::internal)? {
+                    return Ok(());
+                }
+            }
         }
     }
     Err(CliError::internal(anyhow::anyhow!(

@@ -16,6 +16,8 @@ pub struct RenderArgs {
     output: PathBuf,
     #[command(flatten)]
     raster: RasterArgs,
+    #[command(flatten)]
+    render: super::render_pool::RenderPoolArgs,
 }
 
 /// How pages are rasterized: shared by `render` and `parse`.
@@ -45,7 +47,7 @@ pub fn run(args: RenderArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> 
         .map_err(|e| rejected(format!("{}: cannot read: {e}", args.file.display())))?;
     let mut cfg = IngestConfig::new(runtime.pdfium());
     cfg.dpi = args.raster.dpi;
-    let ingestor = Ingestor::new(cfg);
+    let ingestor = args.render.attach(Ingestor::new(cfg), runtime)?;
     let ingest_err = |e: IngestError| CliError::new(ingest_exit(&e), e);
     let summary = ingestor
         .inspect(&bytes, args.raster.password.as_deref())

@@ -88,6 +88,8 @@ pub struct ReprocessArgs {
     broker: BrokerArgs,
     #[command(flatten)]
     bucket: BucketArgs,
+    #[command(flatten)]
+    render: super::render_pool::RenderPoolArgs,
 }
 
 pub fn run(args: ReprocessArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
@@ -116,7 +118,9 @@ pub fn run(args: ReprocessArgs, runtime: &RuntimeLayout) -> Result<Exit, CliErro
         restart: args.restart,
         checkpoint_every: args.checkpoint_every,
     };
-    let ingestor = Ingestor::new(IngestConfig::new(runtime.pdfium()));
+    let ingestor = args
+        .render
+        .attach(Ingestor::new(IngestConfig::new(runtime.pdfium())), runtime)?;
     let rt = super::ocr_engine::tokio_runtime()?;
     let outcome = rt.block_on(async move {
         let folio = args.bucket.connect().await?;

@@ -4,6 +4,7 @@
 //! `events_disabled`. Every replica also delivers completion webhooks from the store's outbox
 //! (`folio_api::callbacks`).
 
+use super::render_pool::RenderPoolArgs;
 use super::service::{service_ingestor, shutdown_signal, BrokerArgs, BucketArgs};
 use super::trigger::{build_trigger, EventsArgs};
 use super::{CliError, Exit};
@@ -81,6 +82,8 @@ pub struct ServeArgs {
     bucket: BucketArgs,
     #[command(flatten)]
     events: EventsArgs,
+    #[command(flatten)]
+    render: RenderPoolArgs,
 }
 
 /// Completion webhooks (`callback_url`): signing secrets, allowed networks, timings.
@@ -179,7 +182,9 @@ pub fn run(args: ServeArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
     config
         .validate()
         .map_err(|e| CliError::new(Exit::Usage, e))?;
-    let ingestor = service_ingestor(runtime, args.max_pages);
+    let ingestor = args
+        .render
+        .attach(service_ingestor(runtime, args.max_pages), runtime)?;
     let rules = events_rules(&args.events)?;
 
     let rt = super::ocr_engine::tokio_runtime()?;

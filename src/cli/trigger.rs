@@ -131,6 +131,8 @@ pub struct TriggerArgs {
     broker: BrokerArgs,
     #[command(flatten)]
     bucket: BucketArgs,
+    #[command(flatten)]
+    render: super::render_pool::RenderPoolArgs,
 }
 
 pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError> {
@@ -153,7 +155,10 @@ pub fn run(args: TriggerArgs, runtime: &RuntimeLayout) -> Result<Exit, CliError>
     events.validate().map_err(|e| usage(e.into()))?;
     let auth = args.events.auth();
     let config = args.events.trigger_config(args.max_object_bytes);
-    let ingestor = super::service::service_ingestor(runtime, args.max_pages);
+    let ingestor = args.render.attach(
+        super::service::service_ingestor(runtime, args.max_pages),
+        runtime,
+    )?;
 
     let rt = super::ocr_engine::tokio_runtime()?;
     rt.block_on(async move {

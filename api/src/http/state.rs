@@ -43,7 +43,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Validate `config` and build the state. The ingestor's page limit and default DPI are
-    /// replaced by the configuration's. Installs the Prometheus recorder on first use.
+    /// replaced by the configuration's (its render pool, if any, is kept). Installs the Prometheus recorder on first use.
     pub fn new(
         config: ServeConfig,
         store: Arc<dyn ObjectStore>,
@@ -52,7 +52,7 @@ impl AppState {
         readiness: Arc<dyn ReadinessProbe>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let ingestor = Ingestor::new(IngestConfig {
+        let ingestor = ingestor.with_config(IngestConfig {
             max_pages: config.max_pages_per_document,
             dpi: config.default_dpi,
             ..ingestor.config().clone()

@@ -80,7 +80,9 @@ pub struct UploadAccepted {
         (status = 413, description = "Larger than the body limit", body = ErrorBody),
         (status = 415, description = "Not a supported file type", body = ErrorBody),
         (status = 422, description = "Corrupt, encrypted, no pages, bad page selection, too many \
-            pages; an Idempotency-Key reused for another upload (`idempotency_key_reused`)", body = ErrorBody),
+            pages; an Idempotency-Key reused for another upload (`idempotency_key_reused`); a PDF past \
+            a render limit (`render_timeout`, `render_too_large`) or that crashed its render process \
+            (`render_crashed`)", body = ErrorBody),
         (status = 429, description = "Too many documents of this tenant in flight", body = ErrorBody),
         (status = 503, description = "Object store or queue unavailable (`unavailable`), or too many \
             documents waiting to be enqueued for longer than the admission wait (`overloaded`)", body = ErrorBody),

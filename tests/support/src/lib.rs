@@ -8,6 +8,7 @@
 //! * [`fixture`]: the small committed ingest fixtures (`ingest/tests/fixtures`).
 //! * [`assert_valid`]: a value checked against a committed JSON Schema (`schemas/json`).
 //! * [`built`]: inputs built byte by byte (bad files, EXIF, zips).
+//! * [`hostile_pdf`]: PDFs that are expensive to render (render-limit tests).
 //! * [`services`]: the RabbitMQ and S3 servers of `scripts/services/start`.
 //! * `browser` (feature `browser`): a headless Chromium to open pages in, as a person would.
 //!
@@ -17,6 +18,7 @@
 #[cfg(feature = "browser")]
 pub mod browser;
 pub mod built;
+pub mod hostile_pdf;
 pub mod services;
 
 use std::path::{Path, PathBuf};
