@@ -294,6 +294,9 @@ async fn measure(
                     break;
                 }
             }
+            WorkerEvent::JobRejected { check, .. } => {
+                return Err(format!("the worker rejected a benchmark job ({check})").into());
+            }
         }
     }
     let wall = run_start.elapsed().as_secs_f64();

@@ -91,6 +91,8 @@ pub fn fingerprint(body_sha256: &str, options: &UploadOptions) -> String {
     h.update(format!("{:?}", options.pages).as_bytes());
     h.update([0u8]);
     h.update(options.file_name.as_deref().unwrap_or_default().as_bytes());
+    h.update([0u8]);
+    h.update(options.callback_url.as_deref().unwrap_or_default().as_bytes());
     hex::encode(h.finalize())
 }
 
@@ -276,8 +278,14 @@ mod tests {
             pages: folio_ingest::PageRange::all(),
             password: password.map(str::to_string),
             file_name: Some("a.pdf".into()),
+            callback_url: None,
         };
         let base = fingerprint("aa", &options(200, None));
+        let with_callback = UploadOptions {
+            callback_url: Some("https://hooks.example.com/folio".into()),
+            ..options(200, None)
+        };
+        assert_ne!(base, fingerprint("aa", &with_callback));
         assert_eq!(base, fingerprint("aa", &options(200, Some("pw"))));
         assert_ne!(base, fingerprint("ab", &options(200, None)));
         assert_ne!(base, fingerprint("aa", &options(300, None)));
