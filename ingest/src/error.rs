@@ -158,7 +158,7 @@ impl IngestError {
             IngestError::RenderTimeout { .. } => "render_timeout",
             IngestError::RenderTooLarge { .. } => "render_too_large",
             IngestError::RenderCrashed { .. } => "render_crashed",
-            IngestError::Remote { code, .. } => *code,
+            IngestError::Remote { code, .. } => code,
             IngestError::Sink(_) => "sink",
             IngestError::Io { .. } => "io",
         }

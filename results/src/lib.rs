@@ -13,14 +13,14 @@
 
 pub mod assemble;
 pub mod clock;
-pub mod html;
 pub mod ending;
+pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod progress;
 
 pub use assemble::{build_document, try_assemble, AssembleError, Completion};
-pub use html::{document_html, ImageSources};
 pub use ending::{end_document, Ended, Ending};
+pub use html::{document_html, ImageSources};
 pub use json::to_bytes;
 pub use markdown::{document_markdown, page_markdown};

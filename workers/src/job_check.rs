@@ -30,7 +30,7 @@ pub enum InvalidJob {
     Tenant,
     #[error("the document id is not a valid document id")]
     DocumentId,
-    #[error("the page number is 0 or past the job's page count")]
+    #[error("the page number is 0 (pages count from 1)")]
     Page,
     #[error("the image key is not the page's image under the job's document prefix")]
     ImageKey,
@@ -65,7 +65,10 @@ pub fn check_job(job: &PageJob) -> Result<DocKeys, InvalidJob> {
     if !valid_document_id(&job.document_id) {
         return Err(InvalidJob::DocumentId);
     }
-    if job.page == 0 || job.page > job.page_count {
+    // A page number names a page of the source; with a page selection (`--pages 2-`) it may be
+    // past the job's page count (the number of selected pages). The manifest, read next from
+    // the job's own prefix, says whether the page was selected.
+    if job.page == 0 {
         return Err(InvalidJob::Page);
     }
     let keys = DocKeys::new(&job.tenant, &job.document_id);
@@ -136,9 +139,12 @@ mod tests {
         assert_eq!(check_manifest(&j, &m), Ok(()));
     }
 
+    /// A forgery applied to an honest job, and the check it must fail.
+    type Forgery = (fn(&mut PageJob), InvalidJob);
+
     #[test]
     fn forged_names_and_keys_fail_their_check() {
-        let cases: Vec<(fn(&mut PageJob), InvalidJob)> = vec![
+        let cases: Vec<Forgery> = vec![
             (|j| j.tenant = "../beta".into(), InvalidJob::Tenant),
             (|j| j.tenant = String::new(), InvalidJob::Tenant),
             (
@@ -146,7 +152,6 @@ mod tests {
                 InvalidJob::DocumentId,
             ),
             (|j| j.page = 0, InvalidJob::Page),
-            (|j| j.page = 4, InvalidJob::Page),
             // Another tenant's page, named by key.
             (
                 |j| j.image_key = "beta/docs/d1/pages/00001.png".into(),
@@ -171,6 +176,24 @@ mod tests {
             forge(&mut j);
             assert_eq!(check_job(&j).map(|_| ()), Err(want), "{j:?}");
         }
+    }
+
+    /// `--pages 2-` of a 3-page PDF: two jobs (page count 2) for pages 2 and 3.
+    #[test]
+    fn a_selected_page_past_the_page_count_is_valid() {
+        let mut j = job("acme", "d1", 3);
+        j.page_count = 2;
+        assert!(check_job(&j).is_ok());
+        assert_eq!(
+            check_manifest(&j, &manifest("acme", "d1", vec![2, 3])),
+            Ok(())
+        );
+        j.page = 1;
+        j.image_key = DocKeys::new("acme", "d1").page_image(1);
+        assert_eq!(
+            check_manifest(&j, &manifest("acme", "d1", vec![2, 3])),
+            Err(InvalidJob::PageNotInManifest)
+        );
     }
 
     #[test]

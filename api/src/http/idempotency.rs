@@ -92,7 +92,13 @@ pub fn fingerprint(body_sha256: &str, options: &UploadOptions) -> String {
     h.update([0u8]);
     h.update(options.file_name.as_deref().unwrap_or_default().as_bytes());
     h.update([0u8]);
-    h.update(options.callback_url.as_deref().unwrap_or_default().as_bytes());
+    h.update(
+        options
+            .callback_url
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     hex::encode(h.finalize())
 }
 
@@ -111,7 +117,7 @@ pub enum Claim {
     /// This request holds the key: process the upload, then [`Claimed::release`] on failure.
     Claimed(Claimed),
     /// An earlier request with this key made this document.
-    Replay(Manifest),
+    Replay(Box<Manifest>),
 }
 
 /// A key this request holds.
@@ -177,7 +183,7 @@ pub async fn claim(
         match store.get(&manifest_key).await {
             Ok(bytes) => {
                 let manifest: Manifest = serde_json::from_slice(&bytes).map_err(internal)?;
-                return Ok(Claim::Replay(manifest));
+                return Ok(Claim::Replay(Box::new(manifest)));
             }
             Err(e) if e.is_not_found() && age < in_use_for.as_secs() => {
                 return Err(ApiError::Idempotency {

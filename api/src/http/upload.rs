@@ -233,7 +233,7 @@ async fn receive_and_accept(
             match idempotency::claim(store, &tenant.0, key, record, config.request_timeout).await? {
                 Claim::Claimed(claimed) => Some(claimed),
                 // The spool is dropped: a streamed copy of this body is aborted.
-                Claim::Replay(manifest) => return Ok(Outcome::Replayed(manifest)),
+                Claim::Replay(manifest) => return Ok(Outcome::Replayed(*manifest)),
             }
         }
     };
