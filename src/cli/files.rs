@@ -119,6 +119,28 @@ pub fn output_dir(root: &Path, file: &Path, used: &mut HashSet<String>) -> PathB
     root.join(candidate)
 }
 
+/// Reports a document that ended with failed pages (each page's error, then the count) on
+/// stderr; the caller's exit code becomes [`Exit::InputRejected`].
+pub fn report_partial(file: &Path, doc: &DocumentResult, out_dir: &Path) -> Exit {
+    for e in &doc.errors {
+        eprintln!(
+            "folio: {}: page {}: {} ({})",
+            file.display(),
+            e.page,
+            e.message,
+            e.code
+        );
+    }
+    eprintln!(
+        "{}: {} of {} page(s) -> {} (partial)",
+        file.display(),
+        doc.pages.len(),
+        doc.pages.len() + doc.errors.len(),
+        out_dir.display()
+    );
+    Exit::InputRejected
+}
+
 /// The more serious of two exit codes (the higher number).
 pub fn worst(a: Exit, b: Exit) -> Exit {
     if (b as u8) > (a as u8) {

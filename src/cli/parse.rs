@@ -5,7 +5,9 @@
 //! `both`, the default) also writes `document.html`, the viewer with the page images embedded.
 
 use super::exit::ingest_exit;
-use super::files::{output_dir, read_input, worst, write_outputs, OutputFormat, RecordSource};
+use super::files::{
+    output_dir, read_input, report_partial, worst, write_outputs, OutputFormat, RecordSource,
+};
 use super::render::RasterArgs;
 use super::{CliError, Exit};
 use crate::runtime::RuntimeLayout;
@@ -134,23 +136,7 @@ async fn run_async(args: ParseArgs, runtime: &RuntimeLayout) -> Result<Exit, Cli
                 );
             }
             Ok(doc) => {
-                for e in &doc.errors {
-                    eprintln!(
-                        "folio: {}: page {}: {} ({})",
-                        file.display(),
-                        e.page,
-                        e.message,
-                        e.code
-                    );
-                }
-                eprintln!(
-                    "{}: {} of {} page(s) -> {} (partial)",
-                    file.display(),
-                    doc.pages.len(),
-                    doc.pages.len() + doc.errors.len(),
-                    out_dir.display()
-                );
-                exit = worst(exit, Exit::InputRejected);
+                exit = worst(exit, report_partial(file, &doc, &out_dir));
             }
             Err(e) => {
                 eprintln!("folio: {}: {:#}", file.display(), e.error);

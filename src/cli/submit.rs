@@ -8,7 +8,9 @@
 mod client;
 mod progress;
 
-use super::files::{output_dir, read_input, worst, write_outputs, OutputFormat, RecordSource};
+use super::files::{
+    output_dir, read_input, report_partial, worst, write_outputs, OutputFormat, RecordSource,
+};
 use super::{CliError, Exit};
 use clap::Args;
 use client::ApiClient;
@@ -119,23 +121,7 @@ async fn run_async(args: &SubmitArgs, client: &ApiClient) -> Result<Exit, CliErr
             );
             continue;
         }
-        for e in &doc.errors {
-            eprintln!(
-                "folio: {}: page {}: {} ({})",
-                file.display(),
-                e.page,
-                e.message,
-                e.code
-            );
-        }
-        eprintln!(
-            "{}: {} of {} page(s) -> {} (partial)",
-            file.display(),
-            doc.pages.len(),
-            doc.pages.len() + doc.errors.len(),
-            out_dir.display()
-        );
-        exit = worst(exit, Exit::InputRejected);
+        exit = worst(exit, report_partial(file, &doc, &out_dir));
     }
     Ok(exit)
 }
